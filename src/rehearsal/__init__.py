@@ -1,0 +1,1 @@
+"""golive-rehearsal: dress-rehearsal harness for EHR go-lives."""
