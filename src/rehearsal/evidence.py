@@ -33,6 +33,7 @@ def tag(**labels: str | None) -> None:
             raise ValueError(f"unknown evidence label {name!r}; known: {', '.join(LABELS)}")
         if name == "severity":
             allure.dynamic.severity(_SEVERITY.get(value, allure.severity_level.NORMAL))
+            continue
         allure.dynamic.label(name, value)
         if name == "aspect":
             allure.dynamic.epic(value)

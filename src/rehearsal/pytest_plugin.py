@@ -1,0 +1,270 @@
+"""The pytest plugin: turns a pytest session into a rehearsal of one plan.
+
+Inert unless ``--rehearsal-plan`` is given, so the harness's own tests run beside it.
+When active it loads the plan, parametrises per-site scenarios over the plan's sites,
+labels every result (docs/design.md, Evidence conventions), renders Gherkin steps as
+Allure steps with a screenshot after each step that used the browser, and narrows the
+session to a site, an aspect or a rerun's selection.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import allure
+import pytest
+from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+from rehearsal import evidence
+from rehearsal.errors import UsageError
+from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
+
+LOADED_PLAN = pytest.StashKey[LoadedPlan]()
+OPEN_STEPS = pytest.StashKey[list[Any]]()
+WEB_PAGE = pytest.StashKey[Any]()
+VALUE_TAGS = ("aspect", "criterion", "severity")
+CONTENT_ASPECT = {"hardware_checks": "teknisk", "load": "teknisk"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rehearsal", "go-live rehearsal")
+    group.addoption("--rehearsal-plan", metavar="PLAN", help="rehearsal plan (YAML); activates the plugin")
+    group.addoption("--rehearsal-run-dir", metavar="DIR", help="run folder for evidence files")
+    group.addoption("--rehearsal-run-id", metavar="ID", default="", help="run id, recorded as a label")
+    group.addoption(
+        "--rehearsal-site", metavar="SITE", action="append", default=[], help="only these plan sites"
+    )
+    group.addoption(
+        "--rehearsal-aspect",
+        metavar="ASPECT",
+        action="append",
+        default=[],
+        choices=ASPECTS,
+        help="only these aspects",
+    )
+    group.addoption("--rehearsal-only", metavar="FILE", help="file of node ids to run (a rerun's selection)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in (
+        ("aspect(name)", "organisatorisk | klinisk | teknisk"),
+        ("criterion(id)", "the go/no-go criterion a scenario feeds"),
+        ("severity(level)", "blocker | critical | normal | minor"),
+        ("per_site", "run the scenario once per plan site"),
+        ("slow", "end-to-end tests that start processes"),
+    ):
+        config.addinivalue_line("markers", f"{name}: {text}")
+    config.pluginmanager.register(_BrowserArgs(), "rehearsal-browser")
+    path = config.getoption("--rehearsal-plan", None)
+    if not path:
+        return
+    try:
+        loaded = load_plan(path)
+        for site_id in config.getoption("--rehearsal-site"):
+            loaded.plan.site(site_id)
+    except PlanError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[LOADED_PLAN] = loaded
+
+
+def loaded_plan_for(config: pytest.Config) -> LoadedPlan | None:
+    return config.stash.get(LOADED_PLAN, None)
+
+
+def plan_for(config: pytest.Config) -> Plan | None:
+    """The plan of this session, or None when the plugin is inactive (collect nothing then)."""
+    loaded = loaded_plan_for(config)
+    return loaded.plan if loaded else None
+
+
+def sites_in_scope(config: pytest.Config) -> list[Site]:
+    plan = plan_for(config)
+    if plan is None:
+        return []
+    wanted = config.getoption("--rehearsal-site")
+    return [s for s in plan.sites if not wanted or s.id in wanted]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Rehearsal content needs a plan; without one it is not collected at all."""
+    if plan_for(config) is None and collection_path.name in ("scenarios", "load", "hardware_checks"):
+        return True
+    return None
+
+
+@pytest.fixture(scope="session")
+def loaded_plan(pytestconfig: pytest.Config) -> LoadedPlan:
+    loaded = loaded_plan_for(pytestconfig)
+    if loaded is None:
+        pytest.skip("no rehearsal plan (--rehearsal-plan)")
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def plan(loaded_plan: LoadedPlan) -> Plan:
+    return loaded_plan.plan
+
+
+@pytest.fixture(scope="session")
+def rehearsal_run_dir(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = pytestconfig.getoption("--rehearsal-run-dir")
+    return Path(given) if given else tmp_path_factory.mktemp("rehearsal-run")
+
+
+@pytest.fixture
+def web(page: Any, plan: Plan, request: pytest.FixtureRequest) -> Any:
+    """The browser page on the target's web UI; steps after which it is screenshotted."""
+    page.set_default_timeout(plan.environment.timeouts.read * 1000)
+    request.node.stash[WEB_PAGE] = page
+    return page
+
+
+class _BrowserArgs:
+    """Registered after pytest-playwright so its fixture overrides Playwright's own."""
+
+    @pytest.fixture(scope="session")
+    def browser_type_launch_args(
+        self, browser_type_launch_args: dict[str, Any], pytestconfig: pytest.Config
+    ) -> dict[str, Any]:
+        """Use the Debian Chromium when Playwright has no browser of its own, and never call out."""
+        args = dict(browser_type_launch_args)
+        executable = os.environ.get("REHEARSAL_CHROMIUM") or shutil.which("chromium")
+        if executable and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
+            args["executable_path"] = executable
+        plan = plan_for(pytestconfig)
+        hosts = plan.environment.allowed_hosts if plan else ["127.0.0.1", "localhost"]
+        rules = "MAP * ~NOTFOUND , " + " , ".join(f"EXCLUDE {h}" for h in hosts)
+        args["args"] = [
+            *args.get("args", []),
+            f"--host-resolver-rules={rules}",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+        ]
+        return args
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("per_site") is None:
+        return
+    if "site" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("site")
+    sites = sites_in_scope(metafunc.config)
+    metafunc.parametrize("site", sites, ids=[s.id for s in sites])
+
+
+def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
+    """`@criterion:tech-fhir` style tags become markers with a value."""
+    name, sep, value = tag.partition(":")
+    if sep and name in VALUE_TAGS:
+        getattr(pytest.mark, name)(value)(function)
+        return True
+    return None
+
+
+def scenario_of(item: pytest.Item) -> Any:
+    """The pytest-bdd scenario behind a test item, or None for plain check modules."""
+    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+
+def aspect_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("aspect")
+    if marker and marker.args:
+        return str(marker.args[0])
+    scenario = scenario_of(item)
+    parts = Path(scenario.feature.filename).parts if scenario else item.path.parts
+    for part in reversed(parts):
+        if part in ASPECTS:
+            return part
+        if part in CONTENT_ASPECT:
+            return CONTENT_ASPECT[part]
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if plan_for(config) is None:
+        return
+    only_file = config.getoption("--rehearsal-only")
+    only = set(Path(only_file).read_text(encoding="utf-8").split("\n")) - {""} if only_file else None
+    aspects = set(config.getoption("--rehearsal-aspect"))
+    keep, drop = [], []
+    for item in items:
+        selected = (only is None or item.nodeid in only) and (not aspects or aspect_of(item) in aspects)
+        (keep if selected else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _rehearsal_labels(request: pytest.FixtureRequest) -> None:
+    plan = plan_for(request.config)
+    if plan is None:
+        return
+    item = request.node
+    evidence.tag(
+        rehearsal=plan.rehearsal,
+        run=request.config.getoption("--rehearsal-run-id") or None,
+        nodeid=item.nodeid,
+    )
+    if scenario_of(item) is None:
+        return  # plain check modules label themselves (device, criterion) as they run
+    criterion_id = _marker_value(item, "criterion")
+    criterion = plan.criterion(criterion_id) if criterion_id else None
+    site = item.callspec.params.get("site") if hasattr(item, "callspec") else None
+    evidence.tag(
+        aspect=aspect_of(item),
+        criterion=criterion_id,
+        severity=_marker_value(item, "severity") or (criterion.severity if criterion else None),
+        site=site.id if isinstance(site, Site) else None,
+    )
+
+
+def _marker_value(item: pytest.Item, name: str) -> str | None:
+    marker = item.get_closest_marker(name)
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    site = getattr(request.node, "callspec", None)
+    site = site.params.get("site") if site else None
+    suffix = f" – {site.name}" if isinstance(site, Site) else ""
+    evidence.title(f"{scenario.name}{suffix}")
+    allure.dynamic.feature(feature.name)
+    if scenario.description or feature.description:
+        evidence.describe(scenario.description or feature.description)
+    request.node.stash[OPEN_STEPS] = []
+
+
+def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Any) -> None:
+    ctx = allure.step(f"{step.keyword} {step.name}")
+    ctx.__enter__()
+    request.node.stash.setdefault(OPEN_STEPS, []).append(ctx)
+
+
+def _close_step(request: pytest.FixtureRequest, step: Any, exc: BaseException | None) -> None:
+    page = request.node.stash.get(WEB_PAGE, None)
+    if page is not None:
+        try:
+            evidence.attach_png(f"Skärmbild: {step.name}", page.screenshot(full_page=True))
+        except Exception as shot_error:  # a dead page must not hide the step's own result
+            evidence.attach_text("Skärmbild saknas", str(shot_error))
+    stack = request.node.stash.get(OPEN_STEPS, [])
+    if stack:
+        ctx = stack.pop()
+        ctx.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+def pytest_bdd_after_step(request: pytest.FixtureRequest, step: Any, **_: Any) -> None:
+    _close_step(request, step, None)
+
+
+def pytest_bdd_step_error(
+    request: pytest.FixtureRequest, step: Any, exception: BaseException, **_: Any
+) -> None:
+    _close_step(request, step, exception)
