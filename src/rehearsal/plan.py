@@ -260,8 +260,11 @@ def load_plan(path: str | Path) -> LoadedPlan:
 
 def _describe(path: Path, root: yaml.Node | None, err: Any) -> str:
     loc = tuple(err["loc"])
-    field = ".".join(str(p) for p in loc) or "(plan)"
     message = err["msg"].removeprefix("Value error, ")
+    head, sep, rest = message.partition(": ")
+    if not loc and sep and head in Plan.model_fields:  # whole-plan checks name their field first
+        loc, message = (head,), rest
+    field = ".".join(str(p) for p in loc) or "(plan)"
     if err["type"] == "extra_forbidden":
         known = _known_fields(loc[:-1])
         guess = difflib.get_close_matches(str(loc[-1]), known, n=1)

@@ -1,0 +1,271 @@
+"""`rehearse`: the test lead's command line.
+
+Exit codes are the contract scripts rely on: 0 GO, 1 NO-GO, 2 error (bad plan, target
+unreachable before anything ran, internal error). Every RehearsalError is printed as one
+line without a traceback; REHEARSAL_DEBUG=1 shows tracebacks of internal errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rehearsal.errors import ExitCode, RehearsalError, UsageError
+from rehearsal.plan import LoadedPlan, PlanError, load_plan
+from rehearsal.run import Run, chain, load_run
+from rehearsal.runner import Outcome, content_root, execute
+
+EPILOG = """examples:
+  rehearse demo                                   whole rehearsal of the reference hospital
+  rehearse demo --fault printer-paper-out@sas-boras
+  rehearse plan check plans/demo.yaml
+  rehearse reference up --plan plans/demo.yaml    start the reference hospital and leave it running
+  rehearse run --plan plans/demo.yaml --site sas-boras
+  rehearse fault clear printer-paper-out@sas-boras
+  rehearse rerun                                  rerun what failed in the newest run
+  rehearse report reports/latest
+  rehearse reference down
+"""
+CREDENTIALS_FILE = "credentials.env"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rehearse",
+        description="Dress rehearsals for EHR go-lives: plan → run → report → go/no-go → rerun.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--reports",
+        metavar="DIR",
+        default=os.environ.get("REHEARSAL_REPORTS"),
+        help="where runs are kept (env REHEARSAL_REPORTS; default reports/ in the repository)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def plan_arg(cmd: argparse.ArgumentParser, required: bool) -> None:
+        cmd.add_argument(
+            "--plan",
+            required=required and not os.environ.get("REHEARSAL_PLAN"),
+            default=os.environ.get("REHEARSAL_PLAN") or (None if required else "plans/demo.yaml"),
+            help="rehearsal plan (env REHEARSAL_PLAN)",
+        )
+
+    def fault_arg(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--fault", action="append", default=[], metavar="NAME[@SITE]", help="named fault (repeatable)"
+        )
+
+    demo = sub.add_parser("demo", help="start the reference hospital, rehearse it, report, stop it")
+    plan_arg(demo, required=False)
+    fault_arg(demo)
+
+    run = sub.add_parser("run", help="run a rehearsal plan against its environment")
+    plan_arg(run, required=True)
+    run.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
+    run.add_argument(
+        "--aspect",
+        action="append",
+        default=[],
+        choices=["organisatorisk", "klinisk", "teknisk"],
+        help="only this aspect (repeatable)",
+    )
+
+    report = sub.add_parser("report", help="(re)build the report and decision of a run")
+    report.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
+
+    rerun = sub.add_parser("rerun", help="rerun only the failed items of a run")
+    rerun.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
+
+    plan = sub.add_parser("plan", help="work with plans")
+    plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
+    check = plan_sub.add_parser("check", help="validate a plan; problems as file:line: field: message")
+    check.add_argument("path")
+
+    ref = sub.add_parser("reference", help="the reference hospital on loopback")
+    ref.add_argument("action", choices=["up", "down", "status"])
+    plan_arg(ref, required=False)
+    fault_arg(ref)
+
+    fault = sub.add_parser("fault", help="switch a named fault on the running reference hospital")
+    fault.add_argument("action", choices=["set", "clear"])
+    fault.add_argument("fault", metavar="NAME[@SITE]")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(_dispatch(args))
+    except PlanError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return ExitCode.ERROR
+    except RehearsalError as exc:
+        print(f"rehearse: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    except KeyboardInterrupt:
+        print("rehearse: interrupted", file=sys.stderr)
+        return ExitCode.ERROR
+    except Exception as exc:  # internal error: one line unless debugging
+        if os.environ.get("REHEARSAL_DEBUG"):
+            raise
+        print(f"rehearse: internal error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+
+
+def _reports_root(args: argparse.Namespace) -> Path:
+    return Path(args.reports).resolve() if args.reports else content_root() / "reports"
+
+
+def _plan_path(given: str) -> Path:
+    path = Path(given)
+    if not path.is_absolute() and not path.exists() and (content_root() / path).exists():
+        path = content_root() / path
+    return path
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    reports = _reports_root(args)
+    state_dir = reports / ".reference"
+    if args.command == "plan":
+        loaded = load_plan(args.path)
+        print(f"{loaded.path}: ok ({len(loaded.plan.sites)} sites, {len(loaded.plan.criteria)} criteria)")
+        return ExitCode.GO
+    if args.command == "demo":
+        return _demo(reports, state_dir, load_plan(_plan_path(args.plan)), args.fault)
+    if args.command == "run":
+        loaded = load_plan(_plan_path(args.plan))
+        env = _reference_credentials(state_dir, loaded)
+        outcome = execute(reports, loaded, sites=args.site, aspects=args.aspect, env=env)
+        return _report(outcome.run, loaded, outcome)
+    if args.command == "report":
+        run = load_run(reports, args.run)
+        return _report(run, load_plan(run.plan_path))
+    if args.command == "rerun":
+        return _rerun(reports, state_dir, args.run)
+    if args.command == "reference":
+        return _reference(args, state_dir)
+    if args.command == "fault":
+        from rehearsal.reference import control
+
+        (control.set_fault if args.action == "set" else control.clear_fault)(state_dir, args.fault)
+        print(f"fault {args.fault}: {'set' if args.action == 'set' else 'cleared'}")
+        return ExitCode.GO
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _demo(reports: Path, state_dir: Path, loaded: LoadedPlan, faults: list[str]) -> int:
+    from rehearsal.reference import control
+
+    env = _ensure_credentials(loaded)
+    print(f"rehearse demo: starting the reference hospital for {loaded.path}", flush=True)
+    with control.running(loaded, faults, state_dir):
+        print("rehearse demo: rehearsing …", flush=True)
+        outcome = execute(reports, loaded, env=env)
+    return _report(outcome.run, loaded, outcome)
+
+
+def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
+    from rehearsal.results import failed_nodeids, merge
+
+    parent = load_run(reports, ref)
+    loaded = load_plan(parent.plan_path)
+    merged = merge([r.results_dir for r in chain(parent)])
+    selection = failed_nodeids(merged)
+    if not selection and parent.complete:
+        print(f"rehearse rerun: nothing failed in run {parent.id}; nothing to rerun")
+        return _report(parent, loaded)
+    print(f"rehearse rerun: {len(selection)} failed item(s) of run {parent.id}", flush=True)
+    env = _reference_credentials(state_dir, loaded)
+    outcome = execute(reports, loaded, parent=parent, selection=selection, env=env)
+    return _report(outcome.run, loaded, outcome)
+
+
+def _report(run: Run, loaded: LoadedPlan, outcome: Outcome | None = None) -> int:
+    from rehearsal.report import build_report
+
+    if outcome and outcome.broken and not any(run.results_dir.glob("*-result.json")):
+        tail = (run.dir / "pytest.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        last = tail[-1] if tail else "no output"
+        raise UsageError(f"the rehearsal did not run (pytest exit {outcome.pytest_exit}): {last}")
+    decision = build_report(run, loaded.plan).to_json()
+    _print_decision(run, decision)
+    if outcome and outcome.interrupted:
+        print("rehearse: interrupted; the run is recorded as incomplete", file=sys.stderr)
+    return ExitCode.GO if decision["decision"] == "GO" else ExitCode.NO_GO
+
+
+def _print_decision(run: Run, decision: dict[str, Any]) -> None:
+    lines = [f"{decision['decision']}: {decision['rehearsal']} run {decision['run']}"]
+    if decision.get("parent"):
+        lines[0] += f" (rerun of {decision['parent']})"
+    if not decision.get("complete"):
+        lines.append("  the run is INCOMPLETE")
+    for c in decision["criteria"]:
+        if c["status"] != "pass":
+            where = f" [{c['site']}]" if c.get("site") else ""
+            lines.append(f"  {c['status'].upper():7} {c['id']}{where}: {c['details']}")
+    lines.append(f"  go/no-go: {run.dir / 'gonogo.html'}")
+    lines.append(f"  report:   {run.dir / 'allure-report' / 'index.html'}")
+    print("\n".join(lines))
+
+
+def _reference(args: argparse.Namespace, state_dir: Path) -> int:
+    from rehearsal.reference import control
+
+    if args.action == "down":
+        stopped = control.down(state_dir)
+        (state_dir / CREDENTIALS_FILE).unlink(missing_ok=True)
+        print("reference hospital stopped" if stopped else "no reference hospital was running")
+        return ExitCode.GO
+    if args.action == "status":
+        state = control.status(state_dir)
+        print(state if state else "no reference hospital is running")
+        return ExitCode.GO
+    loaded = load_plan(_plan_path(args.plan))
+    env = _ensure_credentials(loaded)
+    state = control.up(loaded, args.fault, state_dir)
+    _keep_credentials(state_dir, env)
+    print(f"reference hospital up for {loaded.path}: {loaded.plan.environment.web_base} (pid {state['pid']})")
+    return ExitCode.GO
+
+
+def _ensure_credentials(loaded: LoadedPlan) -> dict[str, str]:
+    """The reference hospital's users need passwords: take them from the environment, or
+    make throwaway ones for this hospital (they are never written to a report or log)."""
+    made = {}
+    for site in loaded.plan.sites:
+        for user in site.users:
+            if not os.environ.get(user.password_env):
+                made[user.password_env] = os.environ[user.password_env] = secrets.token_urlsafe(16)
+    return made
+
+
+def _keep_credentials(state_dir: Path, made: dict[str, str]) -> None:
+    """Throwaway passwords of a hospital left running, so a later `rehearse run` can log in."""
+    if not made:
+        return
+    path = state_dir / CREDENTIALS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.writelines(f"{k}={v}\n" for k, v in made.items())
+
+
+def _reference_credentials(state_dir: Path, loaded: LoadedPlan) -> dict[str, str]:
+    path = state_dir / CREDENTIALS_FILE
+    if not path.exists():
+        return {}
+    pairs = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
+    wanted = {u.password_env for s in loaded.plan.sites for u in s.users}
+    return {k: v for k, v in pairs.items() if k in wanted and not os.environ.get(k)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

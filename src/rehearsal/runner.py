@@ -1,0 +1,137 @@
+"""Runs one rehearsal as a pytest session in a subprocess and records it as a run.
+
+A subprocess keeps Locust's gevent patching and Playwright's browser out of the CLI,
+and lets an interrupted session still write what it found: run.json is updated in a
+``finally`` so a Ctrl-C or SIGTERM leaves a run marked incomplete, never a lost one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rehearsal.plan import LoadedPlan
+from rehearsal.run import Run, create_run, finish_run
+
+CONTENT = ("scenarios", "hardware_checks", "load")
+RERUN_FILE = "selection.txt"
+# pytest exit codes: 0 all passed, 1 some failed, 5 nothing collected (an empty rerun)
+FINISHED = {0, 1, 5}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: Run
+    interrupted: bool
+    pytest_exit: int | None
+
+    @property
+    def broken(self) -> bool:
+        """pytest itself failed (internal or usage error), as opposed to tests failing."""
+        return not self.interrupted and self.pytest_exit not in FINISHED
+
+
+class Interrupted(Exception):
+    """The run was stopped from outside (Ctrl-C, SIGTERM); what it recorded is kept."""
+
+
+def content_root() -> Path:
+    """The folder holding features/, scenarios/, load/ and hardware_checks/.
+
+    REHEARSAL_CONTENT wins; else the nearest parent of the working directory that has
+    them; else the repository this package was installed from (editable install).
+    """
+    given = os.environ.get("REHEARSAL_CONTENT")
+    if given:
+        return Path(given).resolve()
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "features").is_dir() and (folder / "scenarios").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+def pytest_command(
+    run: Run, loaded: LoadedPlan, sites: list[str], aspects: list[str], root: Path
+) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "pytest",
+        *[str(root / c) for c in CONTENT if (root / c).exists()],
+        "--rootdir", str(root),
+        "-p", "no:cacheprovider",
+        "-p", "no:locust",
+        "-o", f"bdd_features_base_dir={root / 'features'}",
+        "--rehearsal-plan", str(loaded.path.resolve()),
+        "--rehearsal-run-dir", str(run.dir),
+        "--rehearsal-run-id", run.id,
+        "--alluredir", str(run.results_dir),
+        "--browser", "chromium",
+        "--output", str(run.dir / "playwright"),
+        "--tracing", "retain-on-failure",
+        "-q", "-rfE",
+    ]  # fmt: skip
+    for site in sites:
+        cmd += ["--rehearsal-site", site]
+    for aspect in aspects:
+        cmd += ["--rehearsal-aspect", aspect]
+    if run.selection is not None:
+        selection = run.dir / RERUN_FILE
+        selection.write_text("\n".join(run.selection) + "\n", encoding="utf-8")
+        cmd += ["--rehearsal-only", str(selection)]
+    return cmd
+
+
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def execute(
+    reports_root: Path,
+    loaded: LoadedPlan,
+    *,
+    parent: Run | None = None,
+    selection: list[str] | None = None,
+    sites: list[str] | None = None,
+    aspects: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Outcome:
+    """Run the plan's content into a new run folder, finished even when interrupted."""
+    for site in sites or []:
+        loaded.plan.site(site)
+    root = content_root()
+    run = create_run(reports_root, loaded, parent=parent, selection=selection)
+    cmd = pytest_command(run, loaded, sites or [], aspects or [], root)
+    log = (run.dir / "pytest.log").open("w", encoding="utf-8")
+    interrupted = False
+    rc: int | None = None
+    proc = subprocess.Popen(
+        cmd, cwd=root, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        with _terminate_raises():
+            rc = proc.wait()
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+    finally:
+        log.close()
+        run = finish_run(run, complete=not interrupted and rc in FINISHED)
+    return Outcome(run, interrupted, rc)
