@@ -29,7 +29,9 @@ def test_valid_hsa_id(value):
     assert check_hsa_id(value) == value
 
 
-@pytest.mark.parametrize("value", ["SE2321000131-Ö1", "SE232100013-E1", "SE2321000131-" + "A" * 20, "se2321000131-E1"])
+@pytest.mark.parametrize(
+    "value", ["SE2321000131-Ö1", "SE232100013-E1", "SE2321000131-" + "A" * 20, "se2321000131-E1"]
+)
 def test_invalid_hsa_id(value):
     with pytest.raises(IdentityError):
         check_hsa_id(value)
