@@ -179,7 +179,8 @@ def _convert(tag: int, raw: bytes) -> Any:
         return raw != b"\x00"
     if tag == 0x31 and len(raw) == 11:  # dateTime
         y, mo, d, h, mi, s, ds, sign, tzh, tzm = struct.unpack(">HBBBBBBcBB", raw)
-        return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ds}{sign.decode('latin-1')}{tzh:02d}{tzm:02d}"
+        zone = f"{sign.decode('latin-1')}{tzh:02d}{tzm:02d}"
+        return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ds}{zone}"
     if tag == 0x32 and len(raw) == 9:  # resolution
         return struct.unpack(">iib", raw)
     if tag == 0x33 and len(raw) == 8:  # rangeOfInteger
@@ -253,11 +254,11 @@ def decode_response(data: bytes) -> IppReply:
 def _address(uri: str) -> tuple[str, int, str, bool]:
     parts = urlsplit(uri)
     if parts.scheme not in ("ipp", "ipps", "http", "https") or not parts.hostname:
-        raise Unreachable(f"not an IPP URI: {uri!r} (expected ipp://host:port/path)")
+        raise ProbeError(f"not an IPP URI: {uri!r} (expected ipp://host:port/path)")
     try:
         port = parts.port or 631
     except ValueError:
-        raise Unreachable(f"bad port in {uri!r}") from None
+        raise ProbeError(f"bad port in {uri!r}") from None
     return parts.hostname, port, parts.path or "/", parts.scheme in ("ipps", "https")
 
 
@@ -327,7 +328,9 @@ async def _read_chunked(reader: asyncio.StreamReader, where: str) -> bytes:
 async def _exchange(host: str, port: int, path: str, tls: ssl.SSLContext | None, body: bytes) -> bytes:
     where = f"{host}:{port}"
     try:
-        reader, writer = await asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None)
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=tls, server_hostname=host if tls else None
+        )
     except ConnectionRefusedError:
         raise Unreachable(f"connection refused at {where}") from None
     except ssl.SSLError as exc:
@@ -422,7 +425,8 @@ class PrinterReadiness:
             return [self.error]
         found: list[str] = []
         if self.state == "stopped":
-            found.append("stopped: printer-state is stopped" + (f" ({self.state_message})" if self.state_message else ""))
+            detail = f" ({self.state_message})" if self.state_message else ""
+            found.append(f"stopped: printer-state is stopped{detail}")
         elif self.state == "unknown":
             found.append("printer-state not reported")
         if self.accepting_jobs is None:
@@ -475,6 +479,10 @@ def readiness_from_attributes(
         values = attrs.get(name) or [None]
         return values[0]
 
+    def text(name: str) -> str:
+        value = first(name)
+        return value if isinstance(value, str) else ""
+
     state_value = first("printer-state")
     raw_reasons = _strings(attrs.get("printer-state-reasons", []))
     reasons = tuple(dict.fromkeys(_strip_severity(r) for r in raw_reasons if r != "none"))
@@ -489,9 +497,9 @@ def readiness_from_attributes(
         accepting_jobs=accepting if isinstance(accepting, bool) else None,
         media_ready=_strings(attrs.get("media-ready", [])),
         formats=formats,
-        make_and_model=first("printer-make-and-model") if isinstance(first("printer-make-and-model"), str) else "",
-        name=first("printer-name") if isinstance(first("printer-name"), str) else "",
-        state_message=first("printer-state-message") if isinstance(first("printer-state-message"), str) else "",
+        make_and_model=text("printer-make-and-model"),
+        name=text("printer-name"),
+        state_message=text("printer-state-message"),
         missing_formats=tuple(f for f in required_formats if f not in formats),
         elapsed_s=round(elapsed_s, 4),
     )
@@ -509,9 +517,11 @@ async def probe_printer(
     try:
         attrs = await get_printer_attributes(uri, timeout, READINESS_ATTRIBUTES, ssl_context=ssl_context)
     except ProbeError as exc:
-        reachable = not isinstance(exc, Unreachable | ProbeTimeout)
-        return PrinterReadiness(
-            uri=uri, reachable=reachable, error=f"{exc.kind}: {exc}", elapsed_s=round(time.monotonic() - started, 4)
+        return PrinterReadiness(  # reachable: something answered, even if unusable
+            uri=uri,
+            reachable=isinstance(exc, ProtocolError),
+            error=f"{exc.kind}: {exc}",
+            elapsed_s=round(time.monotonic() - started, 4),
         )
     except Exception as exc:  # one odd device must not end a sweep of hundreds
         return PrinterReadiness(

@@ -1,0 +1,112 @@
+"""The spine end to end on the reference hospital, as a test lead runs it from the CLI.
+
+Each test uses a copy of the demo plan on free ports and its own reports folder, so it
+shows the harness follows the plan rather than the demo's fixed ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def rehearse(reports: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REHEARSAL_PASSWORD"}
+    return subprocess.run(
+        [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def latest(reports: Path) -> Path:
+    return (reports / "latest").resolve()
+
+
+def gonogo(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "gonogo.json").read_text(encoding="utf-8"))
+
+
+def failing(decision: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in decision["criteria"] if c["status"] != "pass"]
+
+
+def short_load(data: dict[str, Any]) -> None:
+    data["load"]["duration_s"] = 4
+
+
+def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
+    reports = tmp_path / "reports"
+    done = rehearse(reports, "demo", "--plan", str(make_plan(short_load)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = latest(reports)
+    decision = gonogo(run)
+    assert decision["decision"] == "GO" and decision["complete"] is True
+    assert not failing(decision)
+    assert {"organisatorisk", "klinisk", "teknisk"} <= {a for s in decision["sites"].values() for a in s}
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert record["complete"] is True and record["parent"] is None and len(record["plan_sha256"]) == 64
+    for name in ("gonogo.md", "gonogo.html", "allure-report/index.html"):
+        assert (run / name).is_file(), name
+    assert "googletagmanager" not in (run / "allure-report/index.html").read_text(encoding="utf-8")
+
+
+def test_paper_out_at_one_site_is_no_go_naming_site_and_printer(make_plan, tmp_path):
+    reports = tmp_path / "reports"
+    done = rehearse(
+        reports, "demo", "--plan", str(make_plan(short_load)), "--fault", "printer-paper-out@nal-trollhattan"
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    failed = failing(gonogo(latest(reports)))
+    assert [(c["id"], c["site"]) for c in failed] == [("tech-printers", "nal-trollhattan")]
+    blob = json.dumps(failed[0], ensure_ascii=False)
+    assert "nal-lab-dok1" in blob and "media-empty" in blob
+
+
+def test_fix_and_rerun_loop_on_a_running_hospital(make_plan, tmp_path):
+    reports = tmp_path / "reports"
+    plan = str(make_plan())
+    fault = "printer-paper-out@sas-boras"
+    up = rehearse(reports, "reference", "up", "--plan", plan, "--fault", fault)
+    assert up.returncode == 0, up.stderr
+    try:
+        first = rehearse(reports, "run", "--plan", plan)
+        assert first.returncode == 1, first.stdout + first.stderr
+        parent = latest(reports)
+        assert [(c["id"], c["site"]) for c in failing(gonogo(parent))] == [("tech-printers", "sas-boras")]
+
+        assert rehearse(reports, "fault", "clear", fault).returncode == 0
+        second = rehearse(reports, "rerun")
+        assert second.returncode == 0, second.stdout + second.stderr
+        child = latest(reports)
+        assert child != parent
+        record = json.loads((child / "run.json").read_text(encoding="utf-8"))
+        assert record["parent"] == parent.name
+        ran = [json.loads(p.read_text()) for p in (child / "allure-results").glob("*-result.json")]
+        assert len(ran) == 1 and ran[0]["status"] == "passed"
+        assert {lab["value"] for lab in ran[0]["labels"] if lab["name"] == "device"} == {"sas-akut-dok1"}
+        decision = gonogo(child)
+        assert decision["decision"] == "GO" and decision["parent"] == parent.name
+        # the merged report keeps the earlier failure as a retry of the same test
+        from rehearsal.results import merge
+
+        merged = merge([parent / "allure-results", child / "allure-results"])
+        retried = [m for m in merged if m.retries]
+        assert len(retried) == 1 and retried[0].retries[0].status == "failed"
+    finally:
+        down = rehearse(reports, "reference", "down")
+        assert down.returncode == 0, down.stderr
+
+
+def test_slow_patient_search_is_no_go_on_load_only(make_plan, tmp_path):
+    reports = tmp_path / "reports"
+    done = rehearse(reports, "demo", "--plan", str(make_plan(short_load)), "--fault", "slow-patient-search")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [c["id"] for c in failing(gonogo(latest(reports)))] == ["load-slo"]
