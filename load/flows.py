@@ -68,7 +68,7 @@ def patient_search(user: Any) -> None:
             return
         try:
             bundle = response.json()
-        except Exception:  # noqa: BLE001 - any undecodable body is the same business failure
+        except Exception:  # any undecodable body is the same business failure
             response.failure("answer is not JSON")
             return
         if not find_patient(bundle, identity.personnummer):

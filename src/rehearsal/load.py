@@ -148,9 +148,7 @@ def _free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def locust_command(
-    plan: Plan, out_dir: Path, workers: int = 0, locustfile: Path = LOCUSTFILE
-) -> list[str]:
+def locust_command(plan: Plan, out_dir: Path, workers: int = 0, locustfile: Path = LOCUSTFILE) -> list[str]:
     """The Locust command line for a plan: headless, loopback only, reports into out_dir."""
     profile = _profile(plan)
     cmd = [
@@ -445,7 +443,9 @@ def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
         if s is None or s.num_requests == 0:
             for slo, limit in (("p95", path.p95_ms), ("error_ratio", path.max_error_ratio)):
                 verdicts.append(
-                    SloVerdict(path.id, path.title, slo, limit, None, False, "no requests recorded" + incomplete)
+                    SloVerdict(
+                        path.id, path.title, slo, limit, None, False, "no requests recorded" + incomplete
+                    )
                 )
             continue
         why = f" (most common: {s.top_error})" if s.top_error else ""

@@ -103,7 +103,9 @@ def read_results(results_dir: str | Path) -> list[TestResult]:
             results.append(_from_json(data, folder))
         except (OSError, ValueError, TypeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            warnings.warn(f"{path}: not a readable Allure result ({reason}); skipped", ResultWarning, stacklevel=2)
+            warnings.warn(
+                f"{path}: not a readable Allure result ({reason}); skipped", ResultWarning, stacklevel=2
+            )
     results.sort(key=lambda r: (r.finished_at, r.uuid))
     return results
 

@@ -21,7 +21,6 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +98,8 @@ def personnummer_digits(value: str) -> str | None:
 
 
 def personnummer_display(digits: str) -> str:
-    """The 12-digit form back to ``YYYYMMDD-NNNN`` (``+`` from the year someone turns 100)."""
-    sep = "+" if date.today().year - int(digits[:4]) >= 100 else "-"
-    return f"{digits[:8]}{sep}{digits[8:]}"
+    """The 12-digit form back to ``YYYYMMDD-NNNN`` (with the century written out, always a dash)."""
+    return f"{digits[:8]}-{digits[8:]}"
 
 
 def patient_id(personnummer: str) -> str:
@@ -157,7 +155,11 @@ class Issue:
     severity: str = "error"
 
     def to_fhir(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
         if self.expression:
             issue["expression"] = [self.expression]
         return issue
@@ -237,11 +239,15 @@ def _validate_service_request(ehr: Ehr, resource: Resource) -> list[Issue]:
     subject = resource.get("subject")
     ref = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(ref, str) or not ref:
-        issues.append(Issue("subject.reference to a Patient is required", "required", "ServiceRequest.subject"))
+        issues.append(
+            Issue("subject.reference to a Patient is required", "required", "ServiceRequest.subject")
+        )
     else:
         match = re.fullmatch(r"(?:.*/)?Patient/([A-Za-z0-9\-.]{1,64})", ref)
         if not match:
-            issues.append(Issue(f"subject must reference a Patient, got {ref!r}", "value", "ServiceRequest.subject"))
+            issues.append(
+                Issue(f"subject must reference a Patient, got {ref!r}", "value", "ServiceRequest.subject")
+            )
         elif not ehr.store.exists("Patient", match.group(1)):
             issues.append(Issue(f"subject {ref} does not exist", "not-found", "ServiceRequest.subject"))
     code = resource.get("code")
@@ -276,7 +282,9 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             ("read", "search-type", "create"),
             (
                 SearchParam("subject", "reference", _reference("subject"), "Patient/{id}", target="Patient"),
-                SearchParam("patient", "reference", _patient_reference, "Patient/{id} or {id}", target="Patient"),
+                SearchParam(
+                    "patient", "reference", _patient_reference, "Patient/{id} or {id}", target="Patient"
+                ),
             ),
             validate=_validate_service_request,
             documentation="Lab orders; requires status, intent, code and a subject Patient that exists.",
@@ -344,7 +352,9 @@ class Ehr:
             raise FhirError(404, Issue(f"{rtype}/{rid} does not exist", "not-found"))
         return resource
 
-    async def search(self, rtype: str, criteria: list[tuple[str, str]], limit: int | None = None) -> list[Resource]:
+    async def search(
+        self, rtype: str, criteria: list[tuple[str, str]], limit: int | None = None
+    ) -> list[Resource]:
         self.resource_type(rtype)
         if rtype == "Patient":
             await patient_search_delay(self.board)
@@ -379,7 +389,9 @@ class Ehr:
         """Place a lab order as a clinician in the web UI: the same ServiceRequest the API would take."""
         lab = LAB_TESTS.get(test)
         if lab is None:
-            raise FhirError(422, Issue(f"unknown lab test {test!r} (known: {', '.join(LAB_TESTS)})", "code-invalid"))
+            raise FhirError(
+                422, Issue(f"unknown lab test {test!r} (known: {', '.join(LAB_TESTS)})", "code-invalid")
+            )
         return self.create(
             {
                 "resourceType": "ServiceRequest",
@@ -417,7 +429,10 @@ class Ehr:
             "publisher": "golive-rehearsal",
             "kind": "instance",
             "software": {"name": "golive-rehearsal reference EHR"},
-            "implementation": {"description": f"Referenssjukhuset ({self.plan.environment.name})", "url": base},
+            "implementation": {
+                "description": f"Referenssjukhuset ({self.plan.environment.name})",
+                "url": base,
+            },
             "fhirVersion": FHIR_VERSION,
             "format": [FHIR_JSON, "json"],
             "rest": [
@@ -458,7 +473,9 @@ def _clinicians(plan: Plan, environ: Any) -> dict[str, Clinician]:
                     "user %s (%s) cannot log in: environment variable %s is not set",
                     user.hsa_id, user.name, user.password_env,
                 )  # fmt: skip
-            clinicians[user.hsa_id] = Clinician(user.hsa_id, user.name, user.role, site.id, site.name, password)
+            clinicians[user.hsa_id] = Clinician(
+                user.hsa_id, user.name, user.role, site.id, site.name, password
+            )
     return clinicians
 
 
@@ -524,7 +541,9 @@ class FhirApi:
         for key, value in request.query_params.multi_items():
             if key == "_count":
                 if not value.isdigit():
-                    raise FhirError(400, Issue(f"_count must be a non-negative integer, got {value!r}", "value"))
+                    raise FhirError(
+                        400, Issue(f"_count must be a non-negative integer, got {value!r}", "value")
+                    )
                 limit = int(value)
             elif key == "_format":
                 if "json" not in value:
@@ -553,7 +572,9 @@ class FhirApi:
     async def create(self, request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in (FHIR_JSON, "application/json"):
-            raise FhirError(415, Issue(f"send {FHIR_JSON}, not {ctype or 'no content type'}", "not-supported"))
+            raise FhirError(
+                415, Issue(f"send {FHIR_JSON}, not {ctype or 'no content type'}", "not-supported")
+            )
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as exc:

@@ -144,12 +144,16 @@ class ResourceStore:
 
     def read(self, rtype: str, rid: str) -> Resource | None:
         with self._lock:
-            row = self._db.execute("SELECT body FROM resource WHERE type = ? AND id = ?", (rtype, rid)).fetchone()
+            row = self._db.execute(
+                "SELECT body FROM resource WHERE type = ? AND id = ?", (rtype, rid)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def exists(self, rtype: str, rid: str) -> bool:
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM resource WHERE type = ? AND id = ?", (rtype, rid)).fetchone()
+            row = self._db.execute(
+                "SELECT 1 FROM resource WHERE type = ? AND id = ?", (rtype, rid)
+            ).fetchone()
         return row is not None
 
     def search(
@@ -174,7 +178,9 @@ class ResourceStore:
             param = declared.get(name)
             if param is None:
                 known = ", ".join(["_id", *declared]) or "_id"
-                raise UnknownSearchParam(f"unknown search parameter {name!r} for {rtype} (supported: {known})")
+                raise UnknownSearchParam(
+                    f"unknown search parameter {name!r} for {rtype} (supported: {known})"
+                )
             alternatives: list[str] = []
             alt_args: list[str | None] = []
             for value in values:
@@ -210,4 +216,3 @@ class ResourceStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-

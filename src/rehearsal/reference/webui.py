@@ -67,6 +67,9 @@ th,td{border:1px solid #bbb;padding:.3rem .6rem;text-align:left}
 """
 
 
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+
+
 @dataclass
 class Session:
     clinician: Clinician
@@ -127,7 +130,7 @@ class WebUI:
         body = f"""
 <h1>Logga in</h1>
 {alert}
-<form method="post" action="{escape(self.url('/login'))}">
+<form method="post" action="{escape(self.url("/login"))}">
   <label for="hsa_id">HSA-id</label>
   <input id="hsa_id" name="hsa_id" value="{escape(hsa_id)}" autocomplete="username" required>
   <label for="password">Lösenord</label>
@@ -142,10 +145,15 @@ class WebUI:
         clinician = self.ehr.authenticate(hsa_id, str(form.get("password", "")))
         if clinician is None:
             return self._login_page("Fel HSA-id eller lösenord.", hsa_id, status=401)
+        now = time.time()
+        for stale in [t for t, s in self._sessions.items() if s.expires < now]:
+            self._sessions.pop(stale, None)
         token = secrets.token_urlsafe(32)
-        self._sessions[token] = Session(clinician, secrets.token_urlsafe(16), time.time() + SESSION_S)
+        self._sessions[token] = Session(clinician, secrets.token_urlsafe(16), now + SESSION_S)
         response = RedirectResponse(self.url("/patients"), status_code=303)
-        response.set_cookie(COOKIE, token, max_age=SESSION_S, path=self.prefix or "/", httponly=True, samesite="lax")
+        response.set_cookie(
+            COOKIE, token, max_age=SESSION_S, path=self.prefix or "/", httponly=True, samesite="lax"
+        )
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -173,23 +181,26 @@ class WebUI:
                 alert, status = f"Ingen patient med personnummer {query}.", 404
         body = f"""
 <h1>Sök patient</h1>
-<form method="get" action="{escape(self.url('/patients'))}" role="search" aria-label="Patientsökning">
+<form method="get" action="{escape(self.url("/patients"))}" role="search" aria-label="Patientsökning">
   <label for="personnummer">Personnummer</label>
   <input id="personnummer" name="personnummer" value="{escape(query)}" placeholder="ÅÅÅÅMMDD-NNNN"
          inputmode="numeric" required>
   <div><button type="submit">Sök</button></div>
 </form>
-{f'<p role="alert">{escape(alert)}</p>' if alert else ''}"""
+{f'<p role="alert">{escape(alert)}</p>' if alert else ""}"""
         return self._page("Sök patient", body, session, status)
 
-    async def patient(self, request: Request, notice: str = "", error: str = "", status: int = 200) -> Response:
+    async def patient(
+        self, request: Request, notice: str = "", error: str = "", status: int = 200
+    ) -> Response:
         session = self._session(request)
         if session is None:
             return self._to_login()
         pid = request.path_params["pid"]
         patient = self.ehr.store.read("Patient", pid)
         if patient is None:
-            body = f'<h1>Patienten finns inte</h1><p><a href="{escape(self.url("/patients"))}">Sök patient</a></p>'
+            back = escape(self.url("/patients"))
+            body = f'<h1>Patienten finns inte</h1><p><a href="{back}">Sök patient</a></p>'
             return self._page("Patienten finns inte", body, session, 404)
         orders = self.ehr.orders(pid)
         ordered = request.query_params.get("ordered")
@@ -201,29 +212,32 @@ class WebUI:
             f'<option value="{escape(t.code)}">{escape(t.code)} – {escape(t.display)}</option>'
             for t in LAB_TESTS.values()
         )
-        rows = "".join(
-            "<tr>"
-            f"<td>{escape(_analysis(o))}</td>"
-            f"<td>{escape(o.get('code', {}).get('text', ''))}</td>"
-            f"<td>{escape(STATUS_SV.get(o.get('status', ''), o.get('status', '')))}</td>"
-            f"<td>{escape(_local_time(o.get('authoredOn', '')))}</td>"
-            f"<td>{escape(o.get('requester', {}).get('display', ''))}</td>"
-            "</tr>"
-            for o in orders
-        ) or '<tr><td colspan="5">Inga beställningar</td></tr>'
+        rows = (
+            "".join(
+                "<tr>"
+                f"<td>{escape(_analysis(o))}</td>"
+                f"<td>{escape(o.get('code', {}).get('text', ''))}</td>"
+                f"<td>{escape(STATUS_SV.get(o.get('status', ''), o.get('status', '')))}</td>"
+                f"<td>{escape(_local_time(o.get('authoredOn', '')))}</td>"
+                f"<td>{escape(o.get('requester', {}).get('display', ''))}</td>"
+                "</tr>"
+                for o in orders
+            )
+            or '<tr><td colspan="5">Inga beställningar</td></tr>'
+        )
         name = name_of(patient)
         body = f"""
-<p><a href="{escape(self.url('/patients'))}">Sök patient</a></p>
+<p><a href="{escape(self.url("/patients"))}">Sök patient</a></p>
 <h1>{escape(name)}</h1>
 <dl>
   <dt>Personnummer</dt><dd>{escape(personnummer_of(patient))}</dd>
-  <dt>Födelsedatum</dt><dd>{escape(patient.get('birthDate', ''))}</dd>
+  <dt>Födelsedatum</dt><dd>{escape(patient.get("birthDate", ""))}</dd>
 </dl>
-{f'<p role="status">{escape(notice)}</p>' if notice else ''}
-{f'<p role="alert">{escape(error)}</p>' if error else ''}
+{f'<p role="status">{escape(notice)}</p>' if notice else ""}
+{f'<p role="alert">{escape(error)}</p>' if error else ""}
 <section aria-labelledby="order-heading">
   <h2 id="order-heading">Beställ labbprov</h2>
-  <form method="post" action="{escape(self.url(f'/patients/{pid}/orders'))}" aria-labelledby="order-heading">
+  <form method="post" action="{escape(self.url(f"/patients/{pid}/orders"))}" aria-labelledby="order-heading">
     <input type="hidden" name="csrf" value="{escape(session.csrf)}">
     <label for="test">Analys</label>
     <select id="test" name="test" required>
@@ -264,7 +278,7 @@ class WebUI:
         if session is not None:
             c = session.clinician
             user = f"""<span>Inloggad som {escape(c.name)} ({escape(c.role)}), {escape(c.site_name)}</span>
-<form method="post" action="{escape(self.url('/logout'))}">
+<form method="post" action="{escape(self.url("/logout"))}">
   <input type="hidden" name="csrf" value="{escape(session.csrf)}"><button type="submit">Logga ut</button>
 </form>"""
         env = self.ehr.plan.environment.name
@@ -283,7 +297,7 @@ class WebUI:
             status,
             headers={
                 "Cache-Control": "no-store",
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+                "Content-Security-Policy": _CSP,
                 "X-Content-Type-Options": "nosniff",
             },
         )

@@ -8,6 +8,7 @@ evidence for the plan's ``load_slo`` criterion: one test per load path and SLO, 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,10 @@ from rehearsal.pytest_plugin import plan_for
 SLOS = ("p95", "error_ratio")
 TITLES = {
     "sv": {"p95": "Svarstid {path} p95 ≤ {limit:g} ms", "error_ratio": "Felandel {path} ≤ {limit:g} %"},
-    "en": {"p95": "Response time {path} p95 ≤ {limit:g} ms", "error_ratio": "Error ratio {path} ≤ {limit:g} %"},
+    "en": {
+        "p95": "Response time {path} p95 ≤ {limit:g} ms",
+        "error_ratio": "Error ratio {path} ≤ {limit:g} %",
+    },
 }
 
 
@@ -50,7 +54,7 @@ class LoadOutcome:
 
 @pytest.fixture(scope="session")
 def load_outcome(
-    plan: Plan, loaded_plan: LoadedPlan, rehearsal_run_dir, request: pytest.FixtureRequest
+    plan: Plan, loaded_plan: LoadedPlan, rehearsal_run_dir: Path, request: pytest.FixtureRequest
 ) -> LoadOutcome:
     """Run the load once; a refused or broken run becomes every SLO test's failure message."""
     assert plan.load is not None
