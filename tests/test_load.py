@@ -373,7 +373,7 @@ def test_locustfile_on_its_own_refuses_a_host_outside_the_plan(
 def _rehearse_load(tmp_path: Path, loaded: LoadedPlan) -> list[dict]:
     results = tmp_path / "allure-results"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "load" / "test_load.py"), "--rootdir", str(REPO),
+        [sys.executable, "-m", "pytest", str(REPO / "load" / "test_slos.py"), "--rootdir", str(REPO),
          "-p", "no:cacheprovider", "-p", "no:locust", "-q",
          "--rehearsal-plan", str(loaded.path), "--rehearsal-run-dir", str(tmp_path / "run"),
          "--alluredir", str(results)],
