@@ -12,9 +12,3 @@ from rehearsal.plan import Plan
 def fhir(plan: Plan):
     with FhirClient(plan.environment) as client:
         yield client
-
-
-@pytest.fixture
-def context() -> dict:
-    """What one step found, for the next step of the same scenario."""
-    return {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from rehearsal.pages import LoginPage, PatientPage, PatientSearchPage
 from rehearsal.plan import load_plan
@@ -24,18 +24,29 @@ RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXC
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Debian's Chromium, headless, no DNS look-ups leaving the machine (STACK.md); adds to the plugin's."""
-    launch = dict(browser_type_launch_args)
-    args = list(launch.get("args", []))
-    for flag in ("--headless", "--no-sandbox", RESOLVER_RULES):
-        if not any(a.split("=")[0] == flag.split("=")[0] for a in args):
-            args.append(flag)
-    launch["args"] = args
-    if "executable_path" not in launch and Path(CHROMIUM).exists():
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, no DNS look-ups leaving the machine (see STACK.md).
+
+    Our own Playwright, closed at the end of this module: pytest-playwright's session-wide
+    one keeps an event loop marked running in the main thread, and every later test that
+    calls ``asyncio.run`` would fail.
+    """
+    launch: dict[str, Any] = {"headless": True, "args": ["--headless", "--no-sandbox", RESOLVER_RULES]}
+    if Path(CHROMIUM).exists() and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
         launch["executable_path"] = CHROMIUM
-    return launch
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**launch)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(locale="sv-SE")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +66,8 @@ def web_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield hospital.web_base
 
 
-def test_login_search_order_and_see_it_listed(page: Page, web_base: str) -> None:
-    search = LoginPage(page, web_base).open().login(ANNA, PASSWORD)
+def test_login_search_order_and_see_it_listed(tab: Page, web_base: str) -> None:
+    search = LoginPage(tab, web_base).open().login(ANNA, PASSWORD)
     patient = search.search("19121212-1212")
     patient.expect_patient("Tolvan Tolvansson", "19121212-1212")
     assert patient.orders() == []
@@ -64,16 +75,16 @@ def test_login_search_order_and_see_it_listed(page: Page, web_base: str) -> None
     patient.expect_order_listed("P-CRP")
     assert patient.orders() == ["P-CRP"]
     patient.order_lab("B-Hb")
-    assert PatientPage(page, web_base).orders() == ["P-CRP", "B-Hb"]
+    assert PatientPage(tab, web_base).orders() == ["P-CRP", "B-Hb"]
 
 
-def test_wrong_password_shows_an_error(page: Page, web_base: str) -> None:
-    error = LoginPage(page, web_base).open().login_expecting_error(ANNA, "wrong-password")
+def test_wrong_password_shows_an_error(tab: Page, web_base: str) -> None:
+    error = LoginPage(tab, web_base).open().login_expecting_error(ANNA, "wrong-password")
     assert error == "Fel HSA-id eller lösenord."
-    expect(page.get_by_label("HSA-id")).to_have_value(ANNA)
+    expect(tab.get_by_label("HSA-id")).to_have_value(ANNA)
 
 
-def test_search_for_someone_not_in_the_plan_finds_nobody(page: Page, web_base: str) -> None:
-    LoginPage(page, web_base).open().login(ANNA, PASSWORD)
-    message = PatientSearchPage(page, web_base).open().search_expecting_none("19800101-0027")
+def test_search_for_someone_not_in_the_plan_finds_nobody(tab: Page, web_base: str) -> None:
+    LoginPage(tab, web_base).open().login(ANNA, PASSWORD)
+    message = PatientSearchPage(tab, web_base).open().search_expecting_none("19800101-0027")
     assert message == "Ingen patient med personnummer 19800101-0027."

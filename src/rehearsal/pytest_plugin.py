@@ -9,8 +9,6 @@ session to a site, an aspect or a rerun's selection.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("slow", "end-to-end tests that start processes"),
     ):
         config.addinivalue_line("markers", f"{name}: {text}")
-    config.pluginmanager.register(_BrowserArgs(), "rehearsal-browser")
+    config.pluginmanager.import_plugin("rehearsal.browser")  # after pytest-playwright: overrides it
     path = config.getoption("--rehearsal-plan", None)
     if not path:
         return
@@ -122,31 +120,6 @@ def web(page: Any, plan: Plan, request: pytest.FixtureRequest) -> Any:
     page.set_default_timeout(plan.environment.timeouts.read * 1000)
     request.node.stash[WEB_PAGE] = page
     return page
-
-
-class _BrowserArgs:
-    """Registered after pytest-playwright so its fixture overrides Playwright's own."""
-
-    @pytest.fixture(scope="session")
-    def browser_type_launch_args(
-        self, browser_type_launch_args: dict[str, Any], pytestconfig: pytest.Config
-    ) -> dict[str, Any]:
-        """Use the Debian Chromium when Playwright has no browser of its own, and never call out."""
-        args = dict(browser_type_launch_args)
-        executable = os.environ.get("REHEARSAL_CHROMIUM") or shutil.which("chromium")
-        if executable and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
-            args["executable_path"] = executable
-        plan = plan_for(pytestconfig)
-        hosts = plan.environment.allowed_hosts if plan else ["127.0.0.1", "localhost"]
-        rules = "MAP * ~NOTFOUND , " + " , ".join(f"EXCLUDE {h}" for h in hosts)
-        args["args"] = [
-            *args.get("args", []),
-            f"--host-resolver-rules={rules}",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-        ]
-        return args
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
