@@ -17,6 +17,7 @@ from typing import Any
 
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
 from rehearsal.plan import LoadedPlan, PlanError, load_plan
+from rehearsal.preflight import check_reachable
 from rehearsal.run import Run, chain, load_run
 from rehearsal.runner import Outcome, content_root, execute
 
@@ -142,6 +143,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _demo(reports, state_dir, load_plan(_plan_path(args.plan)), args.fault)
     if args.command == "run":
         loaded = load_plan(_plan_path(args.plan))
+        for site in args.site:
+            loaded.plan.site(site)
+        check_reachable(loaded.plan)
         env = _reference_credentials(state_dir, loaded)
         outcome = execute(reports, loaded, sites=args.site, aspects=args.aspect, env=env)
         return _report(outcome.run, loaded, outcome)
@@ -182,6 +186,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     if not selection and parent.complete:
         print(f"rehearse rerun: nothing failed in run {parent.id}; nothing to rerun")
         return _report(parent, loaded)
+    check_reachable(loaded.plan)
     print(f"rehearse rerun: {len(selection)} failed item(s) of run {parent.id}", flush=True)
     env = _reference_credentials(state_dir, loaded)
     outcome = execute(reports, loaded, parent=parent, selection=selection, env=env)

@@ -1,0 +1,47 @@
+"""Before a run: is the target there at all?
+
+A rehearsal against an environment that is down would fail every check and look like a
+NO-GO on everything; the test lead needs "the target is unreachable" instead (exit 2),
+said once, naming the endpoint and the plan field it came from.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+from rehearsal.errors import TargetError
+from rehearsal.plan import Plan
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def endpoints(plan: Plan) -> dict[str, str]:
+    """The plan fields naming the environment's main entry points."""
+    return {
+        "environment.fhir_base": plan.environment.fhir_base,
+        "environment.web_base": plan.environment.web_base,
+    }
+
+
+def check_reachable(plan: Plan) -> None:
+    timeout = plan.environment.timeouts.connect
+    seen: set[tuple[str, int]] = set()
+    for field, url in endpoints(plan).items():
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
+        if (host, port) in seen:
+            continue
+        seen.add((host, port))
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except TimeoutError:
+            raise TargetError(f"{host}:{port} ({field}): no answer within {timeout:g} s") from None
+        except OSError as exc:
+            hint = (
+                " (for the reference hospital: rehearse reference up --plan PLAN)"
+                if host in ("127.0.0.1", "localhost", "::1")
+                else ""
+            )
+            raise TargetError(f"{host}:{port} ({field}): {exc.strerror or exc}{hint}") from None

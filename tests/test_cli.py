@@ -1,0 +1,51 @@
+"""The CLI's contract for user errors: one line, exit 2, no traceback, nothing half-made."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def rehearse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rehearsal.cli", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_run_against_an_unreachable_target_says_where_and_records_nothing(make_plan, tmp_path):
+    reports = tmp_path / "reports"
+    line = one_line_error(rehearse("--reports", str(reports), "run", "--plan", str(make_plan())))
+    assert "environment.fhir_base" in line and "refused" in line.lower()
+    assert not reports.exists() or not any(reports.rglob("run.json"))
+
+
+def test_report_and_rerun_without_any_run(tmp_path):
+    for command in ("report", "rerun"):
+        line = one_line_error(rehearse("--reports", str(tmp_path), command))
+        assert "no run yet" in line
+
+
+def test_unknown_run_id(tmp_path):
+    line = one_line_error(rehearse("--reports", str(tmp_path), "report", "20990101T000000Z-dead"))
+    assert "no such run" in line
+
+
+def test_fault_without_a_running_hospital(tmp_path):
+    line = one_line_error(rehearse("--reports", str(tmp_path), "fault", "set", "slow-patient-search"))
+    assert "no reference hospital" in line.lower()
+
+
+def test_run_with_an_unknown_site(make_plan, tmp_path):
+    line = one_line_error(
+        rehearse("--reports", str(tmp_path), "run", "--plan", str(make_plan()), "--site", "nowhere")
+    )
+    assert "nowhere" in line
