@@ -1,28 +1,73 @@
 """Organisational run-through: features/organisatorisk/."""
 
-from pytest_bdd import given, scenarios, then
+from datetime import date
+
+from pytest_bdd import given, parsers, scenarios, then
 
 from rehearsal import evidence
-from rehearsal.plan import Plan, Site
+from rehearsal.plan import Plan, Site, TransitionActivity
 
 scenarios("organisatorisk")
 
 
-@given("platsens kommandocentral enligt planen", target_fixture="roster")
-def site_roster(site: Site):
-    roster = dict(site.command_centre)
+def _show(roster: dict) -> dict:
     shown = {role: person.model_dump() if person else None for role, person in roster.items()}
     evidence.attach_json("Bemanning enligt planen", shown)
     return roster
 
 
+@given("platsens kommandocentral enligt planen", target_fixture="roster")
+def site_roster(site: Site):
+    return _show(dict(site.command_centre))
+
+
+@given("den centrala kommandocentralen enligt planen", target_fixture="roster")
+def central_roster(plan: Plan):
+    return _show(dict(plan.command_centre.central))
+
+
 @then("har varje roll i planen en namngiven person")
-def every_role_named(plan: Plan, site: Site, roster: dict):
+def every_role_named(plan: Plan, roster: dict):
     missing = [role for role in plan.command_centre.roles if roster.get(role) is None]
-    assert not missing, f"{site.id}: ingen person för rollen {', '.join(missing)}"
+    assert not missing, f"ingen person för rollen {', '.join(missing)}"
 
 
 @then("har varje person i kommandocentralen ett telefonnummer")
-def every_person_reachable(site: Site, roster: dict):
+def every_person_reachable(roster: dict):
     unreachable = [f"{role} ({p.name})" for role, p in roster.items() if p is not None and not p.phone]
-    assert not unreachable, f"{site.id}: telefonnummer saknas för {', '.join(unreachable)}"
+    assert not unreachable, f"telefonnummer saknas för {', '.join(unreachable)}"
+
+
+@given("planens tider för kvittering och eskalering")
+def escalation_times(plan: Plan):
+    times = plan.command_centre.escalation
+    assert times, "planen anger inga tider för kvittering och eskalering (command_centre.escalation)"
+    evidence.attach_json("Tider enligt planen (minuter)", times.model_dump())
+
+
+@then(parsers.parse('intygar platsens kommandocentral "{item}": {question}'))
+def site_attests(attestation, site: Site, item: str, question: str):
+    attestation(item, site, question)
+
+
+@given("planens övergångsaktiviteter", target_fixture="activities")
+def transition_activities(plan: Plan) -> list[TransitionActivity]:
+    assert plan.transition, "planen listar inga övergångsaktiviteter (transition)"
+    evidence.attach_json("Övergångsaktiviteter", [a.model_dump(mode="json") for a in plan.transition])
+    return plan.transition
+
+
+@then("är ingen aktivitet försenad")
+def none_overdue(activities: list[TransitionActivity]):
+    late = [
+        f"{a.title} (ägare {a.owner}, klar senast {a.due})"
+        for a in activities
+        if not a.done and a.due < date.today()
+    ]
+    assert not late, "försenade: " + "; ".join(late)
+
+
+@then("har varje klar aktivitet evidens")
+def evidenced(activities: list[TransitionActivity]):
+    bare = [f"{a.title} (ägare {a.owner})" for a in activities if a.done and not a.evidence]
+    assert not bare, "klara utan evidens: " + "; ".join(bare)

@@ -10,3 +10,8 @@ Egenskap: Kommandocentralen är bemannad på varje plats
     Givet platsens kommandocentral enligt planen
     Så har varje roll i planen en namngiven person
     Och har varje person i kommandocentralen ett telefonnummer
+
+  Scenario: Varje roll i den centrala kommandocentralen har en namngiven person med telefonnummer
+    Givet den centrala kommandocentralen enligt planen
+    Så har varje roll i planen en namngiven person
+    Och har varje person i kommandocentralen ett telefonnummer

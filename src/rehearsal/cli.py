@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rehearsal import attest
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
-from rehearsal.plan import LoadedPlan, PlanError, load_plan
+from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan
 from rehearsal.preflight import check_reachable
 from rehearsal.run import Run, chain, load_run
 from rehearsal.runner import Outcome, content_root, execute
@@ -63,9 +64,19 @@ def _parser() -> argparse.ArgumentParser:
             "--fault", action="append", default=[], metavar="NAME[@SITE]", help="named fault (repeatable)"
         )
 
+    def attestations_arg(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--attestations",
+            metavar="FILE",
+            action="append",
+            default=[],
+            help="attestations supplied up front (YAML list; repeatable)",
+        )
+
     demo = sub.add_parser("demo", help="start the reference hospital, rehearse it, report, stop it")
     plan_arg(demo, required=False)
     fault_arg(demo)
+    attestations_arg(demo)
 
     run = sub.add_parser("run", help="run a rehearsal plan against its environment")
     plan_arg(run, required=True)
@@ -77,12 +88,26 @@ def _parser() -> argparse.ArgumentParser:
         choices=["organisatorisk", "klinisk", "teknisk"],
         help="only this aspect (repeatable)",
     )
+    attestations_arg(run)
+    run.add_argument(
+        "--interactive", action="store_true", help="ask for each missing attestation as it comes"
+    )
 
     report = sub.add_parser("report", help="(re)build the report and decision of a run")
     report.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
 
     rerun = sub.add_parser("rerun", help="rerun only the failed items of a run")
     rerun.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
+
+    att = sub.add_parser("attest", help="record a person's attestation of a step into a run")
+    att.add_argument("item", help="what is attested, as named by the pending step (e.g. nedtidsrutin)")
+    att.add_argument("--site", help="the site it concerns (omit for region-wide)")
+    att.add_argument("--by", required=True, metavar="NAME", help="who attests")
+    verdict = att.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--ok", action="store_true", help="it was done and worked")
+    verdict.add_argument("--fail", action="store_true", help="it was not done or did not work")
+    att.add_argument("--note", default="", help="what was seen")
+    att.add_argument("--run", help="run folder or id (default: the newest)")
 
     plan = sub.add_parser("plan", help="work with plans")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
@@ -140,18 +165,31 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{loaded.path}: ok ({len(loaded.plan.sites)} sites, {len(loaded.plan.criteria)} criteria)")
         return ExitCode.GO
     if args.command == "demo":
-        return _demo(reports, state_dir, load_plan(_plan_path(args.plan)), args.fault)
+        loaded = load_plan(_plan_path(args.plan))
+        supplied = args.attestations or [str(p) for p in [_sibling_attestations(loaded)] if p.exists()]
+        return _demo(reports, state_dir, loaded, args.fault, _attestation_files(supplied))
     if args.command == "run":
         loaded = load_plan(_plan_path(args.plan))
         for site in args.site:
             loaded.plan.site(site)
-        check_reachable(loaded.plan)
+        if set(args.aspect or ASPECTS) - {"organisatorisk"}:  # the roster needs no target
+            check_reachable(loaded.plan)
         env = _reference_credentials(state_dir, loaded)
-        outcome = execute(reports, loaded, sites=args.site, aspects=args.aspect, env=env)
+        outcome = execute(
+            reports,
+            loaded,
+            sites=args.site,
+            aspects=args.aspect,
+            env=env,
+            attestations=_attestation_files(args.attestations),
+            interactive=args.interactive,
+        )
         return _report(outcome.run, loaded, outcome)
     if args.command == "report":
         run = load_run(reports, args.run)
         return _report(run, load_plan(run.plan_path))
+    if args.command == "attest":
+        return _attest(reports, args)
     if args.command == "rerun":
         return _rerun(reports, state_dir, args.run)
     if args.command == "reference":
@@ -165,14 +203,45 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
-def _demo(reports: Path, state_dir: Path, loaded: LoadedPlan, faults: list[str]) -> int:
+def _attestation_files(given: list[str]) -> list[Path]:
+    files = [Path(f).resolve() for f in given]
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such attestations file")
+        attest.read([path])  # a broken file is a usage error now, not a failed run later
+    return files
+
+
+def _sibling_attestations(loaded: LoadedPlan) -> Path:
+    """The demo's attestations live beside its plan: plans/demo.attestations.yaml."""
+    return loaded.path.with_name(f"{loaded.path.stem}.attestations.yaml")
+
+
+def _attest(reports: Path, args: argparse.Namespace) -> int:
+    run = load_run(reports, args.run)
+    plan = load_plan(run.plan_path).plan
+    if args.site:
+        plan.site(args.site)
+    made = attest.record(
+        run.dir, attest.Attestation(item=args.item, site=args.site, by=args.by, ok=args.ok, note=args.note)
+    )
+    where = f" at {made.site}" if made.site else ""
+    verdict = "ok" if made.ok else "FAILED"
+    print(f"attested {made.item}{where}: {verdict} by {made.by} at {made.at} (run {run.id})")
+    print("take it into account with: rehearse rerun")
+    return ExitCode.GO
+
+
+def _demo(
+    reports: Path, state_dir: Path, loaded: LoadedPlan, faults: list[str], attestations: list[Path]
+) -> int:
     from rehearsal.reference import control
 
     env = _ensure_credentials(loaded)
     print(f"rehearse demo: starting the reference hospital for {loaded.path}", flush=True)
     with control.running(loaded, faults, state_dir):
         print("rehearse demo: rehearsing …", flush=True)
-        outcome = execute(reports, loaded, env=env)
+        outcome = execute(reports, loaded, env=env, attestations=attestations)
     return _report(outcome.run, loaded, outcome)
 
 
@@ -182,11 +251,15 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     parent = load_run(reports, ref)
     loaded = load_plan(parent.plan_path)
     merged = merge([r.results_dir for r in chain(parent)])
-    selection = failed_nodeids(merged)
+    pending = [
+        m.latest.nodeid for m in merged if m.latest.status == "skipped" and m.latest.labels.get("attestation")
+    ]
+    selection = failed_nodeids(merged) + [n for n in pending if n]
     if not selection and parent.complete:
         print(f"rehearse rerun: nothing failed in run {parent.id}; nothing to rerun")
         return _report(parent, loaded)
-    check_reachable(loaded.plan)
+    if {m.latest.aspect for m in merged if m.latest.nodeid in selection} - {"organisatorisk"}:
+        check_reachable(loaded.plan)
     print(f"rehearse rerun: {len(selection)} failed item(s) of run {parent.id}", flush=True)
     env = _reference_credentials(state_dir, loaded)
     outcome = execute(reports, loaded, parent=parent, selection=selection, env=env)

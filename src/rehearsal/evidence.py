@@ -15,7 +15,7 @@ from typing import Any
 
 import allure
 
-LABELS = ("aspect", "site", "severity", "criterion", "device", "rehearsal", "run", "nodeid")
+LABELS = ("aspect", "site", "severity", "criterion", "device", "rehearsal", "run", "nodeid", "attestation")
 _SEVERITY = {
     "blocker": allure.severity_level.BLOCKER,
     "critical": allure.severity_level.CRITICAL,

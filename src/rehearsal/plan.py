@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -126,9 +127,29 @@ class Site(_Model):
         return _identity(check_hsa_id, value)
 
 
+class Escalation(_Model):
+    """How fast the command centre must react to a test incident (minutes)."""
+
+    acknowledge_within_min: float = Field(gt=0)
+    escalate_within_min: float = Field(gt=0)
+
+
 class CommandCentre(_Model):
     roles: list[str] = Field(min_length=1)
     central: dict[str, Person | None] = {}
+    escalation: Escalation | None = None
+
+
+class TransitionActivity(_Model):
+    """One activity of the transition plan (equipment, HSA/KiV review, migration, …)."""
+
+    id: Slug
+    title: str
+    owner: str
+    due: date
+    done: bool = False
+    evidence: str | None = None
+    site: str | None = None
 
 
 class TestIdentity(_Model):
@@ -184,6 +205,7 @@ class Plan(_Model):
     test_identities: list[TestIdentity] = Field(min_length=1)
     load: LoadProfile | None = None
     criteria: list[Criterion] = Field(min_length=1)
+    transition: list[TransitionActivity] = []
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Plan:

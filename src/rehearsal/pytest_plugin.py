@@ -9,6 +9,8 @@ session to a site, an aspect or a rerun's selection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ import allure
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from rehearsal import evidence
+from rehearsal import attest, evidence
+from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
 
@@ -44,6 +47,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="only these aspects",
     )
     group.addoption("--rehearsal-only", metavar="FILE", help="file of node ids to run (a rerun's selection)")
+    group.addoption(
+        "--rehearsal-attestations",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="attestations to take into account (YAML list or JSON lines; repeatable)",
+    )
+    group.addoption(
+        "--rehearsal-interactive", action="store_true", help="ask for each missing attestation (needs -s)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,6 +125,42 @@ def plan(loaded_plan: LoadedPlan) -> Plan:
 def rehearsal_run_dir(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = pytestconfig.getoption("--rehearsal-run-dir")
     return Path(given) if given else tmp_path_factory.mktemp("rehearsal-run")
+
+
+@pytest.fixture
+def attestation(request: pytest.FixtureRequest, rehearsal_run_dir: Path) -> Callable[..., Attestation]:
+    """`attestation(item, site, question)`: the person's word on a step, or pending without it."""
+    config = request.config
+
+    def require(item: str, site: Site | None, question: str) -> Attestation:
+        site_id = site.id if site else None
+        evidence.tag(attestation=item)
+        files = [Path(f) for f in config.getoption("--rehearsal-attestations")]
+        found = attest.lookup(attest.read([*files, rehearsal_run_dir / attest.FILE]), item, site_id)
+        if found is None and config.getoption("--rehearsal-interactive"):
+            found = _ask(rehearsal_run_dir, item, site_id, question)
+        where = f" --site {site_id}" if site_id else ""
+        if found is None:
+            pytest.skip(f"{attest.PENDING}: {question} (rehearse attest {item}{where} --by NAMN --ok|--fail)")
+        evidence.attach_json("Intygande", asdict(found))
+        assert found.ok, f"{question}: underkänt av {found.by} {found.at}" + (
+            f": {found.note}" if found.note else ""
+        )
+        return found
+
+    return require
+
+
+def _ask(run_dir: Path, item: str, site: str | None, question: str) -> Attestation | None:
+    where = f" [{site}]" if site else ""
+    answer = input(f"\n{question}{where}\n  intyga? (j = ja, n = nej, Enter = hoppa över): ").strip().lower()
+    if answer not in ("j", "n"):
+        return None
+    by = input("  ditt namn: ").strip()
+    note = input("  anteckning (valfri): ").strip()
+    return attest.record(
+        run_dir, attest.Attestation(item=item, site=site, by=by, ok=answer == "j", note=note)
+    )
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rehearsal import attest
 from rehearsal.plan import LoadedPlan
-from rehearsal.run import Run, create_run, finish_run
+from rehearsal.run import Run, chain, create_run, finish_run
 
 CONTENT = ("scenarios", "hardware_checks", "load")
 RERUN_FILE = "selection.txt"
@@ -57,7 +58,13 @@ def content_root() -> Path:
 
 
 def pytest_command(
-    run: Run, loaded: LoadedPlan, sites: list[str], aspects: list[str], root: Path
+    run: Run,
+    loaded: LoadedPlan,
+    sites: list[str],
+    aspects: list[str],
+    root: Path,
+    attestations: Sequence[Path] = (),
+    interactive: bool = False,
 ) -> list[str]:
     cmd = [
         sys.executable, "-m", "pytest",
@@ -79,6 +86,10 @@ def pytest_command(
         cmd += ["--rehearsal-site", site]
     for aspect in aspects:
         cmd += ["--rehearsal-aspect", aspect]
+    for path in attestations:
+        cmd += ["--rehearsal-attestations", str(path)]
+    if interactive:
+        cmd += ["--rehearsal-interactive", "-s"]
     if run.selection is not None:
         selection = run.dir / RERUN_FILE
         selection.write_text("\n".join(run.selection) + "\n", encoding="utf-8")
@@ -107,18 +118,27 @@ def execute(
     sites: list[str] | None = None,
     aspects: list[str] | None = None,
     env: dict[str, str] | None = None,
+    attestations: list[Path] | None = None,
+    interactive: bool = False,
 ) -> Outcome:
     """Run the plan's content into a new run folder, finished even when interrupted."""
     for site in sites or []:
         loaded.plan.site(site)
     root = content_root()
     run = create_run(reports_root, loaded, parent=parent, selection=selection)
-    cmd = pytest_command(run, loaded, sites or [], aspects or [], root)
-    log = (run.dir / "pytest.log").open("w", encoding="utf-8")
+    inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
+    cmd = pytest_command(
+        run, loaded, sites or [], aspects or [], root, [*(attestations or []), *inherited], interactive
+    )
+    log = None if interactive else (run.dir / "pytest.log").open("w", encoding="utf-8")
     interrupted = False
     rc: int | None = None
     proc = subprocess.Popen(
-        cmd, cwd=root, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        cmd,
+        cwd=root,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
     )
     try:
         with _terminate_raises():
@@ -132,6 +152,7 @@ def execute(
             proc.kill()
             rc = proc.wait()
     finally:
-        log.close()
+        if log:
+            log.close()
         run = finish_run(run, complete=not interrupted and rc in FINISHED)
     return Outcome(run, interrupted, rc)

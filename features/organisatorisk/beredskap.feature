@@ -1,0 +1,19 @@
+# language: sv
+@criterion:org-readiness
+Egenskap: Kommandocentralen har övat det som bara människor kan visa
+  Eskalering, kommunikation och nedtidsrutin övas på varje plats under generalrepetitionen.
+  Den som ansvarar intygar med namn vad som gjordes: rehearse attest PUNKT --site PLATS --by NAMN --ok.
+  Utan intygande räknas scenariot som väntande, aldrig som godkänt.
+
+  @per_site
+  Scenario: En testincident lyfts, kvitteras och eskaleras inom planens tider
+    Givet planens tider för kvittering och eskalering
+    Så intygar platsens kommandocentral "eskalering": att en testincident kvitterades och eskalerades inom tiderna
+
+  @per_site
+  Scenario: Driftstartsinformationen har nått platsen
+    Så intygar platsens kommandocentral "kommunikation": att informationen om driftstarten nått alla enheter på platsen
+
+  @per_site
+  Scenario: Nedtidsrutinen är övad
+    Så intygar platsens kommandocentral "nedtidsrutin": att nedtidsrutinen övades med pappersblanketter och återinmatning
