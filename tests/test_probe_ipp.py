@@ -250,8 +250,9 @@ def test_probe_all_bounds_concurrency(serve) -> None:
     results = asyncio.run(probe_all([server.uri] * 6, 0.3, concurrency=2))
     elapsed = time.monotonic() - started
     assert all(r.problems[0].startswith("timeout:") for r in results)
-    assert server.most_open == 2
-    assert 0.85 <= elapsed < 1.5  # three waves of two
+    # unbounded, all six would be open at once; the server may see one closing socket late
+    assert 2 <= server.most_open <= 3
+    assert elapsed >= 0.85  # three waves of two (a lower bound: a busy machine only adds time)
 
 
 def http_reply(status: str, content_type: str, body: bytes) -> bytes:
