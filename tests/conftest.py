@@ -43,6 +43,8 @@ def make_plan(tmp_path: Path) -> Callable[..., Path]:
             edit(data)
         path = tmp_path / name
         path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        attestations = DEMO_PLAN.with_name("demo.attestations.yaml")
+        path.with_name(f"{path.stem}.attestations.yaml").write_bytes(attestations.read_bytes())
         return path
 
     return make

@@ -60,8 +60,9 @@ def readiness(reports: Path) -> dict[str | None, str]:
 @pytest.mark.slow
 def test_pending_until_attested_then_rerun_passes(make_plan, tmp_path: Path):
     reports = tmp_path / "reports"
-    plan = str(make_plan())
-    first = rehearse(reports, "run", "--plan", plan, "--aspect", "organisatorisk")
+    plan = make_plan()
+    plan.with_name(f"{plan.stem}.attestations.yaml").unlink()  # nothing attested up front
+    first = rehearse(reports, "run", "--plan", str(plan), "--aspect", "organisatorisk")
     assert first.returncode == 1, first.stderr
     assert readiness(reports) == {"sas-boras": "pending", "nal-trollhattan": "pending"}
     assert "rehearse attest" in json.dumps(json.loads((reports / "latest/gonogo.json").read_text())) or True

@@ -18,8 +18,15 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def rehearse(reports: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+SECRET = "Hemligt-Lösen-7f3a9c"
+
+
+def rehearse(
+    reports: Path, *args: str, timeout: float = 240, secret: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "REHEARSAL_PASSWORD"}
+    if secret:
+        env["REHEARSAL_PASSWORD"] = secret
     return subprocess.run(
         [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args],
         capture_output=True, text=True, timeout=timeout, env=env,
@@ -44,8 +51,10 @@ def short_load(data: dict[str, Any]) -> None:
 
 def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
     reports = tmp_path / "reports"
-    done = rehearse(reports, "demo", "--plan", str(make_plan(short_load)))
+    done = rehearse(reports, "demo", "--plan", str(make_plan(short_load)), secret=SECRET)
     assert done.returncode == 0, done.stdout + done.stderr
+    leaked = [p for p in reports.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not leaked and SECRET not in done.stdout + done.stderr, leaked
     run = latest(reports)
     decision = gonogo(run)
     assert decision["decision"] == "GO" and decision["complete"] is True

@@ -166,8 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitCode.GO
     if args.command == "demo":
         loaded = load_plan(_plan_path(args.plan))
-        supplied = args.attestations or [str(p) for p in [_sibling_attestations(loaded)] if p.exists()]
-        return _demo(reports, state_dir, loaded, args.fault, _attestation_files(supplied))
+        return _demo(reports, state_dir, loaded, args.fault, _attestation_files(args.attestations, loaded))
     if args.command == "run":
         loaded = load_plan(_plan_path(args.plan))
         for site in args.site:
@@ -181,7 +180,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             sites=args.site,
             aspects=args.aspect,
             env=env,
-            attestations=_attestation_files(args.attestations),
+            attestations=_attestation_files(args.attestations, loaded),
             interactive=args.interactive,
         )
         return _report(outcome.run, loaded, outcome)
@@ -203,8 +202,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
-def _attestation_files(given: list[str]) -> list[Path]:
-    files = [Path(f).resolve() for f in given]
+def _attestation_files(given: list[str], loaded: LoadedPlan) -> list[Path]:
+    """The files named, or else the plan's own: PLAN.attestations.yaml beside it, if any."""
+    sibling = _sibling_attestations(loaded)
+    files = [Path(f).resolve() for f in given] or ([sibling] if sibling.exists() else [])
     for path in files:
         if not path.is_file():
             raise UsageError(f"{path}: no such attestations file")
@@ -213,7 +214,7 @@ def _attestation_files(given: list[str]) -> list[Path]:
 
 
 def _sibling_attestations(loaded: LoadedPlan) -> Path:
-    """The demo's attestations live beside its plan: plans/demo.attestations.yaml."""
+    """A plan's attestations live beside it: plans/demo.attestations.yaml."""
     return loaded.path.with_name(f"{loaded.path.stem}.attestations.yaml")
 
 
