@@ -19,7 +19,7 @@ from rehearsal import attest
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan
 from rehearsal.preflight import check_reachable
-from rehearsal.run import Run, chain, load_run
+from rehearsal.run import Run, load_run
 from rehearsal.runner import Outcome, content_root, execute
 
 EPILOG = """examples:
@@ -247,23 +247,27 @@ def _demo(
 
 
 def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
-    from rehearsal.results import failed_nodeids, merge
+    from rehearsal.rerun import select
 
     parent = load_run(reports, ref)
     loaded = load_plan(parent.plan_path)
-    merged = merge([r.results_dir for r in chain(parent)])
-    pending = [
-        m.latest.nodeid for m in merged if m.latest.status == "skipped" and m.latest.labels.get("attestation")
-    ]
-    selection = failed_nodeids(merged) + [n for n in pending if n]
-    if not selection and parent.complete:
-        print(f"rehearse rerun: nothing failed in run {parent.id}; nothing to rerun")
+    selection, merged = select(parent)
+    if not selection:
+        print(f"rehearse rerun: nothing failed or missing in run {parent.id}; nothing to rerun")
         return _report(parent, loaded)
-    if {m.latest.aspect for m in merged if m.latest.nodeid in selection} - {"organisatorisk"}:
+    ids = set(selection.nodeids or [])
+    if (
+        selection.whole_plan
+        or selection.missing
+        or {m.latest.aspect for m in merged if m.latest.nodeid in ids} - {"organisatorisk"}
+    ):
         check_reachable(loaded.plan)
-    print(f"rehearse rerun: {len(selection)} failed item(s) of run {parent.id}", flush=True)
+    print(f"rehearse rerun of {parent.id}: {selection.describe()}", flush=True)
     env = _reference_credentials(state_dir, loaded)
-    outcome = execute(reports, loaded, parent=parent, selection=selection, env=env)
+    outcome = execute(
+        reports, loaded, parent=parent, selection=selection.nodeids, env=env,
+        attestations=_attestation_files([], loaded),
+    )  # fmt: skip
     return _report(outcome.run, loaded, outcome)
 
 

@@ -22,6 +22,7 @@ from rehearsal import attest, evidence
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
+from rehearsal.run import PLANNED_FILE
 
 LOADED_PLAN = pytest.StashKey[LoadedPlan]()
 OPEN_STEPS = pytest.StashKey[list[Any]]()
@@ -221,6 +222,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    run_dir = config.getoption("--rehearsal-run-dir")
+    if run_dir:  # what this run means to do, so an interrupted run knows what it did not
+        planned = Path(run_dir) / PLANNED_FILE
+        planned.write_text("".join(f"{item.nodeid}\n" for item in keep), encoding="utf-8")
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from rehearsal.errors import UsageError
 from rehearsal.plan import LoadedPlan
 
 RUN_FILE = "run.json"
+PLANNED_FILE = "planned.txt"  # the node ids a run meant to run, written once collection ends
 LATEST = "latest"
 
 

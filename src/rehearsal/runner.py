@@ -7,6 +7,7 @@ and lets an interrupted session still write what it found: run.json is updated i
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -95,6 +96,14 @@ def pytest_command(
         selection.write_text("\n".join(run.selection) + "\n", encoding="utf-8")
         cmd += ["--rehearsal-only", str(selection)]
     return cmd
+
+
+def _die_with_parent() -> None:
+    """In the child: if the CLI is killed outright, stop the session too (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @contextmanager
