@@ -35,6 +35,8 @@ class Run:
     finished: str | None = None
     complete: bool = False
     selection: list[str] | None = None
+    sites: list[str] | None = None
+    aspects: list[str] | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -61,7 +63,12 @@ def _write(run: Run) -> None:
 
 
 def create_run(
-    reports_root: Path, loaded: LoadedPlan, parent: Run | None = None, selection: list[str] | None = None
+    reports_root: Path,
+    loaded: LoadedPlan,
+    parent: Run | None = None,
+    selection: list[str] | None = None,
+    sites: list[str] | None = None,
+    aspects: list[str] | None = None,
 ) -> Run:
     """Make the folder and run.json of a new run and point ``reports/latest`` at it."""
     started = datetime.now(UTC)
@@ -77,6 +84,8 @@ def create_run(
         dir=folder,
         parent=parent.id if parent else None,
         selection=selection,
+        sites=sorted(sites) if sites else None,
+        aspects=sorted(aspects) if aspects else None,
     )
     _write(run)
     _point_latest(reports_root, folder)

@@ -134,7 +134,7 @@ def execute(
     for site in sites or []:
         loaded.plan.site(site)
     root = content_root()
-    run = create_run(reports_root, loaded, parent=parent, selection=selection)
+    run = create_run(reports_root, loaded, parent=parent, selection=selection, sites=sites, aspects=aspects)
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
     cmd = pytest_command(
         run, loaded, sites or [], aspects or [], root, [*(attestations or []), *inherited], interactive
