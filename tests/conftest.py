@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _move_port(url: str, port: int) -> str:
-    scheme, rest = url.split("://", 1)
-    host, _, path = rest.partition("/")
-    return f"{scheme}://{host.rsplit(':', 1)[0]}:{port}" + (f"/{path}" if path else "")
+_LOOPBACK_URL = re.compile(r"(://(?:127\.0\.0\.1|localhost)):(\d+)")
+
+
+def _move_ports(node: Any, moved: dict[int, int]) -> Any:
+    """Every loopback port of the plan (in URLs and `port:` fields) to a free one, the same
+    port always to the same new one (so components that share a port still do)."""
+
+    def new(port: int) -> int:
+        return moved.setdefault(port, free_port())
+
+    if isinstance(node, dict):
+        return {
+            k: new(v) if k == "port" and isinstance(v, int) else _move_ports(v, moved)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_move_ports(v, moved) for v in node]
+    if isinstance(node, str):
+        return _LOOPBACK_URL.sub(lambda m: f"{m.group(1)}:{new(int(m.group(2)))}", node)
+    return node
 
 
 @pytest.fixture
@@ -31,14 +48,7 @@ def make_plan(tmp_path: Path) -> Callable[..., Path]:
     """Write a copy of the demo plan on free ports; `edit(data)` may change it further."""
 
     def make(edit: Callable[[dict[str, Any]], None] | None = None, name: str = "plan.yaml") -> Path:
-        data = yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8"))
-        env = data["environment"]
-        ehr = free_port()
-        env["fhir_base"] = _move_port(env["fhir_base"], ehr)
-        env["web_base"] = _move_port(env["web_base"], ehr)
-        for site in data["sites"]:
-            for printer in site.get("printers", []):
-                printer["uri"] = _move_port(printer["uri"], free_port())
+        data = _move_ports(yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8")), {})
         if edit:
             edit(data)
         path = tmp_path / name

@@ -285,9 +285,10 @@ def test_gonogo_html_and_md_name_the_failure_and_stay_offline(
     for name in ("Södra Älvsborgs Sjukhus, Borås", "NÄL, Trollhättan", "Regionen (central)"):
         assert name in page
     # the failing printer: site, printer, message, a link into Allure and to the raw evidence
-    failed = page[page.index("Underkända kriterier") :]
-    assert "Dokumentskrivare redo per plats – Södra Älvsborgs Sjukhus, Borås" in failed
+    failed = page[page.index("Blockerande fynd") : page.index('id="waivers"')]
+    assert "Dokumentskrivare redo per plats</strong> – Södra Älvsborgs Sjukhus, Borås" in failed
     assert "sas-akut-dok1" in failed and "media-empty" in failed
+    assert "Johan Ek" not in failed and "Karin Berg" in failed  # owner: the site's first role (beslut)
     assert f"allure-report/index.html#/{hashlib.md5(ids['printer'].encode()).hexdigest()}" in failed
     # the printer failed in the first run: its attachment is linked in that run's folder
     link = re.search(r"href='(\.\./[^']+/allure-results/[^']+-attachment\.txt)'", failed)
@@ -314,7 +315,8 @@ def test_build_report_end_to_end(
     assert decision.decision == "NO-GO"
 
     data = json.loads((rerun.dir / "gonogo.json").read_text(encoding="utf-8"))
-    assert data == decision.to_json()
+    assert {k: data[k] for k in decision.to_json()} == json.loads(json.dumps(decision.to_json()))
+    assert data["chain"] == [rerun.parent, rerun.id] and data["changes"]["reason"] == "parent"
     assert (data["run"], data["parent"], data["complete"]) == (rerun.id, rerun.parent, True)
     by_key = {(c["id"], c["site"]): c for c in data["criteria"]}
     assert by_key[("clin-lab-order", "nal-trollhattan")]["status"] == "pass"  # fixed by the rerun
@@ -385,7 +387,7 @@ def test_allure_report_makes_no_outside_request_in_a_browser(
             page = browser.new_page()
             page.on("request", lambda r: requests.append(r.url))
             page.goto((rerun.dir / "gonogo.html").as_uri())
-            page.get_by_role("link", name="öppna i Allure-rapporten").first.click()
+            page.locator("article.finding").get_by_role("link", name="Skrivare redo").first.click()
             page.get_by_text("printer-state-reasons: media-empty").first.wait_for(timeout=15_000)
         finally:
             browser.close()

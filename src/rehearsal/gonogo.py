@@ -9,15 +9,25 @@ every line passes: a missing result is never taken as a good one.
 Which results feed a line is decided by the Allure labels every test carries (see
 docs/design.md, Evidence conventions): ``criterion`` picks the line, ``site`` the site,
 ``device`` the device for readiness checks, ``aspect`` the scorecard column.
+
+Failed items are grouped into findings (:mod:`rehearsal.findings`); a criterion of kind
+``findings`` passes when no finding in its scope is open and critical and at most
+``max_high`` are open and high. Waivers (:mod:`rehearsal.waivers`) valid on ``today`` turn
+a line that would fail into ``waived`` (never ``pass``); the decision is then GO *with N
+waivers*, and its headline names who accepted each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any, Literal
 
-from rehearsal.plan import ASPECTS, Criterion, Plan
+from rehearsal import findings as _findings
+from rehearsal import waivers as _waivers
+from rehearsal.findings import Finding
+from rehearsal.plan import ASPECTS, Criterion, Plan, Waiver
 from rehearsal.results import FAILED, MergedResult, TestResult
 
 Status = Literal["pass", "fail", "pending", "waived"]
@@ -36,6 +46,11 @@ _TEXT = {
         "not_ready": "ej redo: {devices}",
         "complete": "körningen gick klart",
         "incomplete": "körningen avbröts eller pågår fortfarande",
+        "findings": "öppna fynd: {critical} kritiska, {high} höga (högst {max_high}), {normal} normala",
+        "findings_waived": "; {n} fynd undantagna",
+        "waived_by": "undantag godkänt av {who}, gäller t.o.m. {expiry}",
+        "go_with": "GO med {n} undantag (godkänt av {who})",
+        "go_with_many": "GO med {n} undantag (godkända av {who})",
     },
     "en": {
         "no_results": "no results yet",
@@ -48,6 +63,11 @@ _TEXT = {
         "not_ready": "not ready: {devices}",
         "complete": "the run finished",
         "incomplete": "the run was interrupted or is still running",
+        "findings": "open findings: {critical} critical, {high} high (at most {max_high}), {normal} normal",
+        "findings_waived": "; {n} finding(s) waived",
+        "waived_by": "waiver accepted by {who}, valid through {expiry}",
+        "go_with": "GO with {n} waiver (accepted by {who})",
+        "go_with_many": "GO with {n} waivers (accepted by {who})",
     },
 }
 
@@ -66,7 +86,14 @@ class Line:
     kind: str = ""
     severity: str = ""
     failures: tuple[TestResult, ...] = field(default=(), compare=False, repr=False)
-    """The failing results behind a ``fail`` line (for links in the report; not in JSON)."""
+    """The failing results behind a ``fail`` (or ``waived``) line (for links in the report; not in JSON)."""
+    waivers: tuple[Waiver, ...] = ()
+    """The waivers a ``waived`` line rests on."""
+
+    @property
+    def key(self) -> str:
+        """``criterion@site`` (``@region`` for region-wide lines): stable across runs."""
+        return f"{self.id}@{self.site or 'region'}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +104,31 @@ class Line:
             "aspect": self.aspect,
             "details": self.details,
             "evidence": list(self.evidence),
+            "severity": self.severity,
+            "waivers": [_waiver_json(w) for w in self.waivers],
+        }
+
+
+@dataclass(frozen=True)
+class WaiverUse:
+    """One waiver of the plan as the decision saw it: valid or not today, and what it waived."""
+
+    waiver: Waiver
+    state: _waivers.State
+    lines: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
+
+    @property
+    def used(self) -> bool:
+        return bool(self.lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **_waiver_json(self.waiver),
+            "state": self.state,
+            "used": self.used,
+            "lines": list(self.lines),
+            "findings": list(self.findings),
         }
 
 
@@ -89,6 +141,12 @@ class Decision:
     parent: str | None
     criteria: tuple[Line, ...]
     sites: dict[str, dict[str, dict[str, int]]] = field(hash=False)
+    headline: str = ""
+    """``GO``, ``NO-GO`` or ``GO with N waivers (accepted by …)`` in the plan's language."""
+    waivers: tuple[WaiverUse, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    today: date | None = None
+    """The day waivers were judged on."""
 
     @property
     def go(self) -> bool:
@@ -97,15 +155,28 @@ class Decision:
     def failed(self) -> list[Line]:
         return [line for line in self.criteria if line.status == "fail"]
 
+    def waived(self) -> list[Line]:
+        return [line for line in self.criteria if line.status == "waived"]
+
+    def used_waivers(self) -> list[Waiver]:
+        """The distinct waivers the decision rests on, in plan order."""
+        return [use.waiver for use in self.waivers if use.used]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "decision": self.decision,
+            "headline": self.headline or self.decision,
             "complete": self.complete,
             "rehearsal": self.rehearsal,
             "run": self.run,
             "parent": self.parent,
             "criteria": [line.to_json() for line in self.criteria],
             "sites": {site: {a: dict(c) for a, c in aspects.items()} for site, aspects in self.sites.items()},
+            "waived": len(self.used_waivers()),
+            "waivers": [use.to_json() for use in self.waivers],
+            "findings": [f.to_json() for f in self.findings],
+            "open_findings": _findings.count_open(self.findings),
+            "today": self.today.isoformat() if self.today else None,
         }
 
 
@@ -117,17 +188,26 @@ def decide(
     rehearsal: str,
     run: str,
     parent: str | None,
+    waivers: Sequence[Waiver] = (),
+    today: date | None = None,
 ) -> Decision:
-    """Take the go/no-go decision for one run chain; GO only if every scorecard line passes."""
+    """Take the go/no-go decision for one run chain; GO only if every line passes or is waived.
+
+    `waivers` are judged on `today` (default: the local date): expired ones no longer count.
+    """
+    today = today or date.today()
     text = _TEXT.get(plan.language, _TEXT["en"])
     by_criterion: dict[str, list[MergedResult]] = {}
     for item in results:
         if item.latest.criterion:
             by_criterion.setdefault(item.latest.criterion, []).append(item)
+    found = [_waive_finding(f, waivers, today) for f in _findings.group(plan, results)]
     lines: list[Line] = []
     for criterion in plan.criteria:
         mine = by_criterion.get(criterion.id, [])
-        if criterion.kind == "run_complete":
+        if criterion.kind == "findings":
+            lines.extend(_findings_lines(plan, criterion, results, found, text))
+        elif criterion.kind == "run_complete":
             lines.append(
                 _line(
                     criterion,
@@ -142,7 +222,10 @@ def decide(
                 lines.append(_judge(criterion, site, items, text))
         else:
             lines.append(_judge(criterion, None, mine, text))
-    go = all(line.status == "pass" for line in lines)
+    lines = [_waive_line(line, waivers, today, text) for line in lines]
+    found = _mark_blocking(plan, found, lines)
+    go = all(line.status in ("pass", "waived") for line in lines)
+    uses = tuple(_use(w, today, lines, found) for w in waivers)
     return Decision(
         decision="GO" if go else "NO-GO",
         complete=complete,
@@ -151,7 +234,166 @@ def decide(
         parent=parent,
         criteria=tuple(lines),
         sites=_scorecard(plan, results),
+        headline=_headline(go, [u.waiver for u in uses if u.used], text),
+        waivers=uses,
+        findings=tuple(found),
+        today=today,
     )
+
+
+# --- findings and waivers ----------------------------------------------------------------------
+
+
+def _findings_lines(
+    plan: Plan,
+    criterion: Criterion,
+    results: Sequence[MergedResult],
+    found: Sequence[Finding],
+    text: dict[str, str],
+) -> list[Line]:
+    """No open critical finding and at most `max_high` open high ones, in the criterion's aspect.
+
+    Judged once with the waivers and once as if there were none: a line that passes only
+    thanks to waived findings is ``waived``, resting on their waivers.
+    """
+    max_high = criterion.max_high or 0
+
+    def in_aspect(aspect: str | None) -> bool:
+        return criterion.aspect is None or aspect == criterion.aspect
+
+    scoped = [f for f in found if in_aspect(f.aspect) and f.criterion != criterion.id]
+    ran = [
+        m.latest
+        for m in results
+        if m.latest.status in ("passed", *FAILED) and in_aspect(m.latest.aspect or _aspect_of(plan, m.latest))
+    ]
+    places: list[str | None] = [None]
+    if criterion.per_site:
+        places = [s.id for s in plan.sites]
+        places += sorted({f.site for f in scoped} - set(places))
+    lines = []
+    for place in places:
+        mine = [f for f in scoped if place is None or f.site == place]
+        ran_here = [r for r in ran if place is None or (r.site or CENTRAL) == place]
+        if not ran_here:
+            lines.append(_line(criterion, place, "pending", text["no_results"], ()))
+            continue
+        with_waivers = _findings.count_open(mine)
+        without = _findings.count_open([replace(f, status="open") for f in mine])
+        waived = [f for f in mine if not f.open]
+
+        def ok(counts: dict[str, int]) -> bool:
+            return counts["critical"] == 0 and counts["high"] <= max_high
+
+        details = text["findings"].format(max_high=max_high, **with_waivers)
+        if waived:
+            details += text["findings_waived"].format(n=len(waived))
+        evidence = [f.id for f in mine if f.open and f.severity != "normal"]
+        failures = [r for f in mine if f.open and f.severity != "normal" for r in f.items]
+        if not ok(with_waivers):
+            lines.append(_line(criterion, place, "fail", details, evidence, failures))
+        elif not ok(without):
+            rest = _dedupe_waivers(f.waiver for f in waived if f.waiver and f.severity != "normal")
+            line = _line(criterion, place, "waived", details, [f.id for f in waived], ())
+            lines.append(replace(line, waivers=tuple(rest)))
+        else:
+            lines.append(_line(criterion, place, "pass", details, evidence, failures))
+    return lines
+
+
+def _aspect_of(plan: Plan, result: TestResult) -> str | None:
+    criterion = plan.criterion(result.criterion) if result.criterion else None
+    return criterion.aspect if criterion else None
+
+
+def _waive_finding(finding: Finding, waivers: Sequence[Waiver], today: date) -> Finding:
+    if not finding.criterion:
+        return finding
+    waiver = _waivers.covering(waivers, finding.criterion, finding.site, today)
+    return replace(finding, status="waived", waiver=waiver) if waiver else finding
+
+
+def _waive_line(line: Line, waivers: Sequence[Waiver], today: date, text: dict[str, str]) -> Line:
+    """A failing line covered by valid waivers becomes ``waived``; a region-wide line needs
+    a waiver without a site, or one for every site its failures come from."""
+    if line.status != "fail":
+        return line
+    chosen: list[Waiver] = []
+    whole = _waivers.covering(waivers, line.id, line.site, today)
+    if whole:
+        chosen = [whole]
+    elif line.site is None and line.failures:
+        per_site = [_waivers.covering(waivers, line.id, r.site, today) for r in line.failures]
+        if all(per_site):
+            chosen = _dedupe_waivers(w for w in per_site if w)
+    if not chosen:
+        return line
+    note = "; ".join(text["waived_by"].format(who=w.accepted_by, expiry=w.expiry.isoformat()) for w in chosen)
+    return replace(line, status="waived", details=f"{line.details}; {note}", waivers=tuple(chosen))
+
+
+def _mark_blocking(plan: Plan, found: list[Finding], lines: Sequence[Line]) -> list[Finding]:
+    """Open findings behind a failing line block the GO: the panel's list of what to fix."""
+    status = {(line.id, line.site): line.status for line in lines}
+    failing_findings_lines = [
+        (plan.criterion(line.id), line.site)
+        for line in lines
+        if line.status == "fail" and line.kind == "findings"
+    ]
+    out = []
+    for f in found:
+        criterion = plan.criterion(f.criterion) if f.criterion else None
+        blocking = False
+        if f.open and criterion is not None and criterion.kind != "findings":
+            blocking = status.get((criterion.id, f.site if criterion.per_site else None)) == "fail"
+        for c, site in failing_findings_lines:
+            if (
+                f.open
+                and c is not None
+                and f.severity in ("critical", "high")
+                and (c.aspect is None or c.aspect == f.aspect)
+                and (site is None or site == f.site)
+            ):
+                blocking = True
+        out.append(replace(f, blocking=blocking))
+    return out
+
+
+def _use(waiver: Waiver, today: date, lines: Sequence[Line], found: Sequence[Finding]) -> WaiverUse:
+    return WaiverUse(
+        waiver=waiver,
+        state=_waivers.state(waiver, today),
+        lines=tuple(line.key for line in lines if any(w is waiver for w in line.waivers)),
+        findings=tuple(f.id for f in found if f.waiver is waiver),
+    )
+
+
+def _headline(go: bool, used: list[Waiver], text: dict[str, str]) -> str:
+    if not go:
+        return "NO-GO"
+    if not used:
+        return "GO"
+    who = ", ".join(dict.fromkeys(w.accepted_by for w in used))
+    return text["go_with" if len(used) == 1 else "go_with_many"].format(n=len(used), who=who)
+
+
+def _dedupe_waivers(waivers: Iterable[Waiver]) -> list[Waiver]:
+    out: list[Waiver] = []
+    for w in waivers:
+        if not any(w is x for x in out):
+            out.append(w)
+    return out
+
+
+def _waiver_json(w: Waiver) -> dict[str, Any]:
+    return {
+        "criterion": w.criterion,
+        "site": w.site,
+        "reason": w.reason,
+        "accepted_by": w.accepted_by,
+        "date": w.date.isoformat(),
+        "expiry": w.expiry.isoformat(),
+    }
 
 
 def _by_site(plan: Plan, items: Iterable[MergedResult]) -> dict[str, list[MergedResult]]:

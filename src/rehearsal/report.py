@@ -1,13 +1,16 @@
-"""The report of one run chain: ``gonogo.{json,md,html}`` and the Allure 3 single-file report.
+"""The report of one run chain: the panel's evidence pack and the Allure 3 single-file report.
 
 :func:`build_report` merges the allure-results of every run in the chain (a rerun's result
-beats its parent's, the earlier one stays as a retry), takes the go/no-go decision and
-writes, in the newest run's folder:
+beats its parent's, the earlier one stays as a retry), takes the go/no-go decision with the
+plan's waivers, records the run in its wave's history, works out what changed since the
+run it is compared with and writes, in the newest run's folder:
 
-- ``gonogo.json``  the decision for machines (shape: :meth:`rehearsal.gonogo.Decision.to_json`);
+- ``gonogo.json``  for machines: the decision (:meth:`rehearsal.gonogo.Decision.to_json`),
+  the wave's trend and the changes (:meth:`rehearsal.pack.EvidencePack.to_json`);
 - ``gonogo.md``    the same as text for e-mail and chat;
-- ``gonogo.html``  one self-contained page for the command centre, in the plan's language;
-- ``allure-report/index.html``  Allure 3 (awesome, single file), one environment per site.
+- ``gonogo.html``  the two-page evidence pack for the go/no-go panel (:mod:`rehearsal.pack`);
+- ``allure-report/index.html``  Allure 3 (awesome, single file), one environment per site,
+  with the wave's history (see :mod:`rehearsal.history` for how it is kept free of duplicates).
 
 A hospital report must not call out: Allure 3.18 always embeds Google Tag Manager, so the
 analytics scripts are stripped, a Content-Security-Policy that allows no network source is
@@ -17,8 +20,6 @@ The go/no-go files are written first, so a missing Node/Allure never costs the d
 
 from __future__ import annotations
 
-import hashlib
-import html
 import json
 import logging
 import os
@@ -27,22 +28,26 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from importlib import resources
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from pathlib import Path
-from string import Template
+from typing import Any
 
 import rehearsal
 from rehearsal.errors import RehearsalError, UsageError
-from rehearsal.gonogo import CENTRAL, Decision, Line, decide
-from rehearsal.plan import ASPECTS, Plan
-from rehearsal.results import TestResult, merge
-from rehearsal.run import Run, chain
+from rehearsal.gonogo import CENTRAL, Decision, decide
+from rehearsal.history import Changes as Changes
+from rehearsal.history import WaveHistory, changes, items_of, snapshot
+from rehearsal.pack import ALLURE_DIR, EvidencePack, render_html, render_markdown, text_for
+from rehearsal.pack import allure_result_id as allure_result_id
+from rehearsal.plan import Plan
+from rehearsal.results import ResultWarning, merge
+from rehearsal.run import Run, chain, load_run
+from rehearsal.waivers import load_waivers
 
 log = logging.getLogger(__name__)
 
-ALLURE_DIR = "allure-report"
 NODE_MIN_MAJOR = 20
 GENERATE_TIMEOUT_S = 600.0
 
@@ -53,313 +58,141 @@ ALLURE_CSP = (
     "connect-src data: blob:; frame-src data: blob:; worker-src data: blob:; form-action 'none'"
 )
 
-_TEXT = {
-    "sv": {
-        "decision": "Go/no-go-beslut",
-        "summary": "{passed} av {total} kriterier godkända · {failed} underkända · {pending} väntar",
-        "rehearsal": "Repetition",
-        "run": "Körning",
-        "parent": "Omkörning av",
-        "chain": "Sammanslagna körningar",
-        "complete": "Komplett",
-        "yes": "ja",
-        "no": "nej – körningen avbröts eller pågår",
-        "generated": "Skapad",
-        "scorecard": "Resultat per plats och aspekt",
-        "site": "Plats",
-        "criteria": "Kriterier",
-        "criterion": "Kriterium",
-        "aspect": "Aspekt",
-        "status": "Status",
-        "details": "Detaljer",
-        "failed_heading": "Underkända kriterier",
-        "failing_tests": "Underkända tester",
-        "open_allure": "öppna i Allure-rapporten",
-        "attachments": "bilagor",
-        "retries": "{n} tidigare försök",
-        "device": "enhet",
-        "full_report": "Fullständig Allure-rapport",
-        "central": "Regionen (central)",
-        "region": "hela regionen",
-        "counts": {"passed": "godk.", "failed": "underk.", "broken": "trasiga", "skipped": "överh."},
-        "none": "–",
-        "status_names": {"pass": "Godkänd", "fail": "Underkänd", "pending": "Väntar", "waived": "Undantagen"},
-        "aspects": {"organisatorisk": "Organisatorisk", "klinisk": "Klinisk", "teknisk": "Teknisk"},
-        "pending_heading": "Väntar på resultat",
-        "footer": "golive-rehearsal · beslutet är GO bara när varje rad är godkänd; "
-        "saknade resultat räknas aldrig som godkända.",
-    },
-    "en": {
-        "decision": "Go/no-go decision",
-        "summary": "{passed} of {total} criteria passed · {failed} failed · {pending} pending",
-        "rehearsal": "Rehearsal",
-        "run": "Run",
-        "parent": "Rerun of",
-        "chain": "Merged runs",
-        "complete": "Complete",
-        "yes": "yes",
-        "no": "no – the run was interrupted or is still running",
-        "generated": "Generated",
-        "scorecard": "Results by site and aspect",
-        "site": "Site",
-        "criteria": "Criteria",
-        "criterion": "Criterion",
-        "aspect": "Aspect",
-        "status": "Status",
-        "details": "Details",
-        "failed_heading": "Failed criteria",
-        "failing_tests": "Failing tests",
-        "open_allure": "open in the Allure report",
-        "attachments": "attachments",
-        "retries": "{n} earlier attempt(s)",
-        "device": "device",
-        "full_report": "Full Allure report",
-        "central": "Region-wide (central)",
-        "region": "whole region",
-        "counts": {"passed": "passed", "failed": "failed", "broken": "broken", "skipped": "skipped"},
-        "none": "–",
-        "status_names": {"pass": "Pass", "fail": "Fail", "pending": "Pending", "waived": "Waived"},
-        "aspects": {"organisatorisk": "Organisational", "klinisk": "Clinical", "teknisk": "Technical"},
-        "pending_heading": "Waiting for results",
-        "footer": "golive-rehearsal · GO only when every line passes; "
-        "a missing result never counts as a pass.",
-    },
-}
-
 
 def build_report(
-    run: Run, plan: Plan, *, repo_root: Path | None = None, timeout: float = GENERATE_TIMEOUT_S
+    run: Run,
+    plan: Plan,
+    *,
+    repo_root: Path | None = None,
+    timeout: float = GENERATE_TIMEOUT_S,
+    compare: str | None = None,
+    today: date | None = None,
+    plan_path: str | Path | None = None,
 ) -> Decision:
-    """Merge the chain's results, decide, write gonogo.{json,md,html}, then the Allure report.
+    """Decide, write the evidence pack (gonogo.{json,md,html}) and history, then the Allure report.
 
+    `compare` is a run id or folder to list changes against (default: the parent of a
+    rerun, else the wave's previous run); `today` judges the waivers (default: the local
+    date); `plan_path` locates the plan's ``waivers_file`` (default: the run's plan path).
     Raises UsageError (after the gonogo files are written) when Node.js ≥ 20 or the allure
     package is missing, naming the command that installs it.
     """
-    runs = chain(run)
-    dirs = [r.results_dir for r in runs]
-    merged = merge(dirs)
-    decision = decide(
-        plan, merged, complete=run.complete, rehearsal=run.rehearsal, run=run.id, parent=run.parent
-    )
-    write_gonogo(decision, plan, run, runs)
-    t = _text(plan)
+    pack = build_evidence(run, plan, compare=compare, today=today, plan_path=plan_path)
+    decision = pack.decision
+    t = text_for(plan)
     variables = {
         t["rehearsal"]: run.rehearsal,
+        t["wave"]: pack.trend.wave,
         t["run"]: run.id,
-        t["chain"]: " → ".join(r.id for r in runs),
+        t["chain"]: " → ".join(pack.runs),
         t["complete"]: t["yes"] if run.complete else t["no"],
-        "Go/no-go": decision.decision,
+        "Go/no-go": decision.headline or decision.decision,
     }
+    history = WaveHistory.of(run, plan)
     seconds = generate_allure_report(
-        dirs, plan, run.dir / ALLURE_DIR, repo_root=repo_root, timeout=timeout, variables=variables
+        [r.results_dir for r in chain(run)],
+        plan,
+        run.dir / ALLURE_DIR,
+        repo_root=repo_root,
+        timeout=timeout,
+        variables=variables,
+        history_points=history.allure_points_before(run.id),
+        keep_history_point=lambda point: history.keep_allure_point(run.id, point),
     )
-    log.info("allure generate: %.1f s for %d result folder(s)", seconds, len(dirs))
+    log.info("allure generate: %.1f s for %d result folder(s)", seconds, len(pack.runs))
     return decision
 
 
-def write_gonogo(decision: Decision, plan: Plan, run: Run, runs: Sequence[Run] = ()) -> None:
+def build_evidence(
+    run: Run,
+    plan: Plan,
+    *,
+    compare: str | None = None,
+    today: date | None = None,
+    plan_path: str | Path | None = None,
+) -> EvidencePack:
+    """Everything but the Allure report: decide, record the run in its wave, write gonogo.*."""
+    runs = chain(run)
+    merged = merge([r.results_dir for r in runs])
+    waivers = load_waivers(plan, plan_path if plan_path is not None else run.plan_path)
+    decision = decide(
+        plan,
+        merged,
+        complete=run.complete,
+        rehearsal=run.rehearsal,
+        run=run.id,
+        parent=run.parent,
+        waivers=waivers,
+        today=today,
+    )
+    history = WaveHistory.of(run, plan)
+    history.put(snapshot(run, plan, decision, merged))
+    pack = EvidencePack(
+        decision=decision,
+        trend=history.trend(run.id),
+        changes=_changes(run, runs, merged, history, compare),
+        runs=tuple(r.id for r in runs),
+    )
+    write_gonogo(pack, plan, run)
+    return pack
+
+
+def _changes(
+    run: Run, runs: Sequence[Run], merged: Sequence[Any], history: WaveHistory, compare: str | None
+) -> Changes:
+    """Against `compare`, else the parent of a rerun, else the wave's run before this one."""
+    current = items_of(merged)
+    if compare is not None:
+        target = load_run(run.reports_root, compare)
+        if target.id == run.id:
+            raise UsageError(f"--compare {compare}: that is the run being reported")
+        return changes(
+            current, _items_on_disk(target), against=target.id, label=history.label(target.id), reason="given"
+        )
+    if run.parent and len(runs) > 1:
+        parent = runs[-2]
+        label = history.label(parent.id)
+        return changes(current, _items_on_disk(parent), against=parent.id, label=label, reason="parent")
+    previous = history.previous(run.id)
+    if previous is None:
+        return Changes()
+    return changes(
+        current,
+        previous.get("items", {}),
+        against=previous["run"],
+        label=history.label(previous["run"]),
+        reason="previous",
+    )
+
+
+def _items_on_disk(run: Run) -> dict[str, dict[str, Any]]:
+    """A run chain's item statuses from its results (quietly: its own report warned already)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResultWarning)
+        return items_of(merge([r.results_dir for r in chain(run)]))
+
+
+def write_gonogo(pack: EvidencePack, plan: Plan, run: Run) -> None:
     """Write gonogo.json, gonogo.md and gonogo.html into the run folder (each atomically)."""
-    _write(run.dir / "gonogo.json", json.dumps(decision.to_json(), indent=2, ensure_ascii=False) + "\n")
-    _write(run.dir / "gonogo.md", render_markdown(decision, plan))
-    _write(run.dir / "gonogo.html", render_html(decision, plan, run.dir, [r.id for r in runs]))
-
-
-# --- text for e-mail and chat -------------------------------------------------------------------
-
-
-def render_markdown(decision: Decision, plan: Plan) -> str:
-    """Plain Markdown that reads well pasted into an e-mail or a chat channel."""
-    t = _text(plan)
-    names = t["status_names"]
-    out = [
-        f"# {decision.decision} – {plan.title}",
-        "",
-        f"**{t['decision']}: {decision.decision}** · " + _summary(decision, t),
-        "",
-        f"- {t['rehearsal']}: `{decision.rehearsal}`",
-        f"- {t['run']}: `{decision.run}`"
-        + (f" ({t['parent'].lower()} `{decision.parent}`)" if decision.parent else ""),
-        f"- {t['complete']}: {t['yes'] if decision.complete else t['no']}",
-        "",
-    ]
-    failed = decision.failed()
-    if failed:
-        out += [f"## {t['failed_heading']}", ""]
-        for line in failed:
-            out.append(f"- **{line.title}** (`{line.id}`, {_site_name(plan, line.site, t)}): {line.details}")
-            out += [f"  - {item}" for item in line.evidence]
-        out.append("")
-    pending = [line for line in decision.criteria if line.status == "pending"]
-    if pending:
-        out += [f"## {t['pending_heading']}", ""]
-        out += [f"- {line.title} (`{line.id}`, {_site_name(plan, line.site, t)})" for line in pending]
-        out.append("")
-    out += [
-        f"## {t['criteria']}",
-        "",
-        f"| {t['status']} | {t['criterion']} | {t['site']} | {t['details']} |",
-        "|---|---|---|---|",
-    ]
-    for line in decision.criteria:
-        out.append(
-            f"| {names.get(line.status, line.status)} | {_md_cell(line.title)} (`{line.id}`) "
-            f"| {_md_cell(_site_name(plan, line.site, t))} | {_md_cell(line.details)} |"
-        )
-    out += ["", f"{t['full_report']}: `{ALLURE_DIR}/index.html` · `gonogo.html`", ""]
-    return "\n".join(out)
-
-
-# --- the one-page decision ----------------------------------------------------------------------
-
-
-def render_html(decision: Decision, plan: Plan, run_dir: Path, run_ids: Sequence[str] = ()) -> str:
-    """One self-contained page (inline CSS, no scripts, no outside requests) in the plan's language."""
-    t = _text(plan)
-    e = html.escape
-    template = Template(_resource("gonogo.html"))
-    meta_rows = [
-        (t["rehearsal"], e(decision.rehearsal)),
-        (t["run"], e(decision.run)),
-        (t["parent"], e(decision.parent) if decision.parent else t["none"]),
-        (t["complete"], t["yes"] if decision.complete else f"<strong>{e(t['no'])}</strong>"),
-    ]
-    if len(run_ids) > 1:
-        meta_rows.append((t["chain"], " → ".join(e(i) for i in run_ids)))
-    meta_rows.append((t["generated"], e(datetime.now(UTC).isoformat(timespec="seconds"))))
-    meta_rows.append(("Allure", f'<a href="{ALLURE_DIR}/index.html">{e(t["full_report"])}</a>'))
-    meta = '<dl class="meta">' + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in meta_rows) + "</dl>"
-    return template.substitute(
-        lang=e(plan.language),
-        title=e(plan.title),
-        css=_resource("gonogo.css"),
-        decision=e(decision.decision),
-        decision_label=e(t["decision"]),
-        verdict_class="go" if decision.go else "nogo",
-        summary=e(_summary(decision, t)),
-        meta=meta,
-        scorecard_heading=e(t["scorecard"]),
-        scorecard=_scorecard_html(decision, plan, t),
-        criteria_heading=e(t["criteria"]),
-        criteria=_criteria_html(decision, plan, t),
-        failed=_failed_html(decision, plan, run_dir, t),
-        footer=e(t["footer"]),
-    )
-
-
-def _scorecard_html(decision: Decision, plan: Plan, t: dict) -> str:
-    e = html.escape
-    aspects = list(ASPECTS) + sorted({a for cells in decision.sites.values() for a in cells} - set(ASPECTS))
-    head = "".join(f"<th>{e(t['aspects'].get(a, a))}</th>" for a in aspects)
-    rows = []
-    for site_id, cells in decision.sites.items():
-        tds = []
-        for aspect in aspects:
-            counts = cells.get(aspect, {})
-            tds.append(_count_cell(counts, t))
-        label = f"{e(_site_name(plan, site_id, t))} <span class='id muted'>{e(site_id)}</span>"
-        rows.append(f"<tr><th scope='row'>{label}</th>{''.join(tds)}</tr>")
-    return (
-        f"<table class='scorecard'><thead><tr><th>{e(t['site'])}</th>{head}</tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
-    )
-
-
-def _count_cell(counts: dict[str, int], t: dict) -> str:
-    total = sum(counts.values())
-    bad = counts.get("failed", 0) + counts.get("broken", 0)
-    if total == 0:
-        return f"<td class='cell empty'>{t['none']}</td>"
-    klass = "bad" if bad else ("ok" if counts.get("passed", 0) else "only-skipped")
-    parts = [f"{n} {html.escape(t['counts'][k])}" for k, n in counts.items() if n and k in t["counts"]]
-    return f"<td class='cell {klass}'>{' · '.join(parts)}</td>"
-
-
-def _criteria_html(decision: Decision, plan: Plan, t: dict) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(t[k])}</th>" for k in ("status", "criterion", "site", "aspect", "details"))
-    rows = []
-    for line in decision.criteria:
-        status = t["status_names"].get(line.status, line.status)
-        badge = f"<span class='badge {e(line.status)}'>{e(status)}</span>"
-        title = f"{e(line.title)}<br><span class='id muted'>{e(line.id)}</span>"
-        anchor = f" id='{_anchor(line)}'" if line.status == "fail" else ""
-        aspect = e(t["aspects"].get(line.aspect or "", line.aspect or t["none"]))
-        rows.append(
-            f"<tr class='{e(line.status)}'{anchor}><td>{badge}</td><td>{title}</td>"
-            f"<td>{e(_site_name(plan, line.site, t))}</td><td>{aspect}</td><td>{e(line.details)}</td></tr>"
-        )
-    return f"<table class='criteria'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _failed_html(decision: Decision, plan: Plan, run_dir: Path, t: dict) -> str:
-    e = html.escape
-    failed = decision.failed()
-    if not failed:
-        return ""
-    blocks = [f"<h2>{e(t['failed_heading'])}</h2>"]
-    for line in failed:
-        items = []
-        for result in line.failures:
-            items.append(_failure_item(result, run_dir, t))
-        listed = {r.name for r in line.failures}
-        items += [f"<li>{e(x)}</li>" for x in line.evidence if x not in listed and not _is_device(x, line)]
-        devices = [x for x in line.evidence if _is_device(x, line)]
-        device_note = (
-            f"<p><strong>{e(t['device'])}:</strong> {', '.join(f'<code>{e(d)}</code>' for d in devices)}</p>"
-            if devices
-            else ""
-        )
-        blocks.append(
-            f"<section class='failure'><h3>{e(line.title)} – {e(_site_name(plan, line.site, t))}</h3>"
-            f"<div class='id muted'>{e(line.id)}</div><p class='details'>{e(line.details)}</p>{device_note}"
-            f"<strong>{e(t['failing_tests'])}</strong><ul>{''.join(items)}</ul></section>"
-        )
-    return "\n".join(blocks)
-
-
-def _failure_item(result: TestResult, run_dir: Path, t: dict) -> str:
-    e = html.escape
-    link = f"{ALLURE_DIR}/index.html#/{allure_result_id(result)}"
-    where = " · ".join(x for x in (result.site, result.device) if x)
-    parts = [f"<a href='{e(link)}'>{e(result.name)}</a>"]
-    if where:
-        parts.append(f" <span class='muted'>({e(where)})</span>")
-    parts.append(f" – <a href='{e(link)}'>{e(t['open_allure'])}</a>")
-    if result.message.strip():
-        parts.append(f"<pre class='message'>{e(_clip(result.message.strip(), 1200))}</pre>")
-    if result.attachments:
-        links = []
-        for name, source in result.attachments:
-            rel = os.path.relpath(result.results_dir / source, run_dir)
-            links.append(f"<a href='{e(Path(rel).as_posix())}'>{e(name)}</a>")
-        parts.append(f"<div>{e(t['attachments'])}: {', '.join(links)}</div>")
-    return f"<li>{''.join(parts)}</li>"
-
-
-def _is_device(value: str, line: Line) -> bool:
-    return line.kind == "device_readiness" and any(r.device == value for r in line.failures)
-
-
-def _anchor(line: Line) -> str:
-    return html.escape(f"fail-{line.id}-{line.site or 'region'}")
+    _write(run.dir / "gonogo.json", json.dumps(pack.to_json(), indent=2, ensure_ascii=False) + "\n")
+    _write(run.dir / "gonogo.md", render_markdown(pack, plan, run.dir))
+    _write(run.dir / "gonogo.html", render_html(pack, plan, run.dir))
 
 
 # --- Allure 3 ----------------------------------------------------------------------------------
 
 
-def allure_result_id(result: TestResult) -> str:
-    """The id Allure 3 gives a result (md5 of its uuid): ``index.html#/<id>`` opens it."""
-    return hashlib.md5(result.uuid.encode("utf-8")).hexdigest()  # noqa: S324 - an id, not security
-
-
-def allure_config(plan: Plan, output: Path, variables: dict[str, str] | None = None) -> str:
+def allure_config(
+    plan: Plan, output: Path, variables: dict[str, str] | None = None, history_path: Path | None = None
+) -> str:
     """An ``allurerc.mjs`` exporting a plain object: one environment per site plus ``central``.
 
     Results are matched on their ``site`` label; anything without a plan site (region-wide,
     or a site the plan does not know) lands in the central environment, so nothing is hidden.
+    `history_path` (absolute: Allure resolves a relative one against its working folder)
+    turns on Allure's history.
     """
-    t = _text(plan)
+    t = text_for(plan)
     site_ids = [s.id for s in plan.sites]
     central = CENTRAL if CENTRAL not in site_ids else "central-region"
     names: set[str] = set()
@@ -385,6 +218,7 @@ def allure_config(plan: Plan, output: Path, variables: dict[str, str] | None = N
             "export default {",
             f"  name: {json.dumps(plan.title, ensure_ascii=False)},",
             f"  output: {json.dumps(str(output))},",
+            *([f"  historyPath: {json.dumps(str(Path(history_path).resolve()))},"] if history_path else []),
             f"  plugins: {{ awesome: {{ options: {json.dumps(options, ensure_ascii=False)} }} }},",
             f"  variables: {json.dumps(variables or {}, ensure_ascii=False)},",
             "  environments: {",
@@ -404,12 +238,19 @@ def generate_allure_report(
     repo_root: Path | None = None,
     timeout: float = GENERATE_TIMEOUT_S,
     variables: dict[str, str] | None = None,
+    history_points: Sequence[dict[str, Any]] | None = None,
+    keep_history_point: Callable[[dict[str, Any]], None] | None = None,
 ) -> float:
     """Generate the single-file report from the folders (oldest first) into ``destination``.
 
     Generates into a fresh temporary folder next to the destination, strips the analytics,
     checks that nothing outside is loaded, then swaps it into place. Returns the seconds
     ``allure generate`` took.
+
+    With `history_points` (Allure history points of earlier runs, oldest first) the report
+    shows each test's history: they are written to a throw-away history file that Allure
+    reads and appends this report's point to; that new point is handed to
+    `keep_history_point`, so the caller decides where it lives and nothing is appended twice.
     """
     command = allure_command(repo_root)
     destination = Path(destination)
@@ -421,8 +262,14 @@ def generate_allure_report(
         if not dirs:
             (work / "no-results").mkdir()
             dirs = [str(work / "no-results")]
+        history_file = None
+        if history_points is not None:
+            history_file = (work / "history.jsonl").resolve()
+            history_file.write_text(
+                "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in history_points), encoding="utf-8"
+            )
         config = work / "allurerc.mjs"
-        config.write_text(allure_config(plan, out.resolve(), variables), encoding="utf-8")
+        config.write_text(allure_config(plan, out.resolve(), variables, history_file), encoding="utf-8")
         env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "FORCE_COLOR": "0"}
         started = time.perf_counter()
         try:
@@ -449,6 +296,8 @@ def generate_allure_report(
         if leaks:
             raise RehearsalError(f"{index}: report would load from outside ({leaks[0][:120]}); not published")
         index.write_text(cleaned, encoding="utf-8")
+        if history_file is not None and keep_history_point is not None:
+            _keep_new_point(history_file, len(history_points or ()), keep_history_point)
         old = work / "previous"
         if destination.exists():
             os.replace(destination, old)
@@ -456,6 +305,21 @@ def generate_allure_report(
         return seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _keep_new_point(history_file: Path, before: int, keep: Callable[[dict[str, Any]], None]) -> None:
+    """Hand on the one point Allure appended; anything else means Allure changed: log, carry on."""
+    lines = [ln for ln in history_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(lines) != before + 1:
+        log.warning("allure history: expected %d points, found %d; not kept", before + 1, len(lines))
+        return
+    try:
+        point = json.loads(lines[-1])
+    except ValueError:
+        log.warning("allure history: the new point is not JSON; not kept")
+        return
+    if isinstance(point, dict):
+        keep(point)
 
 
 def allure_command(repo_root: Path | None = None) -> list[str]:
@@ -531,28 +395,6 @@ def external_loads(page: str) -> list[str]:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _text(plan: Plan) -> dict:
-    return _TEXT.get(plan.language, _TEXT["en"])
-
-
-def _summary(decision: Decision, t: dict) -> str:
-    statuses = [line.status for line in decision.criteria]
-    return t["summary"].format(
-        passed=statuses.count("pass"),
-        total=len(statuses),
-        failed=statuses.count("fail"),
-        pending=statuses.count("pending"),
-    )
-
-
-def _site_name(plan: Plan, site_id: str | None, t: dict) -> str:
-    if site_id is None:
-        return t["region"]
-    if site_id == CENTRAL and all(s.id != CENTRAL for s in plan.sites):
-        return t["central"]
-    return next((s.name for s in plan.sites if s.id == site_id), site_id)
-
-
 def _env_name(name: str, env_id: str, taken: set[str]) -> str:
     """Allure environment names: ≤ 64 chars, no slashes or control characters, unique."""
     clean = re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", name).replace("/", "-").replace("\\", "-").strip() or env_id
@@ -561,18 +403,6 @@ def _env_name(name: str, env_id: str, taken: set[str]) -> str:
         clean = f"{clean[: 60 - len(env_id)]} ({env_id})"
     taken.add(clean)
     return clean
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + " …"
-
-
-def _resource(name: str) -> str:
-    return resources.files("rehearsal").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _write(path: Path, text: str) -> None:
