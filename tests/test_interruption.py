@@ -25,7 +25,7 @@ POINTS = 20
 
 
 def cli(reports: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args]
+    return [sys.executable, "-m", "rehearsal", "--reports", str(reports), *args]
 
 
 def rehearse(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:

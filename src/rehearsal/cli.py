@@ -28,9 +28,14 @@ EPILOG = """examples:
   rehearse plan check plans/demo.yaml
   rehearse reference up --plan plans/demo.yaml    start the reference hospital and leave it running
   rehearse run --plan plans/demo.yaml --site sas-boras
+  rehearse hardware --plan plans/demo.yaml        printers and workstations only, per-site readiness
+  rehearse load --plan plans/demo.yaml --workers 2   load SLOs only, Locust master + 2 workers
+  rehearse hardware --rerun                       only the devices that failed in the newest run
   rehearse fault clear printer-paper-out@sas-boras
+  rehearse fault list                             every named fault: what it does, which check catches it
   rehearse rerun                                  rerun what failed in the newest run
   rehearse report reports/latest
+  rehearse report --compare 20261126T024000Z-665b   list what changed since that run
   rehearse reference down
 """
 CREDENTIALS_FILE = "credentials.env"
@@ -93,8 +98,32 @@ def _parser() -> argparse.ArgumentParser:
         "--interactive", action="store_true", help="ask for each missing attestation as it comes"
     )
 
+    load = sub.add_parser("load", help="run the plan's load profile only (Locust), SLOs per path")
+    plan_arg(load, required=False)
+    load.add_argument(
+        "--workers",
+        type=int,
+        default=os.environ.get("REHEARSAL_LOAD_WORKERS") or None,
+        metavar="N",
+        help="Locust worker processes on this machine (env REHEARSAL_LOAD_WORKERS; default: load.workers)",
+    )
+
+    hardware = sub.add_parser("hardware", help="check the plan's printers and workstations only")
+    plan_arg(hardware, required=False)
+    hardware.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
+    hardware.add_argument(
+        "--rerun", nargs="?", const="", metavar="RUN", help="only devices that failed in RUN (default newest)"
+    )
+
     report = sub.add_parser("report", help="(re)build the report and decision of a run")
     report.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
+    report.add_argument(
+        "--compare",
+        metavar="RUN",
+        default=os.environ.get("REHEARSAL_COMPARE"),
+        help="list changes since this run (env REHEARSAL_COMPARE; default: the parent of a rerun, "
+        "else the wave's previous run)",
+    )
 
     rerun = sub.add_parser("rerun", help="rerun only the failed items of a run")
     rerun.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
@@ -119,15 +148,16 @@ def _parser() -> argparse.ArgumentParser:
     plan_arg(ref, required=False)
     fault_arg(ref)
 
-    fault = sub.add_parser("fault", help="switch a named fault on the running reference hospital")
-    fault.add_argument("action", choices=["set", "clear"])
-    fault.add_argument("fault", metavar="NAME[@SITE]")
+    fault = sub.add_parser("fault", help="list the named faults, or switch one on the running hospital")
+    fault.add_argument("action", choices=["set", "clear", "list"])
+    fault.add_argument("fault", metavar="NAME[@SITE]", nargs="?", help="for set and clear")
+    plan_arg(fault, required=False)  # list: which faults work in the hospital of this plan
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return int(_dispatch(args))
     except PlanError as exc:
         for problem in exc.problems:
@@ -184,9 +214,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             interactive=args.interactive,
         )
         return _report(outcome.run, loaded, outcome)
+    if args.command == "load":
+        return _load(reports, state_dir, args)
+    if args.command == "hardware":
+        return _hardware(reports, state_dir, args)
     if args.command == "report":
         run = load_run(reports, args.run)
-        return _report(run, load_plan(run.plan_path))
+        return _report(run, load_plan(run.plan_path), compare=args.compare)
     if args.command == "attest":
         return _attest(reports, args)
     if args.command == "rerun":
@@ -196,6 +230,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "fault":
         from rehearsal.reference import control
 
+        if args.action == "list":
+            loaded = load_plan(_plan_path(args.plan)) if args.plan else None
+            print(control.format_fault_list(control.fault_list(state_dir, loaded)))
+            return ExitCode.GO
+        if not args.fault:
+            raise UsageError(f"rehearse fault {args.action} needs NAME[@SITE] (see: rehearse fault list)")
         (control.set_fault if args.action == "set" else control.clear_fault)(state_dir, args.fault)
         print(f"fault {args.fault}: {'set' if args.action == 'set' else 'cleared'}")
         return ExitCode.GO
@@ -246,6 +286,31 @@ def _demo(
     return _report(outcome.run, loaded, outcome)
 
 
+def _load(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
+    """Only load/, as a run of its own; refused (exit 2, nothing sent) before anything starts."""
+    from rehearsal.load import check, execute_load
+
+    loaded = load_plan(_plan_path(args.plan))
+    check(loaded.plan)  # production or a host outside allowed_hosts: exit 2 before any connection
+    check_reachable(loaded.plan)
+    env = _reference_credentials(state_dir, loaded)
+    outcome, narrowed = execute_load(reports, loaded, workers=args.workers, env=env)
+    return _report(outcome.run, narrowed, outcome)
+
+
+def _hardware(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
+    """Only hardware_checks/, as a run of its own; the decision covers the device criteria."""
+    from rehearsal.hardware import execute_hardware
+
+    loaded = load_plan(_plan_path(args.plan))
+    env = _reference_credentials(state_dir, loaded)
+    outcome, narrowed = execute_hardware(reports, loaded, sites=args.site, rerun=args.rerun, env=env)
+    table = outcome.run.dir / "hardware-readiness.md"
+    if table.exists():
+        print(table.read_text(encoding="utf-8"))
+    return _report(outcome.run, narrowed, outcome)
+
+
 def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     from rehearsal.rerun import select
 
@@ -271,14 +336,14 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     return _report(outcome.run, loaded, outcome)
 
 
-def _report(run: Run, loaded: LoadedPlan, outcome: Outcome | None = None) -> int:
+def _report(run: Run, loaded: LoadedPlan, outcome: Outcome | None = None, compare: str | None = None) -> int:
     from rehearsal.report import build_report
 
     if outcome and outcome.broken and not any(run.results_dir.glob("*-result.json")):
         tail = (run.dir / "pytest.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
         last = tail[-1] if tail else "no output"
         raise UsageError(f"the rehearsal did not run (pytest exit {outcome.pytest_exit}): {last}")
-    decision = build_report(run, loaded.plan).to_json()
+    decision = build_report(run, loaded.plan, compare=compare).to_json()
     _print_decision(run, decision)
     if outcome and outcome.interrupted:
         print("rehearse: interrupted; the run is recorded as incomplete", file=sys.stderr)
@@ -286,7 +351,8 @@ def _report(run: Run, loaded: LoadedPlan, outcome: Outcome | None = None) -> int
 
 
 def _print_decision(run: Run, decision: dict[str, Any]) -> None:
-    lines = [f"{decision['decision']}: {decision['rehearsal']} run {decision['run']}"]
+    headline = decision.get("headline") or decision["decision"]
+    lines = [f"{headline}: {decision['rehearsal']} run {decision['run']}"]
     if decision.get("parent"):
         lines[0] += f" (rerun of {decision['parent']})"
     if not decision.get("complete"):

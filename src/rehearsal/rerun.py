@@ -9,6 +9,7 @@ has no list, and its rerun repeats the whole plan.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from rehearsal.results import MergedResult, failed_nodeids, merge
 from rehearsal.run import PLANNED_FILE, Run, chain
@@ -59,5 +60,13 @@ def select(parent: Run) -> tuple[Selection, list[MergedResult]]:
     meant = planned(runs)
     if meant is None:
         return Selection([], [], [], whole_plan=True), merged
-    have = {m.latest.nodeid for m in merged}
+    incomplete = {r.results_dir.resolve() for r in runs if not r.complete}
+    cut_short = {  # skipped or unknown because the run stopped under it, not because it does not apply
+        m.latest.nodeid
+        for m in merged
+        if m.latest.status in ("skipped", "unknown")
+        and not m.latest.labels.get("attestation")
+        and Path(m.latest.results_dir).resolve() in incomplete
+    }
+    have = {m.latest.nodeid for m in merged} - cut_short
     return Selection(failed_nodeids(merged), [n for n in pending if n], sorted(meant - have)), merged
