@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from rehearsal.plan import PlanError, load_plan
 
 DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "plans/demo.yaml").read_text(encoding="utf-8"))
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 LINE = re.compile(r"^[^\n]+:\d+: [^:\n]+: .+$")
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
@@ -39,7 +41,7 @@ ALL_PATHS = [p for p in paths(DEMO) if p]
 
 
 def mutate(data: object, path: tuple, value: object, delete: bool) -> object:
-    data = yaml.safe_load(yaml.safe_dump(data))
+    data = copy.deepcopy(data)
     node = data
     for key in path[:-1]:
         node = node[key]
@@ -62,7 +64,7 @@ def check(tmp: Path, text: str | bytes) -> None:
 @settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(ALL_PATHS), value=values, delete=st.booleans())
 def test_a_field_changed_or_removed_is_a_plan_error_or_a_valid_plan(tmp_path, path, value, delete):
-    check(tmp_path, yaml.safe_dump(mutate(DEMO, path, value, delete), allow_unicode=True))
+    check(tmp_path, yaml.dump(mutate(DEMO, path, value, delete), Dumper=DUMPER, allow_unicode=True))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -41,7 +41,7 @@ def snapshot(run_dir: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in (run_dir / "allure-results").glob("*")
-        if p.is_file()
+        if p.is_file() and p.suffix != ".tmp"  # a file still being written, renamed when done
     }
 
 

@@ -59,6 +59,42 @@ class Environment(_Model):
     web_base: str
     allowed_hosts: list[str] = Field(min_length=1)
     timeouts: Timeouts = Timeouts()
+    # Coexistence endpoints (optional; the reference hospital starts a component for each one set).
+    legacy_base: str | None = None
+    """Legacy EHR for units not yet live: JSON API under /api, an HTML overview at /."""
+    lab_mllp: str | None = None
+    """Lab system, HL7 v2 over MLLP: ``mllp://host:port``."""
+    bridge_base: str | None = None
+    """Coexistence bridge over HTTP: /bridge/queues, /bridge/heartbeat, /npo/Patient/{pnr}, /migration."""
+    bridge_mllp: str | None = None
+    """Where the bridge takes HL7 v2 results (ORU^R01) from the lab: ``mllp://host:port``."""
+    directory: str | None = None
+    """HSA/KiV directory: ``ldap://host:port`` or the path of an LDIF export."""
+
+    @field_validator("legacy_base", "bridge_base")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        return None if value is None else cls._http_url(value)
+
+    @field_validator("lab_mllp", "bridge_mllp")
+    @classmethod
+    def _mllp_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "mllp" or not parts.hostname or not parts.port or parts.path not in ("", "/"):
+            raise ValueError(f"expected mllp://host:port, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is None or "://" not in value:
+            return value  # an LDIF file
+        parts = urlsplit(value)
+        if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or not parts.port:
+            raise ValueError(f"expected ldap://host:port or the path of an LDIF file, got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("fhir_base", "web_base")
     @classmethod
@@ -72,11 +108,23 @@ class Environment(_Model):
         return (urlsplit(url).hostname or "") in self.allowed_hosts
 
 
+DeviceKind = Literal["document", "wristband", "label"]
+
+
+class SnmpAccess(_Model):
+    """Where a printer answers SNMP v2c (Printer-MIB): its community, and host/port if not the URI's."""
+
+    community: str = Field(min_length=1, max_length=64)
+    port: int = Field(161, gt=0, lt=65536)
+    host: str | None = None
+
+
 class Printer(_Model):
     id: Slug
-    kind: Literal["document", "wristband", "label"]
+    kind: DeviceKind
     uri: str
     location: str = ""
+    snmp: SnmpAccess | None = None
 
     @field_validator("uri")
     @classmethod
@@ -113,6 +161,65 @@ class User(_Model):
         return _identity(check_hsa_id, value)
 
 
+class Workstation(_Model):
+    """A workstation whose facts file (see collectors/) is checked against the plan's baseline."""
+
+    id: Slug
+    role: str = ""
+    location: str = ""
+    facts: str | None = None  # a facts file; default <workstation_facts>/<site>/<id>.json
+
+
+class DeviceModels(_Model):
+    """What the EHR supports for one device kind: approved make/model patterns, required capabilities."""
+
+    approved: list[str] = []  # glob patterns on make-and-model, case-insensitive; empty = any model
+    capabilities: list[str] = []  # each one required; "pdf|pcl" = either (zpl, pdf, pcl, ps, 300dpi …)
+
+
+class SupplyThresholds(_Model):
+    """Supply levels in percent: below warn_below a warning; below fail_below the device is not ready."""
+
+    warn_below: float = Field(20, ge=0, le=100)
+    fail_below: float | None = Field(None, ge=0, le=100)
+
+
+class EndpointBaseline(_Model):
+    max_latency_ms: float = Field(200, gt=0)
+    tls_trusted: bool = True
+    min_cert_days: int = Field(14, ge=0)
+
+
+class Baseline(_Model):
+    """The minimum a workstation needs to run the EHR; a rule left out is not checked."""
+
+    os: dict[str, str] = {}  # OS family -> minimum version, e.g. {windows: "10.0.19045"}
+    min_ram_gb: float | None = Field(None, gt=0)
+    min_disk_free_gb: float | None = Field(None, ge=0)
+    min_display: str | None = Field(None, pattern=r"^[0-9]+x[0-9]+$")
+    browsers: dict[str, str] = {}  # browser -> minimum version; every one listed must be installed
+    citrix_workspace: str | None = None  # minimum Citrix Workspace app version
+    peripherals: dict[str, list[str]] = {}  # workstation role -> peripheral kinds it needs
+    endpoints: EndpointBaseline | None = None
+    max_clock_skew_s: float | None = Field(None, ge=0)
+    max_facts_age_h: float | None = Field(None, gt=0)
+
+
+class Unit(_Model):
+    """A sub-unit of a site (ward, clinic, lab) with its own HSA-id, as in HSA/KiV."""
+
+    id: Slug
+    name: str
+    hsa_id: str
+    system: Literal["new", "legacy"] | None = None
+    """Which EHR the unit works in, when it differs from its site's (a unit that goes live later)."""
+
+    @field_validator("hsa_id")
+    @classmethod
+    def _hsa(cls, value: str) -> str:
+        return _identity(check_hsa_id, value)
+
+
 class Site(_Model):
     id: Slug
     name: str
@@ -120,6 +227,12 @@ class Site(_Model):
     printers: list[Printer] = []
     command_centre: dict[str, Person | None] = {}
     users: list[User] = []
+    system: Literal["new", "legacy"] = "new"
+    """Which EHR the site works in during coexistence: the new one, or the legacy one (not yet live)."""
+    lab_route: Literal["bridge", "direct"] = "direct"
+    """Local routine for lab orders of a new-EHR site: through the coexistence bridge (HL7 v2) or direct."""
+    units: list[Unit] = []
+    workstations: list[Workstation] = []
 
     @field_validator("hsa_id")
     @classmethod
@@ -163,10 +276,27 @@ class TestIdentity(_Model):
 
 
 class LoadPath(_Model):
+    """One clinician workflow under load (its requests are named by ``id``) and its SLOs."""
+
     id: Slug
     title: str
     p95_ms: float = Field(gt=0)
+    p99_ms: float | None = Field(None, gt=0)
     max_error_ratio: float = Field(0.01, ge=0, le=1)
+    min_rps: float | None = Field(None, gt=0)
+    """Fewest successful requests per second the path must carry over the run (its throughput SLO)."""
+    weight: int = Field(1, ge=0, le=1000)
+    """How often a user runs this path relative to the others (every role)."""
+    weights: dict[str, int] = {}
+    """Per role (a plan user's role) → weight, overriding ``weight``; 0 = that role never does it."""
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {role: w for role, w in value.items() if not 0 <= w <= 1000}
+        if bad:
+            raise ValueError(f"weights must be 0–1000, got {bad}")
+        return value
 
 
 class LoadProfile(_Model):
@@ -174,6 +304,30 @@ class LoadProfile(_Model):
     spawn_rate: float = Field(gt=0)
     duration_s: float = Field(gt=0)
     paths: list[LoadPath] = Field(min_length=1)
+    mix: dict[str, float] = {}
+    """Role (of the plan's users) → share of the simulated users; empty = every role equally."""
+    workers: int = Field(0, ge=0, le=64)
+    """Locust worker processes on this machine (0 = one process); `rehearse load --workers N` overrides."""
+    master_bind: str = "127.0.0.1"
+    """Where the Locust master listens for workers (``HOST`` or ``HOST:PORT``); loopback unless opened."""
+
+    @field_validator("mix")
+    @classmethod
+    def _mix(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {role: w for role, w in value.items() if w < 0}
+        if bad:
+            raise ValueError(f"mix weights must be 0 or more, got {bad}")
+        if value and not any(value.values()):
+            raise ValueError("mix gives every role weight 0: no one would work")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_paths(self) -> LoadProfile:
+        ids = [p.id for p in self.paths]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"paths: duplicate id {', '.join(dupes)}")
+        return self
 
 
 class Criterion(_Model):
@@ -181,18 +335,83 @@ class Criterion(_Model):
 
     id: Slug
     title: str
-    kind: Literal["all_pass", "success_rate", "device_readiness", "load_slo", "run_complete"]
+    kind: Literal["all_pass", "success_rate", "device_readiness", "load_slo", "run_complete", "findings"]
     aspect: Aspect | None = None
     per_site: bool = False
     threshold: float | None = Field(None, ge=0, le=1)
     severity: Severity = "critical"
     description: str = ""
+    owner: str | None = None
+    """Who fixes this criterion's findings: a command-centre role (that site's holder) or a roster name."""
+    max_high: int | None = Field(None, ge=0)
+    """Kind ``findings``: no open critical finding and at most this many open high ones (default 0)."""
+
+    @model_validator(mode="after")
+    def _max_high_only_for_findings(self) -> Criterion:
+        if self.max_high is not None and self.kind != "findings":
+            raise ValueError(f"max_high only applies to kind findings, not {self.kind}")
+        return self
 
     @model_validator(mode="after")
     def _threshold_when_needed(self) -> Criterion:
         if self.kind in ("success_rate", "device_readiness") and self.threshold is None:
             raise ValueError(f"kind {self.kind} needs a threshold between 0 and 1")
         return self
+
+
+_Day = date  # a field named `date` below must not shadow the type in its own annotation
+
+
+class Waiver(_Model):
+    """A failure the go/no-go panel accepted as a known risk, until its expiry (inclusive)."""
+
+    criterion: Slug
+    site: str | None = None
+    reason: str = Field(min_length=1)
+    accepted_by: str = Field(min_length=1)
+    date: _Day
+    expiry: _Day
+
+    @model_validator(mode="after")
+    def _expiry_after_date(self) -> Waiver:
+        if self.expiry < self.date:
+            raise ValueError(f"expiry {self.expiry} is before the date it was accepted ({self.date})")
+        return self
+
+
+class LabSettings(_Model):
+    """The lab system: how long it takes to answer, and how long the rehearsal allows."""
+
+    result_delay_s: float = Field(2.0, ge=0, le=3600)
+    """Seconds from the order's ACK to the ORU^R01 result (the reference lab waits this long)."""
+    result_within_s: float = Field(60.0, gt=0)
+    """The check: every lab order has its result on the right patient within this many seconds."""
+    application: str = Field("LAB", pattern=r"^[A-Za-z0-9_.-]{1,20}$")
+    """MSH-3/MSH-5 name of the lab system."""
+    facility: str = Field("KLINKEM", pattern=r"^[A-Za-z0-9_.-]{1,20}$")
+
+
+class BridgeSettings(_Model):
+    poll_interval_s: float = Field(0.5, gt=0, le=60)
+    """How often the bridge looks for new work in each EHR (it reads at most `batch` items a time)."""
+    batch: int = Field(50, gt=0, le=1000)
+
+
+class MigrationSettings(_Model):
+    bookings_per_patient: int = Field(2, ge=0, le=20)
+    """Future bookings per test identity and new-EHR site in the legacy extract."""
+    first_day: date | None = None
+    """Day of the first migrated booking; default: the day after the hospital starts."""
+
+
+class Coexistence(_Model):
+    """Coexistence of the new and the legacy EHR: lab, bridge, migration and directory settings."""
+
+    lab: LabSettings = LabSettings()
+    bridge: BridgeSettings = BridgeSettings()
+    migration: MigrationSettings = MigrationSettings()
+    directory_base_dn: str = Field("o=VGR,c=SE", min_length=3)
+    """Base DN of the HSA/KiV tree (units and people are below it)."""
 
 
 class Plan(_Model):
@@ -205,18 +424,79 @@ class Plan(_Model):
     test_identities: list[TestIdentity] = Field(min_length=1)
     load: LoadProfile | None = None
     criteria: list[Criterion] = Field(min_length=1)
+    device_models: dict[DeviceKind, DeviceModels] = {}
+    """Per device kind: approved make/model patterns and required capabilities (EHR compatibility)."""
+    supplies: SupplyThresholds = SupplyThresholds()
+    test_print: bool = False
+    """Send a labelled test label/page to every reachable, ready printer during the hardware checks."""
+    baseline: Baseline | None = None
+    workstation_facts: str | None = None
+    """Folder of workstation facts files (<site>/<workstation>.json), relative to the plan file."""
+    wave: Slug | None = None
+    """Rehearsals of one go-live wave (GR1, GR2, …) share a history; default: the rehearsal slug."""
+    owners: dict[str, str] = {}
+    """Who fixes findings, by `site/aspect`, site, aspect or `default`: a role or a roster name."""
+    waivers: list[Waiver] = []
+    waivers_file: str | None = None
+    """YAML list of waivers (same shape as `waivers`), relative to the plan file."""
     transition: list[TransitionActivity] = []
+    coexistence: Coexistence = Coexistence()
+
+    @model_validator(mode="after")
+    def _unique_units(self) -> Plan:
+        """Unit ids are unique in the plan; an HSA-id names one site, unit or user only."""
+        ids = [u.id for s in self.sites for u in s.units] + [s.id for s in self.sites]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"sites: unit id also used by another unit or site: {', '.join(dupes)}")
+        hsa = [s.hsa_id for s in self.sites] + [u.hsa_id for s in self.sites for u in s.units]
+        hsa += list({u.hsa_id for s in self.sites for u in s.users})
+        dupes = sorted({h for h in hsa if hsa.count(h) > 1})
+        if dupes:
+            raise ValueError(f"sites: HSA-id used twice: {', '.join(dupes)}")
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Plan:
         for label, ids in (
             ("sites", [s.id for s in self.sites]),
             ("printers", [p.id for s in self.sites for p in s.printers]),
+            ("workstations", [w.id for s in self.sites for w in s.workstations]),
             ("criteria", [c.id for c in self.criteria]),
         ):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             if dupes:
                 raise ValueError(f"{label}: duplicate id {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _evidence_refs(self) -> Plan:
+        """Waivers and owners must name criteria, sites, roles and people the plan has."""
+        criteria = {c.id for c in self.criteria}
+        sites = {s.id for s in self.sites}
+        roles = set(self.command_centre.roles)
+        people = {p.name for p in self.command_centre.central.values() if p} | {
+            p.name for s in self.sites for p in s.command_centre.values() if p
+        }
+        for i, waiver in enumerate(self.waivers):
+            if waiver.criterion not in criteria:
+                raise ValueError(f"waivers: [{i}] names no criterion of the plan: {waiver.criterion!r}")
+            if waiver.site is not None and waiver.site not in sites | {"central"}:
+                raise ValueError(f"waivers: [{i}] names no site of the plan: {waiver.site!r}")
+        refs = [(f"owners.{k}", v) for k, v in self.owners.items()]
+        refs += [(f"criteria {c.id} owner", c.owner) for c in self.criteria if c.owner]
+        for where, ref in refs:
+            if ref not in roles and ref not in people:
+                raise ValueError(
+                    f"owners: {where}: {ref!r} is neither a command-centre role ({', '.join(sorted(roles))}) "
+                    "nor a person in the roster"
+                )
+        places, aspects = sites | {"central"}, set(ASPECTS)
+        for key in self.owners:
+            site, slash, aspect = key.partition("/")
+            ok = (site in places and aspect in aspects) if slash else key in places | aspects | {"default"}
+            if not ok:
+                raise ValueError(f"owners: {key!r} is not `default`, a site, an aspect or site/aspect")
         return self
 
     def site(self, site_id: str) -> Site:
@@ -236,6 +516,9 @@ class LoadedPlan(BaseModel):
     plan: Plan
     path: Path
     sha256: str
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when there: ~10x faster, same marks
 
 
 class PlanError(UsageError):
@@ -262,8 +545,8 @@ def load_plan(path: str | Path) -> LoadedPlan:
         raise PlanError([f"{path}: cannot read plan: {exc.strerror or exc}"]) from None
     try:
         text = raw.decode("utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except UnicodeDecodeError as exc:
         raise PlanError([f"{path}:1: (file): not UTF-8 text ({exc.reason})"]) from None
     except yaml.YAMLError as exc:
@@ -286,7 +569,7 @@ def _describe(path: Path, root: yaml.Node | None, err: Any) -> str:
     head, sep, rest = message.partition(": ")
     if not loc and sep and head in Plan.model_fields:  # whole-plan checks name their field first
         loc, message = (head,), rest
-    field = ".".join(str(p) for p in loc) or "(plan)"
+    field = ".".join(_printable(str(p)) for p in loc) or "(plan)"
     if err["type"] == "extra_forbidden":
         known = _known_fields(loc[:-1])
         guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
@@ -297,6 +580,11 @@ def _describe(path: Path, root: yaml.Node | None, err: Any) -> str:
         message = "required field is missing"
     line = _line_of(root, loc)
     return f"{path}:{line}: {field}: {message}"
+
+
+def _printable(text: str) -> str:
+    """A field name as the user can read it on one line (a key may hold a newline or a colon)."""
+    return text if text.isprintable() and ":" not in text else repr(text)
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
