@@ -1,8 +1,13 @@
 """Svarstider under last: the plan's load profile runs once, each path's SLOs are one result each.
 
-Locust runs in its own process (rehearsal.load); this module only turns its figures into
+Locust runs in its own processes (rehearsal.load); this module only turns its figures into
 evidence for the plan's ``load_slo`` criterion: one test per load path and SLO, ids like
-``patient-search-p95`` and ``patient-search-error-ratio``, stable across runs and reruns.
+``patient-search-p95``, ``patient-search-p99``, ``patient-search-error-ratio`` and
+``patient-search-min-rps``, stable across runs and reruns. Each result carries the
+figures (JSON) and the path's response time over the run (PNG); the path's p95 result also
+carries Locust's HTML report (about 1 MB, so once per path rather than on every SLO).
+An interrupted load run still gives every SLO its result, failed and marked incomplete,
+before the session stops.
 """
 
 from __future__ import annotations
@@ -14,16 +19,22 @@ import pytest
 
 from rehearsal import evidence
 from rehearsal.errors import RehearsalError
-from rehearsal.load import LoadResult, SloVerdict, evaluate, guard, run_load
+from rehearsal.load import LoadResult, SloVerdict, check, evaluate, run_load, slos_of, workers_from_env
 from rehearsal.plan import Criterion, LoadedPlan, LoadPath, Plan
 from rehearsal.pytest_plugin import plan_for
 
-SLOS = ("p95", "error_ratio")
 TITLES = {
-    "sv": {"p95": "Svarstid {path} p95 ≤ {limit:g} ms", "error_ratio": "Felandel {path} ≤ {limit:g} %"},
+    "sv": {
+        "p95": "Svarstid {path} p95 ≤ {limit:g} ms",
+        "p99": "Svarstid {path} p99 ≤ {limit:g} ms",
+        "error_ratio": "Felandel {path} ≤ {limit:g} %",
+        "min_rps": "Genomströmning {path} ≥ {limit:g} anrop/s",
+    },
     "en": {
         "p95": "Response time {path} p95 ≤ {limit:g} ms",
+        "p99": "Response time {path} p99 ≤ {limit:g} ms",
         "error_ratio": "Error ratio {path} ≤ {limit:g} %",
+        "min_rps": "Throughput {path} ≥ {limit:g} requests/s",
     },
 }
 
@@ -37,7 +48,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(("load_path", "slo"), [pytest.param(None, None, marks=skip, id="no-load")])
         return
     paths = plan.load.paths if plan is not None and plan.load is not None else []
-    cases = [(p, slo) for p in paths for slo in SLOS]
+    cases = [(p, slo) for p in paths for slo, _ in slos_of(p)]
     metafunc.parametrize(
         ("load_path", "slo"), cases, ids=[f"{p.id}-{slo.replace('_', '-')}" for p, slo in cases]
     )
@@ -50,21 +61,20 @@ class LoadOutcome:
     result: LoadResult | None = None
     verdicts: dict[tuple[str, str], SloVerdict] = field(default_factory=dict)
     refused: str | None = None
+    reported: int = 0  # SLO results written so far; an interrupted run stops the session after the last
 
 
 @pytest.fixture(scope="session")
-def load_outcome(
-    plan: Plan, loaded_plan: LoadedPlan, rehearsal_run_dir: Path, request: pytest.FixtureRequest
-) -> LoadOutcome:
+def load_outcome(plan: Plan, loaded_plan: LoadedPlan, rehearsal_run_dir: Path) -> LoadOutcome:
     """Run the load once; a refused or broken run becomes every SLO test's failure message."""
     assert plan.load is not None
     try:
-        guard(plan)
-        result = run_load(loaded_plan.path, plan, rehearsal_run_dir / "load")
+        check(plan)
+        result = run_load(
+            loaded_plan.path, plan, rehearsal_run_dir / "load", workers_from_env(plan.load.workers)
+        )
     except RehearsalError as exc:
         return LoadOutcome(refused=str(exc))
-    if result.interrupted:
-        request.session.shouldstop = "interrupted during the load run"
     verdicts = {(v.path_id, v.slo): v for v in evaluate(plan.load, result)}
     return LoadOutcome(result=result, verdicts=verdicts)
 
@@ -77,11 +87,30 @@ def _title(plan: Plan, path: LoadPath, slo: str) -> str:
     name = path.title
     if len(name) > 1 and name[1].islower():  # "Patientsökning" -> "patientsökning", keep "FHIR-…"
         name = name[0].lower() + name[1:]
-    limit = path.p95_ms if slo == "p95" else path.max_error_ratio * 100
-    return TITLES[plan.language][slo].format(path=name, limit=limit)
+    limit = dict(slos_of(path))[slo]
+    return TITLES[plan.language][slo].format(path=name, limit=limit * 100 if slo == "error_ratio" else limit)
 
 
-def test_load_slo(load_path: LoadPath, slo: str, plan: Plan, load_outcome: LoadOutcome) -> None:
+def _description(plan: Plan, path: LoadPath) -> str:
+    profile = plan.load
+    assert profile is not None
+    limits = [f"p95 ≤ {path.p95_ms:g} ms"]
+    if path.p99_ms is not None:
+        limits.append(f"p99 ≤ {path.p99_ms:g} ms")
+    limits.append(f"högst {path.max_error_ratio * 100:g} % fel")
+    if path.min_rps is not None:
+        limits.append(f"minst {path.min_rps:g} anrop/s")
+    return (
+        f"Locust kör planens lastprofil ({profile.users} användare, {profile.duration_s:g} s) mot "
+        f"{plan.environment.fhir_base}. Alla anrop på vägen '{path.id}' räknas: {', '.join(limits)}. "
+        "Ett svar som inte håller affärskontrollen (t.ex. en sökning utan den sökta patienten, "
+        "ett provsvar på fel patient) räknas som fel."
+    )
+
+
+def test_load_slo(
+    load_path: LoadPath, slo: str, plan: Plan, load_outcome: LoadOutcome, request: pytest.FixtureRequest
+) -> None:
     criterion = _load_criterion(plan)
     evidence.tag(
         aspect="teknisk",
@@ -89,17 +118,14 @@ def test_load_slo(load_path: LoadPath, slo: str, plan: Plan, load_outcome: LoadO
         severity=criterion.severity if criterion else None,
     )
     evidence.title(_title(plan, load_path, slo))
-    profile = plan.load
-    evidence.describe(
-        f"Locust kör planens lastprofil ({profile.users} användare, {profile.duration_s:g} s) mot "
-        f"{plan.environment.fhir_base}. Alla anrop på vägen '{load_path.id}' räknas: p95 ska vara "
-        f"≤ {load_path.p95_ms:g} ms och högst {load_path.max_error_ratio * 100:g} % får misslyckas, "
-        "där ett svar utan den sökta patienten räknas som fel."
-    )
+    evidence.describe(_description(plan, load_path))
     if load_outcome.refused is not None:
         pytest.fail(load_outcome.refused, pytrace=False)
     result = load_outcome.result
     assert result is not None
+    load_outcome.reported += 1
+    if result.interrupted and load_outcome.reported >= len(load_outcome.verdicts):
+        request.session.shouldstop = "interrupted during the load run"  # after every SLO has its result
     verdict = load_outcome.verdicts[(load_path.id, slo)]
     stats = result.paths.get(load_path.id)
     evidence.attach_json(
@@ -107,11 +133,16 @@ def test_load_slo(load_path: LoadPath, slo: str, plan: Plan, load_outcome: LoadO
         {
             "verdict": asdict(verdict),
             "path": asdict(stats) | {"error_ratio": stats.error_ratio} if stats else None,
-            "run": {k: v for k, v in result.figures().items() if k != "paths"},
-            "profile": profile.model_dump(),
+            "run": {k: v for k, v in result.figures().items() if k != "paths"}
+            | {"locust_report": str(result.html_report)},
+            "profile": plan.load.model_dump() if plan.load else None,
         },
     )
-    if result.html_report.is_file():
+    # ~1 MB each: once per path (on its first SLO, p95), not on all of its SLO results
+    if slo == slos_of(load_path)[0][0] and result.html_report.is_file():
         evidence.attach_file("Locust-rapport", result.html_report)
+    chart = result.charts.get(load_path.id)
+    if chart is not None and chart.is_file():
+        evidence.attach_file(f"Svarstid över tid – {load_path.id}", chart)
     if not verdict.passed:
         pytest.fail(verdict.message, pytrace=False)

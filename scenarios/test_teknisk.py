@@ -1,12 +1,28 @@
 """Technical run-through through the APIs: features/teknisk/."""
 
-from pytest_bdd import parsers, scenarios, then, when
+from __future__ import annotations
 
-from rehearsal import evidence
-from rehearsal.clients.fhir import patient_name, supports_search
-from rehearsal.plan import Plan
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from rehearsal import evidence, fidelity, guard, reconcile
+from rehearsal.clients import hl7 as mllp
+from rehearsal.clients.coexistence import BridgeClient, LegacyClient
+from rehearsal.clients.directory import for_plan as directory_for_plan
+from rehearsal.clients.fhir import FhirClient, patient_name, supports_search
+from rehearsal.plan import LoadedPlan, Plan, Site
+from rehearsal.workflows import routines
+from rehearsal.workflows.people import role_at_site
+from rehearsal.workflows.traffic import Traffic, find_patient
+from rehearsal.workflows.window import Window
 
 scenarios("teknisk")
+
+
+# -- FHIR -------------------------------------------------------------------------------------------
 
 
 @when("serverns CapabilityStatement hämtas", target_fixture="capabilities")
@@ -45,3 +61,349 @@ def exactly_one_each(plan: Plan, found: dict):
             name = patient_name(hits[0])
             problems.append(f"{identity.personnummer}: namnet är {name!r}, väntat {identity.name!r}")
     assert not problems, "; ".join(problems)
+
+
+def _no_problems(problems: list[str], what: str) -> None:
+    """Fail with every problem on its own line (no assertion rewriting around it)."""
+    if problems:
+        raise AssertionError(f"{what}:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+# -- login and role per HSA-id ----------------------------------------------------------------------
+
+
+@when("varje användare på platsen loggar in mot journalens API med sitt HSA-id", target_fixture="roles")
+def log_in_each(plan: Plan, site: Site) -> list[Any]:
+    assert site.users, f"{site.id}: planen har inga användare på platsen (sites[].users)"
+    roles = []
+    for user in site.users:
+        login = routines.login_for(site, user)
+        with FhirClient(plan.environment, auth=login.auth) as fhir:
+            roles.append(role_at_site(fhir, site, user))
+    evidence.attach_json("Roller enligt journalen", [vars(r) for r in roles])
+    return roles
+
+
+@then("accepteras inloggningen för varje användare")
+def logins_accepted(roles: list[Any]) -> None:
+    refused = [p for r in roles for p in r.problems if "inloggningen nekas" in p or "ingen behörighet" in p]
+    _no_problems(refused, "inloggningen accepterades inte")
+
+
+@then("har varje användare sin roll enligt planen på platsens organisation")
+def roles_as_planned(roles: list[Any]) -> None:
+    _no_problems([p for r in roles for p in r.problems], "roller som inte stämmer med planen")
+
+
+# -- heartbeats -------------------------------------------------------------------------------------
+
+
+@when("FHIR-gränssnittets metadata hämtas", target_fixture="heartbeat")
+def fhir_heartbeat(plan: Plan) -> dict[str, Any]:
+    started = time.monotonic()
+    with FhirClient(plan.environment) as fhir:
+        statement = fhir.capabilities()
+    return {"seconds": round(time.monotonic() - started, 3), "resourceType": statement.get("resourceType")}
+
+
+@then("svarar servern med ett CapabilityStatement inom planens tidsgräns")
+def fhir_alive(plan: Plan, heartbeat: dict[str, Any]) -> None:
+    evidence.attach_json("Svar", heartbeat)
+    assert heartbeat["resourceType"] == "CapabilityStatement", f"svaret är {heartbeat['resourceType']!r}"
+    assert heartbeat["seconds"] <= plan.environment.timeouts.read
+
+
+@when("ett HL7-testmeddelande skickas till labbsystemet över MLLP", target_fixture="ack")
+def mllp_ping(plan: Plan) -> dict[str, Any]:
+    control = f"REHEARSAL{int(time.time() * 1000)}"
+    lab = plan.coexistence.lab
+    ping = "\r".join([
+        f"MSH|^~\\&|REHEARSAL|{plan.sites[0].hsa_id}|{lab.application}|{lab.facility}|{mllp.timestamp()}||"
+        f"NMD^N02^NMD_N02|{control}|P|{mllp.VERSION}|||AL|NE||UNICODE UTF-8",
+        f"NCK|{mllp.timestamp()}",
+    ])  # fmt: skip
+    assert plan.environment.lab_mllp
+    ack = mllp.send_message(plan.environment.lab_mllp, ping, plan.environment.timeouts.read)
+    found = {"control_id": control, "ack": str(ack).replace("\r", "\n"), "code": mllp.ack_code(ack)}
+    evidence.attach_json("Kvittens från labbsystemet", found)
+    return {**found, "refers_to": mllp.field(ack, "MSA", 2)}
+
+
+@then("svarar labbsystemet med en kvittens (ACK) på just det meddelandet")
+def mllp_acked(ack: dict[str, Any]) -> None:
+    assert ack["code"] in ("AA", "AE", "AR", "CA", "CE", "CR"), f"ingen giltig kvittens: {ack['ack']}"
+    assert ack["refers_to"] == ack["control_id"], (
+        f"kvittensen gäller {ack['refers_to']!r}, inte {ack['control_id']!r}"
+    )
+
+
+@when("bryggans hjärtslag hämtas", target_fixture="heartbeat")
+def bridge_heartbeat(bridge: BridgeClient) -> dict[str, Any]:
+    status, body = bridge.heartbeat()
+    evidence.attach_json("Bryggans hjärtslag", body)
+    return {"http": status, **body}
+
+
+@then("arbetar bryggan och varje förbindelse fungerar")
+def bridge_alive(heartbeat: dict[str, Any]) -> None:
+    broken = [f"{name}: {link.get('error') or 'fel'}" for name, link in (heartbeat.get("links") or {}).items()
+              if not link.get("ok")]  # fmt: skip
+    assert heartbeat["http"] == 200 and heartbeat.get("status") == "ok", (
+        f"bryggan: HTTP {heartbeat['http']}, status {heartbeat.get('status')!r}; " + "; ".join(broken)
+    )
+
+
+# -- lab orders and results -------------------------------------------------------------------------
+
+
+@when("platsens användare beställer ett prov för varje testpatient", target_fixture="lab")
+def lab_traffic(traffic: Traffic, site: Site):
+    sent = traffic.lab(site)
+    evidence.attach_json("Labbeställningar och svar", [vars(o) for o in sent.outcomes])
+    return sent
+
+
+@then("har bryggan lämnat varje beställning till labbet och fått kvittensen AA")
+def bridge_delivered_orders(lab, bridge: BridgeClient, site: Site, window: Window) -> None:
+    messages = bridge.messages(site.id, since=window.bridge_since)
+    by_key = {m.get("key"): m for m in messages if m.get("kind") == "lab-order"}
+    evidence.attach_json("Bryggans meddelanden för beställningarna", [by_key.get(o) for o in lab.orders])
+    problems = []
+    for order in lab.orders:
+        m = by_key.get(order)
+        if m is None:
+            problems.append(f"beställning {order}: syns inte i bryggans köer")
+        elif m.get("queue") != "new→lab" or m.get("status") != "delivered":
+            state = f"kö {m.get('queue')}, status {m.get('status')} {m.get('error', '')}".strip()
+            problems.append(f"beställning {order}: {state}")
+    _no_problems(problems, "beställningar som labbet inte kvitterat via bryggan")
+
+
+@then("har varje beställning fått sitt svar inom planens tid")
+def resulted_in_time(lab) -> None:
+    _no_problems(
+        [p for o in lab.outcomes for p in o.problems if "fel patient" not in p],
+        "beställningar utan svar i tid",
+    )
+
+
+@then("ligger varje svar på samma patient som beställningen")
+def resulted_on_right_patient(lab) -> None:
+    _no_problems([p for o in lab.outcomes for p in o.problems if "fel patient" in p], "svar på fel patient")
+
+
+# -- queues -----------------------------------------------------------------------------------------
+
+
+@given("att platsens testtrafik har skickats", target_fixture="flows")
+def traffic_sent(traffic: Traffic, site: Site) -> list[Any]:
+    return traffic.flows(site)
+
+
+@when("bryggans köer läses för platsen", target_fixture="messages")
+def site_messages(bridge: BridgeClient, site: Site, window: Window) -> list[dict[str, Any]]:
+    found = bridge.messages(site.id, since=window.bridge_since)
+    evidence.attach_json(f"Bryggans meddelanden för {site.id} under repetitionen", found)
+    return found
+
+
+@then("ligger inget av platsens meddelanden i catch-all-kön")
+def none_in_catch_all(messages: list[dict[str, Any]]) -> None:
+    parked = [f"{m['kind']} {m['key']} ({m.get('patient', '')}): {m.get('error', '')}" for m in messages
+              if m.get("queue") == "catch-all"]  # fmt: skip
+    _no_problems(parked, f"{len(parked)} meddelanden i catch-all-kön")
+
+
+@then("har inget av platsens meddelanden misslyckats")
+def none_failed(messages: list[dict[str, Any]]) -> None:
+    failed = [
+        f"{m['kind']} {m['key']} i {m['queue']}: {m.get('error', '')}"
+        for m in messages
+        if m.get("status") == "failed"
+    ]
+    _no_problems(failed, "misslyckade meddelanden")
+
+
+# -- referral round trips ---------------------------------------------------------------------------
+
+
+@when("platsens användare skickar en remiss till en enhet i det äldre journalsystemet", target_fixture="trip")
+def referral_to_legacy(traffic: Traffic, site: Site):
+    return _trip(traffic.referral(site, "new-to-legacy"))
+
+
+@when(
+    "platsens enhet i det äldre journalsystemet skickar en remiss till platsens enhet i den nya journalen",
+    target_fixture="trip",
+)
+def referral_from_legacy(traffic: Traffic, site: Site):
+    return _trip(traffic.referral(site, "legacy-to-new"))
+
+
+def _trip(trip):
+    evidence.attach_json("Remissens väg", trip.summary())
+    return trip
+
+
+@then("kommer remissen fram med frågeställningen byte för byte")
+def question_arrived(trip) -> None:
+    lost = [p for p in trip.problems if "kom aldrig fram" in p or "frågeställningen" in p]
+    _no_problems(lost, f"remissen {trip.direction} ({trip.ref})")
+
+
+@then("kommer svaret tillbaka byte för byte")
+def answer_returned(trip) -> None:
+    _no_problems(trip.problems, f"remissen {trip.direction} ({trip.ref})")
+
+
+# -- NPÖ --------------------------------------------------------------------------------------------
+
+
+@given("att en enhet i det äldre journalsystemet har publicerat en anteckning om platsens testpatient")
+def legacy_note(plan: Plan, site: Site, legacy: LegacyClient, ctx: dict) -> None:
+    unit = routines.legacy_counterpart(plan, site)
+    assert unit is not None
+    ctx["patient"] = identity = routines.patient_for(plan, site)
+    ctx["token"] = token = f"Ref {site.id}-npo-{time.time_ns()}"
+    ctx["note"] = f"Anteckning från {unit.name}: inga kända allergier, ej rökare. Åter om två år.\n{token}"
+    ctx["record"] = legacy.publish(identity.personnummer, unit.hsa_id, "Anteckning (repetition)", ctx["note"])
+
+
+@when("patientöversikten läses för patienten")
+def read_npo(bridge: BridgeClient, fhir, ctx: dict) -> None:
+    identity = ctx["patient"]
+    ctx["reports"] = {
+        r["id"]
+        for r in fhir.search(
+            "DiagnosticReport", {"subject": f"Patient/{find_patient(fhir, identity.personnummer)}"}
+        )
+    }
+    ctx["npo_status"], ctx["npo"] = bridge.npo(identity.personnummer)
+    evidence.attach_json("Patientöversikten", ctx["npo"])
+
+
+@then("svarar både den nya och den äldre journalen")
+def both_sides_answer(ctx: dict) -> None:
+    sources = ctx["npo"].get("sources") or {}
+    silent = [f"{name}: {s.get('error', 'svarar inte')}" for name, s in sources.items() if not s.get("ok")]
+    missing = [name for name in ("new", "legacy") if name not in sources]
+    assert ctx["npo_status"] == 200 and not silent and not missing, (
+        f"patientöversikten: HTTP {ctx['npo_status']}; "
+        + "; ".join(silent + [f"{m}: saknas" for m in missing])
+    )
+
+
+@then("visas anteckningen ordagrant")
+def note_shown(ctx: dict) -> None:
+    legacy = [r for r in ctx["npo"].get("records") or [] if r.get("source") == "legacy"]
+    same = next((r for r in legacy if ctx["token"] in str(r.get("text", ""))), None)
+    assert same is not None, (
+        f"anteckningen syns inte i patientöversikten ({len(legacy)} poster från äldre sidan)"
+    )
+    problem = fidelity.difference(ctx["note"], str(same.get("text", "")), "anteckningen")
+    _no_problems([problem] if problem else [], "patientöversikten")
+
+
+@then("visas den nya journalens provsvar för patienten")
+def new_results_shown(ctx: dict) -> None:
+    shown = {str(r.get("id", "")).removeprefix("DiagnosticReport/") for r in ctx["npo"].get("records") or []
+             if r.get("source") == "new"}  # fmt: skip
+    missing = sorted(ctx["reports"] - shown)
+    assert not missing, (
+        f"{len(missing)} av den nya journalens {len(ctx['reports'])} provsvar syns inte: {missing[:5]}"
+    )
+
+
+# -- directory reconciliation -----------------------------------------------------------------------
+
+
+@given("organisationen i den nya journalen och enheterna i HSA/KiV", target_fixture="directory")
+def directory_vs_ehr(plan: Plan, loaded_plan: LoadedPlan, fhir) -> dict[str, reconcile.Differences]:
+    organizations = fhir.search("Organization")
+    snapshot = directory_for_plan(plan, relative_to=Path(loaded_plan.path).parent)
+    found = reconcile.reconcile_directory(plan, organizations, snapshot)
+    evidence.attach_json("Avstämning HSA/KiV mot journalen", {k: v.to_json() for k, v in found.items()})
+    return found
+
+
+@then("har varje enhet på platsen i journalen ett HSA-id som finns i HSA/KiV")
+def ehr_units_in_directory(directory, site: Site) -> None:
+    _no_problems(directory[site.id].of(reconcile.ONLY_IN_EHR), f"{site.name}: skillnader mot HSA/KiV")
+
+
+@then("finns varje enhet på platsen i HSA/KiV också i journalen")
+def directory_units_in_ehr(directory, site: Site) -> None:
+    _no_problems(directory[site.id].of(reconcile.ONLY_IN_DIRECTORY), f"{site.name}: skillnader mot HSA/KiV")
+
+
+@then("är varje HSA-id på platsen välformat")
+def hsa_ids_valid(directory, site: Site) -> None:
+    _no_problems(directory[site.id].of(reconcile.INVALID), f"{site.name}: HSA-id")
+
+
+@then("hör varje organisation i journalen och varje enhet i HSA/KiV till en plats i planen")
+def nothing_without_site(directory) -> None:
+    _no_problems(directory[reconcile.CENTRAL].problems, "utan plats i planen")
+
+
+# -- migration reconciliation -----------------------------------------------------------------------
+
+
+@given(
+    "utdraget av bokningar ur det äldre journalsystemet och de migrerade bokningarna",
+    target_fixture="migration",
+)
+def migration_vs_extract(
+    plan: Plan, legacy: LegacyClient, bridge: BridgeClient
+) -> dict[str, reconcile.Differences]:
+    rows = reconcile.parse_extract(legacy.extract("bookings"))
+    found = reconcile.reconcile_migration(plan, rows, bridge.migrated_appointments())
+    evidence.attach_json("Avstämning av migrerade bokningar", {k: v.to_json() for k, v in found.items()})
+    return found
+
+
+@then("är antalet bokningar på platsen detsamma i utdraget som efter migreringen")
+def same_count(migration, site: Site) -> None:
+    counts = migration[site.id].counts
+    assert counts["utdraget"] == counts["migrerade"], (
+        f"{site.name}: {counts['utdraget']} i utdraget, {counts['migrerade']} migrerade"
+    )
+    assert counts["utdraget"], f"{site.name}: utdraget har inga bokningar för platsen"
+
+
+@then("finns varje bokning i utdraget bland de migrerade, och ingen annan")
+def same_keys(migration, site: Site) -> None:
+    _no_problems(migration[site.id].of(reconcile.MISSING, reconcile.EXTRA), f"{site.name}: bokningar")
+
+
+@then("har varje migrerad bokning samma patient, enhet och tid som i utdraget")
+def same_content(migration, site: Site) -> None:
+    _no_problems(migration[site.id].of(reconcile.CHANGED), f"{site.name}: bokningar")
+
+
+# -- test-identity guard ----------------------------------------------------------------------------
+
+
+@given(
+    "allt som ändrats under repetitionen i den nya journalen, i bryggan och i det äldre journalsystemet",
+    target_fixture="touched",
+)
+def everything_touched(plan: Plan, fhir, window: Window) -> guard.Touched:
+    touched = guard.Touched()
+    guard.touched_in_ehr(fhir, window.fhir_since, touched)
+    if plan.environment.bridge_base:
+        with BridgeClient.for_plan(plan) as bridge:
+            guard.touched_in_messages(bridge.messages(since=window.bridge_since), "bryggan", touched)
+    if plan.environment.legacy_base:
+        with LegacyClient.for_plan(plan) as legacy:
+            since = window.local_since.isoformat(timespec="seconds").replace("+00:00", "Z")
+            changed = [r for r in legacy.referrals() if str(r.get("changed", "")) >= since]
+            guard.touched_in_messages(changed, "äldre journalen", touched)
+    evidence.attach_json("Patienter som repetitionen rört", touched.to_json())
+    return touched
+
+
+@then("är varje patient där en testidentitet ur planen eller ett reservnummer som repetitionen själv skapat")
+def only_test_identities(plan: Plan, touched: guard.Touched, rehearsal_run_dir: Path) -> None:
+    own = guard.created(rehearsal_run_dir)
+    _no_problems(guard.problems(plan, touched, own), "patienter som inte är testidentiteter")

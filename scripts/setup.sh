@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(chromium cups-ipp-utils dbus fonts-dejavu-core nodejs npm)
+DEBS=(chromium cups-ipp-utils dbus fonts-dejavu-core nodejs npm slapd)
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 missing=()
@@ -21,6 +21,9 @@ if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]]; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # slapd: only its programs are used (a private instance per reference hospital, on loopback);
+    # no system directory service, database or admin password is created.
+    echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else

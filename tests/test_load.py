@@ -1,34 +1,56 @@
-"""rehearsal.load and load/: Locust in a subprocess against a real FHIR-ish HTTP server on loopback.
+"""rehearsal.load and load/: Locust in a subprocess against real HTTP servers on loopback.
 
-Each server variant is a stdlib ThreadingHTTPServer on a free port answering Patient
-searches the way a FHIR server does (searchset Bundle); variants are slow, failing, or
-answer without the patient. Plans are written as YAML and loaded with load_plan, so the
-whole path plan -> locustfile -> Locust JSON -> verdicts is exercised.
+Three kinds of peer: a stdlib ThreadingHTTPServer answering Patient searches the way a
+FHIR server does (fast, or failing half with 500 and half with an empty Bundle); the
+reference hospital itself (its EHR's FHIR API, with the faults slow-patient-search and
+slow-lab-order switched on and off while it runs); and a bare TCP listener on 127.0.0.2
+that counts connections, to prove that a refused load sends nothing. Plans are YAML
+files loaded with load_plan, so plan -> locustfile -> Locust JSON -> verdicts is whole.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
 
 from rehearsal.errors import UsageError
-from rehearsal.load import LOCUSTFILE, LoadResult, evaluate, guard, run_load
-from rehearsal.plan import LoadedPlan, load_plan
+from rehearsal.load import (
+    LOCUSTFILE,
+    LoadResult,
+    PathStats,
+    evaluate,
+    guard,
+    load_plan_only,
+    master_address,
+    percentile,
+    referral_receivers,
+    run_load,
+    user_mix,
+    write_charts,
+)
+from rehearsal.load_chart import Series, line_chart_png
+from rehearsal.plan import LoadedPlan, PlanError, load_plan
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO_PLAN = REPO / "plans" / "demo.yaml"
 PNR_SYSTEM = "urn:oid:1.2.752.129.2.1.3.1"
 PLAN_PNRS = {"19121212-1212", "19800101-0019"}
 
@@ -57,12 +79,17 @@ load:
   spawn_rate: {users}
   duration_s: {duration}
   paths:
-    - {{id: patient-search, title: Patientsökning, p95_ms: 300, max_error_ratio: 0.01}}
+    - {{id: patient-search, title: Patientsökning, p95_ms: 300, p99_ms: 600, max_error_ratio: 0.01,
+        min_rps: 5}}
 criteria:
   - id: load-slo
     title: Svarstider under last inom SLO
     kind: load_slo
     aspect: teknisk
+    severity: critical
+  - id: run-complete
+    title: Hela repetitionen kördes klart
+    kind: run_complete
     severity: critical
 """
 
@@ -73,7 +100,7 @@ def write_plan(
     *,
     kind: str = "test",
     allowed: str = "127.0.0.1, localhost",
-    duration: float = 3,
+    duration: float = 2,
     users: int = 5,
 ) -> LoadedPlan:
     web_base = fhir_base.rsplit("/fhir", 1)[0]
@@ -85,8 +112,12 @@ def write_plan(
     return load_plan(path)
 
 
+def cli(reports: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args]
+
+
 class FhirServer(ThreadingHTTPServer):
-    """Answers GET /fhir/Patient?identifier=system|value like a FHIR server, in one of four moods."""
+    """Answers GET /fhir/Patient?identifier=system|value like a FHIR server, fast or failing."""
 
     daemon_threads = True
     request_queue_size = 128  # Locust opens all its connections at once
@@ -117,25 +148,19 @@ class _Handler(BaseHTTPRequestHandler):
         system, _, value = identifier.partition("|")
         with self.server.lock:
             self.server.searched.append(value)
-        mode = self.server.mode
-        if mode == "slow":
-            time.sleep(0.4)
-        if mode == "error":
-            self._send(500, {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
+            nth = len(self.server.searched)
+        if self.server.mode == "broken" and nth % 2:
+            self._send(500, {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "database gone"}]})
             return
         found = (
-            url.path == "/fhir/Patient" and system == PNR_SYSTEM and value in PLAN_PNRS and mode != "empty"
+            url.path == "/fhir/Patient"
+            and system == PNR_SYSTEM
+            and value in PLAN_PNRS
+            and self.server.mode != "broken"  # broken: the other half answer 200 without the patient
         )
         patient = {"resourceType": "Patient", "identifier": [{"system": PNR_SYSTEM, "value": value}]}
-        self._send(
-            200,
-            {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": int(found),
-                "entry": [{"resource": patient}] if found else [],
-            },
-        )
+        bundle = {"resourceType": "Bundle", "type": "searchset", "total": int(found)}
+        self._send(200, bundle | {"entry": [{"resource": patient}] if found else []})
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -211,109 +236,278 @@ def counter() -> Iterator[ConnectionCounter]:
 
 @pytest.fixture(autouse=True)
 def no_think_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Back-to-back requests, so a 3 s run gives enough samples (and shows throughput)."""
+    """Back-to-back requests, so a short run gives enough samples (and shows throughput)."""
     monkeypatch.setenv("REHEARSAL_THINK_TIME", "0")
 
 
-def _run(tmp_path: Path, loaded: LoadedPlan) -> LoadResult:
-    return run_load(loaded.path, loaded.plan, tmp_path / "load")
-
-
-def _by_slo(loaded: LoadedPlan, result: LoadResult) -> dict[str, object]:
+def _by_slo(loaded: LoadedPlan, result: LoadResult) -> dict[str, Any]:
     return {v.slo: v for v in evaluate(loaded.plan.load, result)}
+
+
+def _result(paths: dict[str, PathStats], **kw: Any) -> LoadResult:
+    out = Path("/nonexistent")
+    defaults = dict(out_dir=out, html_report=out, json_file=out, log_file=out, planned_s=10.0, elapsed_s=10.0)
+    return LoadResult(paths=paths, exit_code=0, measured_s=10.0, **(defaults | kw))
+
+
+# --- the plan's load section ---------------------------------------------------------------
+
+
+def _demo_with(tmp_path: Path, **load: Any) -> Path:
+    data = yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8"))
+    data["load"].update(load)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_demo_plan_load_section_has_the_six_clinical_paths_with_slos() -> None:
+    profile = load_plan(DEMO_PLAN).plan.load
+    assert profile is not None and profile.duration_s <= 10
+    assert [p.id for p in profile.paths] == [
+        "login", "patient-search", "open-chart", "lab-order", "view-results", "create-referral",
+    ]  # fmt: skip
+    assert all(p.p99_ms and p.min_rps and p.p99_ms > p.p95_ms for p in profile.paths)
+    assert profile.workers == 0 and profile.master_bind == "127.0.0.1"
+
+
+def test_new_load_fields_are_optional(tmp_path: Path) -> None:
+    loaded = write_plan(tmp_path, "http://127.0.0.1:9/fhir")
+    profile = loaded.plan.load
+    data = yaml.safe_load(loaded.path.read_text(encoding="utf-8"))
+    data["load"]["paths"] = [{"id": "patient-search", "title": "Sök", "p95_ms": 300}]
+    loaded.path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    bare = load_plan(loaded.path).plan.load
+    assert bare.paths[0].p99_ms is None and bare.paths[0].min_rps is None and bare.paths[0].weight == 1
+    assert bare.mix == {} and bare.workers == 0 and bare.master_bind == "127.0.0.1"
+    assert profile.paths[0].min_rps == 5
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        ({"mix": {"läkare": -1}}, r"load\.mix: .*mix weights must be 0 or more"),
+        ({"mix": {"läkare": 0}}, r"load\.mix: .*every role weight 0"),
+        ({"workers": -1}, r"load\.workers: .*greater than or equal to 0"),
+        ({"paths": [{"id": "a", "title": "A", "p95_ms": 1}, {"id": "a", "title": "B", "p95_ms": 1}]},
+         r"load: .*duplicate id a"),
+        ({"paths": [{"id": "a", "title": "A", "p95_ms": 1, "min_rps": 0}]}, r"load\.paths\.0\.min_rps: "),
+        ({"paths": [{"id": "a", "title": "A", "p95_ms": 1, "weights": {"läkare": 5000}}]},
+         r"load\.paths\.0\.weights: .*0–1000"),
+    ],
+)  # fmt: skip
+def test_bad_load_fields_are_plan_errors_with_their_line(tmp_path: Path, load: dict, message: str) -> None:
+    with pytest.raises(PlanError) as error:
+        load_plan(_demo_with(tmp_path, **load))
+    assert re.search(r"plan\.yaml:\d+: " + message, str(error.value)), str(error.value)
+
+
+def test_user_mix_follows_roles_and_per_role_weights() -> None:
+    mix = {m.role: m for m in user_mix(load_plan(DEMO_PLAN).plan)}
+    assert set(mix) == {"sjuksköterska", "läkare"}
+    nurse, doctor = mix["sjuksköterska"], mix["läkare"]
+    assert (nurse.weight, doctor.weight) == (3, 2)
+    assert [a.hsa_id for a in nurse.accounts] == ["SE2321000131-P000000000101"]
+    assert [a.site_id for a in doctor.accounts] == ["nal-trollhattan"]
+    assert nurse.path_weights["create-referral"] == 1 and doctor.path_weights["create-referral"] == 2
+    assert nurse.path_weights["lab-order"] == 1 and doctor.path_weights["lab-order"] == 3
+    assert nurse.path_weights["patient-search"] == doctor.path_weights["patient-search"] == 3
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        ({"mix": {"kurator": 1}}, "load.mix names roles no plan user on the new EHR has: kurator "
+                                  "(roles: sjuksköterska, läkare)"),
+        ({"paths": [{"id": "lab-order", "title": "L", "p95_ms": 9, "weights": {"kirurg": 1}}]},
+         "load.paths weights name roles no plan user has: kirurg"),
+        ({"mix": {"läkare": 1},
+          "paths": [{"id": "lab-order", "title": "L", "p95_ms": 9, "weights": {"läkare": 0}}]},
+         "load: role 'läkare' has weight 0 on every path"),
+    ],
+)  # fmt: skip
+def test_user_mix_refuses_roles_the_plan_does_not_have(tmp_path: Path, load: dict, message: str) -> None:
+    plan = load_plan(_demo_with(tmp_path, **load)).plan
+    with pytest.raises(UsageError) as error:
+        user_mix(plan)
+    assert str(error.value).startswith(message)
+
+
+def test_user_mix_without_users_is_one_anonymous_clinician(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "http://127.0.0.1:9/fhir").plan
+    [only] = user_mix(plan)
+    assert only.role is None and only.accounts == () and dict(only.path_weights) == {"patient-search": 1}
+    login_path = plan.load.paths[0].model_copy(update={"id": "login"})
+    with_login = plan.model_copy(
+        update={"load": plan.load.model_copy(update={"paths": [*plan.load.paths, login_path]})}
+    )
+    with pytest.raises(UsageError, match=r"^load path 'login' needs users to log in as"):
+        user_mix(with_login)
+
+
+def test_referrals_go_to_other_units_on_the_new_ehr_only() -> None:
+    plan = load_plan(DEMO_PLAN).plan
+    from_boras = [r.hsa_id for r in referral_receivers(plan, "sas-boras")]
+    assert from_boras == ["SE2321000131-E000000000201", "SE2321000131-E000000000202"]  # not nal-orto (legacy)
+    assert [r.site_id for r in referral_receivers(plan, "nal-trollhattan")] == ["sas-boras"]
+
+
+def test_master_binds_loopback_unless_the_plan_opens_it(tmp_path: Path) -> None:
+    profile = load_plan(DEMO_PLAN).plan.load
+    host, port, connect = master_address(profile)
+    assert (host, connect) == ("127.0.0.1", "127.0.0.1") and 1024 <= port < 65536
+    opened = profile.model_copy(update={"master_bind": "0.0.0.0"})
+    assert master_address(opened) == ("0.0.0.0", 5557, "127.0.0.1")
+    assert master_address(profile.model_copy(update={"master_bind": "10.1.2.3:6000"})) == (
+        "10.1.2.3", 6000, "10.1.2.3",
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="HOST or HOST:PORT"):
+        master_address(profile.model_copy(update={"master_bind": "host:port"}))
+
+
+def test_load_plan_only_keeps_the_load_and_completeness_criteria() -> None:
+    plan = load_plan(DEMO_PLAN).plan
+    assert [c.kind for c in load_plan_only(plan).criteria] == ["load_slo", "run_complete"]
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def test_percentile_is_locusts_rule() -> None:
+    hist = {10.0: 90, 200.0: 9, 900.0: 1}
+    assert percentile(hist, 100, 0.5) == 10 and percentile(hist, 100, 0.95) == 200
+    assert percentile(hist, 100, 0.98) == 200 and percentile(hist, 100, 0.99) == 900
+
+
+def test_evaluate_every_slo_of_a_path_passes_and_fails_with_figures(tmp_path: Path) -> None:
+    profile = write_plan(tmp_path, "http://127.0.0.1:9/fhir").plan.load
+    good = PathStats("patient-search", 100, 0, p95_ms=250, p99_ms=590, rps=10.0)
+    verdicts = {v.slo: v for v in evaluate(profile, _result({"patient-search": good}))}
+    assert list(verdicts) == ["p95", "p99", "error_ratio", "min_rps"]
+    assert all(v.passed for v in verdicts.values())
+    assert verdicts["min_rps"].message == (
+        "throughput 10.00 req/s ≥ 5 req/s (100 successful requests in 10.0 s)"
+    )
+
+    bad = PathStats("patient-search", 40, 1, p95_ms=310, p99_ms=700, rps=5.0, top_error="HTTP 503")
+    verdicts = {v.slo: v for v in evaluate(profile, _result({"patient-search": bad}))}
+    assert not any(v.passed for v in verdicts.values())
+    assert verdicts["p99"].message == "p99 700 ms > 600 ms" and verdicts["p99"].actual == 700
+    assert verdicts["error_ratio"].message == (
+        "error ratio 2.50 % > 1 % (1 of 40 failed) (most common: HTTP 503)"
+    )
+    assert verdicts["min_rps"].message == "throughput 4.88 req/s < 5 req/s (39 successful requests in 10.0 s)"
+
+
+def test_evaluate_an_incomplete_run_fails_every_slo_and_keeps_the_figures(tmp_path: Path) -> None:
+    profile = write_plan(tmp_path, "http://127.0.0.1:9/fhir").plan.load
+    good = PathStats("patient-search", 100, 0, p95_ms=250, p99_ms=590, rps=10.0)
+    verdicts = evaluate(profile, _result({"patient-search": good}, interrupted=True, elapsed_s=3.2))
+    assert not any(v.passed for v in verdicts)
+    assert verdicts[0].message == (
+        "incomplete: run interrupted after 3.2 s of 10 s; figures so far: p95 250 ms ≤ 300 ms"
+    )
+
+
+def test_evaluate_a_path_without_requests_says_login_failed(tmp_path: Path) -> None:
+    profile = write_plan(tmp_path, "http://127.0.0.1:9/fhir").plan.load
+    login = PathStats("login", 5, 5, 0, 0, 0.5, top_error="HTTP 401: wrong HSA-id or password")
+    verdicts = evaluate(profile, _result({"login": login}))
+    assert {v.message for v in verdicts} == {
+        "no requests recorded; login failed 5 of 5 times (HTTP 401: wrong HSA-id or password)"
+    }
+
+
+# --- the chart -------------------------------------------------------------------------------
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
+    """Decode our own PNG (8-bit RGB, filter 0) back to pixels, checking every chunk's CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, color) == (8, 2) and b"IEND" in chunks
+    raw = zlib.decompress(chunks[b"IDAT"])
+    rows = [raw[y * (width * 3 + 1) + 1 : (y + 1) * (width * 3 + 1)] for y in range(height)]
+    return width, height, b"".join(rows)
+
+
+def test_chart_is_a_valid_png_with_the_series_and_the_limit_line() -> None:
+    blue, red = (31, 119, 180), (214, 39, 40)
+    png = line_chart_png([Series("p95", [(0, 100), (5, 150), (10, 120)], blue)], limits=[("p95", 300, red)])
+    width, height, pixels = _png_pixels(png)
+    assert (width, height) == (720, 320)
+    colours = {pixels[i : i + 3] for i in range(0, len(pixels), 3)}
+    assert bytes(blue) in colours and bytes(red) in colours
+
+
+def test_charts_come_from_locusts_history_csv(tmp_path: Path) -> None:
+    profile = write_plan(tmp_path, "http://127.0.0.1:9/fhir").plan.load
+    history = tmp_path / "locust_stats_history.csv"
+    with open(history, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["Timestamp", "Type", "Name", "50%", "95%", "99%", "Total Request Count"])
+        out.writerow([1000, "GET", "patient-search", "N/A", "N/A", "N/A", 0])
+        for t in range(1, 6):
+            out.writerow([1000 + t, "GET", "patient-search", 20, 40 * t, 60 * t, 10 * t])
+        out.writerow([1003, "", "Aggregated", 20, 40, 60, 30])
+    charts = write_charts(profile, history, tmp_path / "charts")
+    assert list(charts) == ["patient-search"]
+    width, _, _ = _png_pixels(charts["patient-search"].read_bytes())
+    assert width == 720
+    assert write_charts(profile, tmp_path / "missing.csv", tmp_path / "none") == {}
 
 
 # --- runs against a real server ----------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_fast_server_meets_both_slos_and_leaves_the_html_report(tmp_path: Path, fhir_server) -> None:
+def test_fast_server_meets_every_slo_and_leaves_report_and_chart(tmp_path: Path, fhir_server) -> None:
     loaded = write_plan(tmp_path, fhir_server.base)
-    result = _run(tmp_path, loaded)
+    result = run_load(loaded.path, loaded.plan, tmp_path / "load")
 
     stats = result.paths["patient-search"]
     verdicts = _by_slo(loaded, result)
     assert result.complete and result.exit_code == 0
     assert stats.num_requests > 50 and stats.num_failures == 0
     assert 0 < stats.p95_ms <= stats.p99_ms
-    assert stats.rps > 10
+    assert stats.rps > 10 and 0 < result.measured_s <= 3
     # every request reached the server, and only the plan's test identities were searched
     assert len(fhir_server.searched) >= stats.num_requests
     assert set(fhir_server.searched) <= PLAN_PNRS
-    assert verdicts["p95"].passed and re.fullmatch(r"p95 \d+ ms ≤ 300 ms", verdicts["p95"].message)
-    assert verdicts["error_ratio"].passed
+    assert all(v.passed for v in verdicts.values()), verdicts
+    assert re.fullmatch(r"p95 \d+ ms ≤ 300 ms", verdicts["p95"].message)
     assert verdicts["error_ratio"].message == f"error ratio 0.00 % ≤ 1 % (0 of {stats.num_requests} failed)"
     html = result.html_report.read_text(encoding="utf-8")
     assert result.html_report == tmp_path / "load" / "report.html"
     assert "patient-search" in html and len(html) > 10_000
-    print(f"fast server: {stats.num_requests} requests, {stats.rps} req/s, p95 {stats.p95_ms} ms")
+    _png_pixels(result.charts["patient-search"].read_bytes())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fhir_server", ["slow"], indirect=True)
-def test_slow_server_fails_p95_with_measured_figure(tmp_path: Path, fhir_server) -> None:
+@pytest.mark.parametrize("fhir_server", ["broken"], indirect=True)
+def test_status_and_business_failures_fail_error_ratio_and_percentiles(tmp_path: Path, fhir_server) -> None:
+    """Half the answers are 500, the other half 200 without the searched patient: all are failures."""
     loaded = write_plan(tmp_path, fhir_server.base)
-    result = _run(tmp_path, loaded)
-
-    verdicts = _by_slo(loaded, result)
-    p95 = verdicts["p95"]
-    assert not p95.passed
-    match = re.fullmatch(r"p95 (\d+) ms > 300 ms", p95.message)
-    assert match and int(match.group(1)) >= 400, p95.message
-    assert p95.actual == int(match.group(1)) and p95.limit == 300
-    assert verdicts["error_ratio"].passed
-    assert result.html_report.is_file()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fhir_server", ["error"], indirect=True)
-def test_failing_server_fails_error_ratio_and_p95(tmp_path: Path, fhir_server) -> None:
-    loaded = write_plan(tmp_path, fhir_server.base)
-    result = _run(tmp_path, loaded)
+    result = run_load(loaded.path, loaded.plan, tmp_path / "load")
 
     stats = result.paths["patient-search"]
     verdicts = _by_slo(loaded, result)
     assert stats.num_requests > 0 and stats.num_failures == stats.num_requests
     assert not verdicts["error_ratio"].passed and verdicts["error_ratio"].actual == 1.0
     assert verdicts["error_ratio"].message.startswith(
-        f"error ratio 100.00 % > 1 % ({stats.num_requests} of {stats.num_requests} failed)"
+        f"error ratio 100.00 % > 1 % ({stats.num_requests} of {stats.num_requests} failed) (most common: "
     )
-    assert "HTTP 500" in verdicts["error_ratio"].message
-    assert not verdicts["p95"].passed
-    assert verdicts["p95"].message.startswith("p95 not measurable: all")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fhir_server", ["empty"], indirect=True)
-def test_search_without_the_patient_counts_as_failure(tmp_path: Path, fhir_server) -> None:
-    """200 OK with an empty Bundle is fast, and still wrong: the business check catches it."""
-    loaded = write_plan(tmp_path, fhir_server.base)
-    result = _run(tmp_path, loaded)
-
-    verdicts = _by_slo(loaded, result)
-    assert not verdicts["error_ratio"].passed
-    assert "no Patient with the searched personnummer" in verdicts["error_ratio"].message
-
-
-@pytest.mark.slow
-def test_interrupted_run_keeps_its_figures_and_fails_as_incomplete(tmp_path: Path, fhir_server) -> None:
-    loaded = write_plan(tmp_path, fhir_server.base, duration=6)
-    ctrl_c = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-    ctrl_c.start()
-    try:
-        started = time.monotonic()
-        result = _run(tmp_path, loaded)
-        took = time.monotonic() - started
-    finally:
-        ctrl_c.cancel()
-
-    assert result.interrupted and not result.complete
-    assert took < 5, "Locust was not stopped on Ctrl+C"
-    assert result.paths["patient-search"].num_requests > 0  # what was written before the stop
-    assert result.html_report.is_file()
-    verdicts = evaluate(loaded.plan.load, result)
-    assert verdicts and not any(v.passed for v in verdicts)
-    assert all("run interrupted after" in v.message for v in verdicts)
+    assert not verdicts["p95"].passed and verdicts["p95"].message.startswith("p95 not measurable: all")
+    failures = (tmp_path / "load" / "locust_failures.csv").read_text(encoding="utf-8")
+    assert "HTTP 500: database gone" in failures
+    assert "no Patient with the searched personnummer in the Bundle" in failures
 
 
 # --- the guard: nothing is sent where the plan does not allow it -------------------------
@@ -349,6 +543,26 @@ def test_guard_accepts_allowed_test_host(tmp_path: Path) -> None:
     guard(loaded.plan)  # no exception
 
 
+@pytest.mark.parametrize("kind", ["production", "test"])
+def test_rehearse_load_refuses_with_exit_2_and_sends_nothing(
+    tmp_path: Path, counter: ConnectionCounter, kind: str
+) -> None:
+    """`rehearse load` against production, or a host left out of allowed_hosts: exit 2, no connection."""
+    allowed = "127.0.0.2" if kind == "production" else "127.0.0.1, localhost"
+    loaded = write_plan(tmp_path, counter.base, kind=kind, allowed=allowed)
+    proc = subprocess.run(
+        cli(tmp_path / "reports", "load", "--plan", str(loaded.path), "--workers", "2"),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("rehearse: load refused: ") and proc.stderr.count("\n") == 1
+    assert ("kind 'production'" if kind == "production" else "host '127.0.0.2'") in proc.stderr
+    assert not (tmp_path / "reports").exists()  # no run, no pytest, no Locust
+    time.sleep(0.3)
+    assert counter.count == 0
+    counter.assert_live()
+
+
 @pytest.mark.slow
 def test_locustfile_on_its_own_refuses_a_host_outside_the_plan(
     tmp_path: Path, counter: ConnectionCounter
@@ -367,53 +581,214 @@ def test_locustfile_on_its_own_refuses_a_host_outside_the_plan(
     counter.assert_live()
 
 
-# --- the content module in a rehearsal session -------------------------------------------
+# --- interrupted: the figures so far, marked incomplete ----------------------------------
 
 
-def _rehearse_load(tmp_path: Path, loaded: LoadedPlan) -> list[dict]:
-    results = tmp_path / "allure-results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "load" / "test_slos.py"), "--rootdir", str(REPO),
-         "-p", "no:cacheprovider", "-p", "no:locust", "-q",
-         "--rehearsal-plan", str(loaded.path), "--rehearsal-run-dir", str(tmp_path / "run"),
-         "--alluredir", str(results)],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    return [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+def _newest_run(reports: Path) -> Path | None:
+    runs = sorted(reports.glob("load-test/2*"))
+    return runs[-1] if runs else None
 
 
-def _labels(result: dict) -> dict[str, str]:
-    return {label["name"]: label["value"] for label in result["labels"]}
+def _results(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in (run / "allure-results").glob("*-result.json")]
 
 
 @pytest.mark.slow
-def test_content_module_gives_one_labelled_result_per_slo(tmp_path: Path, fhir_server) -> None:
-    loaded = write_plan(tmp_path, fhir_server.base)
-    results = {r["name"]: r for r in _rehearse_load(tmp_path, loaded)}
-
-    assert set(results) == {"Svarstid patientsökning p95 ≤ 300 ms", "Felandel patientsökning ≤ 1 %"}
-    for result in results.values():
-        assert result["status"] == "passed"
-        labels = _labels(result)
-        assert labels["aspect"] == "teknisk" and labels["criterion"] == "load-slo"
-        assert labels["severity"] == "critical"
-        kinds = {a["type"] for a in result["attachments"]}
-        assert kinds == {"application/json", "text/html"}
-    assert (tmp_path / "run" / "load" / "report.html").is_file()
-    nodeids = sorted(_labels(r)["nodeid"] for r in results.values())
-    assert [n.rsplit("[", 1)[1] for n in nodeids] == ["patient-search-error-ratio]", "patient-search-p95]"]
-
-
-@pytest.mark.slow
-def test_content_module_fails_every_slo_when_the_guard_refuses(
-    tmp_path: Path, counter: ConnectionCounter
+def test_ctrl_c_during_rehearse_load_with_workers_reports_the_figures_so_far_as_incomplete(
+    tmp_path: Path, fhir_server
 ) -> None:
-    loaded = write_plan(tmp_path, counter.base, kind="production", allowed="127.0.0.2")
-    results = _rehearse_load(tmp_path, loaded)
+    loaded = write_plan(tmp_path, fhir_server.base, duration=30)
+    reports = tmp_path / "reports"
+    # its own process group, so the signal goes to the CLI and its pytest session, as a terminal's Ctrl-C does
+    proc = subprocess.Popen(
+        cli(reports, "load", "--plan", str(loaded.path), "--workers", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while len(fhir_server.searched) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fhir_server.searched, "Locust never sent a request"
+        time.sleep(1.5)  # Locust writes its CSV statistics every second
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
-    assert len(results) == 2
+    assert proc.returncode == 1, out + err
+    assert "the run is INCOMPLETE" in out and "interrupted" in err
+    run = _newest_run(reports)
+    assert run is not None
+    assert json.loads((run / "run.json").read_text(encoding="utf-8"))["complete"] is False
+    results = _results(run)
+    assert len(results) == 4  # every SLO has its result, though the session was stopped
     for result in results:
         assert result["status"] == "failed"
-        assert result["statusDetails"]["message"].startswith("Failed: load refused: environment")
-    assert counter.count == 0
+        message = result["statusDetails"]["message"]
+        assert re.search(r"incomplete: run interrupted after \d+\.\d s of 30 s; figures so far: ", message)
+        figures = next(a for a in result["attachments"] if a["type"] == "application/json")
+        data = json.loads((run / "allure-results" / figures["source"]).read_text(encoding="utf-8"))
+        assert data["run"]["interrupted"] is True and data["path"]["num_requests"] > 0
+        assert data["run"]["workers"] == 2  # `--workers 2` reached the pytest session
+    assert (run / "load" / "report.html").is_file()
+    decision = json.loads((run / "gonogo.json").read_text(encoding="utf-8"))
+    assert decision["decision"] == "NO-GO" and decision["complete"] is False
+
+
+# --- the reference hospital: clean passes, each fault fails its own path only ----------------
+
+
+def _hospital_plan(folder: Path) -> Path:
+    """The demo plan with every endpoint on a free port, without printers, and a 4 s load."""
+    data = yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8"))
+    env = data["environment"]
+    ehr = free_port()
+    endpoints = ("fhir_base", "web_base", "legacy_base", "bridge_base", "lab_mllp", "bridge_mllp")
+    for key in (*endpoints, "directory"):
+        if env.get(key):
+            port = ehr if key in ("fhir_base", "web_base") else free_port()
+            env[key] = re.sub(r":\d+", f":{port}", env[key], count=1)
+    for site in data["sites"]:
+        site.pop("printers", None)
+        site.pop("workstations", None)
+    for key in ("device_models", "baseline", "workstation_facts"):
+        data.pop(key, None)
+    data["criteria"] = [c for c in data["criteria"] if c["kind"] != "device_readiness"]
+    data["load"]["duration_s"] = 4
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadedPlan, Path]]:
+    """The reference hospital of the demo plan on free ports, for this module's load runs."""
+    from rehearsal.reference import control
+
+    folder = tmp_path_factory.mktemp("hospital")
+    loaded = load_plan(_hospital_plan(folder))
+    saved = {k: os.environ.get(k) for k in ("REHEARSAL_PASSWORD",)}
+    os.environ["REHEARSAL_PASSWORD"] = "lasttest-" + os.urandom(6).hex()
+    state_dir = folder / "reports" / ".reference"
+    control.up(loaded, [], state_dir)
+    try:
+        yield loaded, state_dir
+    finally:
+        control.down(state_dir)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def fault(hospital: tuple[LoadedPlan, Path]) -> Iterator[Any]:
+    from rehearsal.reference import control
+
+    _, state_dir = hospital
+    switched: list[str] = []
+
+    def switch_on(name: str) -> None:
+        control.set_fault(state_dir, name)
+        switched.append(name)
+
+    yield switch_on
+    for name in switched:
+        control.clear_fault(state_dir, name)
+
+
+def _hospital_run(hospital: tuple[LoadedPlan, Path], monkeypatch: pytest.MonkeyPatch, out: Path) -> Any:
+    monkeypatch.delenv("REHEARSAL_THINK_TIME")  # the locustfile's default think time, as in a rehearsal
+    loaded, _ = hospital
+    result = run_load(loaded.path, loaded.plan, out)
+    return result, evaluate(loaded.plan.load, result)
+
+
+@pytest.mark.slow
+def test_clean_reference_hospital_passes_every_slo_of_every_path(
+    hospital, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    result, verdicts = _hospital_run(hospital, monkeypatch, tmp_path / "load")
+
+    failed = [f"{v.path_id} {v.slo}: {v.message}" for v in verdicts if not v.passed]
+    assert not failed, failed
+    assert len(verdicts) == 24 and result.complete
+    for path_id in ("login", "patient-search", "open-chart", "lab-order", "view-results", "create-referral"):
+        assert result.paths[path_id].num_requests > 0 and result.paths[path_id].num_failures == 0
+        assert result.charts[path_id].is_file()
+    assert result.paths["login"].num_requests >= 10  # every simulated clinician logged in first
+
+
+@pytest.mark.slow
+def test_a_wrong_password_fails_login_and_no_one_works_without_logging_in(
+    hospital, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    loaded, _ = hospital
+    monkeypatch.delenv("REHEARSAL_THINK_TIME")
+    result = run_load(loaded.path, loaded.plan, tmp_path / "load", env={"REHEARSAL_PASSWORD": "fel-lösenord"})
+    verdicts = evaluate(loaded.plan.load, result)
+
+    login = result.paths["login"]
+    assert login.num_requests >= 10 and login.num_failures == login.num_requests
+    assert login.top_error == "HTTP 401: wrong HSA-id or password"
+    assert not any(v.passed for v in verdicts)
+    others = {v.message for v in verdicts if v.path_id != "login"}
+    assert others == {
+        f"no requests recorded; login failed {login.num_failures} of {login.num_requests} times "
+        "(HTTP 401: wrong HSA-id or password)"
+    }
+
+
+@pytest.mark.slow
+def test_slow_lab_order_fails_the_lab_order_slos_only(
+    hospital, fault, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fault("slow-lab-order")
+    result, verdicts = _hospital_run(hospital, monkeypatch, tmp_path / "load")
+
+    failed = {(v.path_id, v.slo) for v in verdicts if not v.passed}
+    assert failed == {("lab-order", "p95"), ("lab-order", "p99")}, [v.message for v in verdicts]
+    p95 = next(v for v in verdicts if (v.path_id, v.slo) == ("lab-order", "p95"))
+    assert p95.actual >= 1000 and re.fullmatch(r"p95 \d+ ms > 600 ms", p95.message)
+
+
+@pytest.mark.slow
+def test_rehearse_load_with_slow_patient_search_is_no_go_on_the_load_criterion(
+    hospital, fault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded, state_dir = hospital
+    monkeypatch.delenv("REHEARSAL_THINK_TIME")
+    fault("slow-patient-search")
+    reports = state_dir.parent
+    proc = subprocess.run(
+        cli(reports, "load", "--plan", str(loaded.path)), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("NO-GO: demo-gr1 run ")
+    run = sorted(reports.glob("demo-gr1/2*"))[-1]
+    decision = json.loads((run / "gonogo.json").read_text(encoding="utf-8"))
+    lines = {c["id"]: c["status"] for c in decision["criteria"]}
+    assert lines == {"load-slo": "fail", "run-complete": "pass"}
+
+    results = _results(run)
+    assert len(results) == 24
+    failed = {r["name"] for r in results if r["status"] != "passed"}
+    assert failed == {"Svarstid patientsökning p95 ≤ 300 ms", "Svarstid patientsökning p99 ≤ 600 ms"}
+    for result in results:
+        labels = {label["name"]: label["value"] for label in result["labels"]}
+        assert (labels["aspect"], labels["criterion"]) == ("teknisk", "load-slo")
+        assert labels["severity"] == "critical"
+        kinds = [a["type"] for a in result["attachments"]]
+        first = result["name"].startswith("Svarstid") and " p95 " in result["name"]
+        assert sorted(kinds) == sorted(["application/json", "image/png"] + (["text/html"] if first else []))
+    slow = next(r for r in results if r["name"] == "Svarstid patientsökning p95 ≤ 300 ms")
+    assert re.fullmatch(r"Failed: p95 1\d\d\d ms > 300 ms", slow["statusDetails"]["message"])

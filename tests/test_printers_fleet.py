@@ -167,10 +167,14 @@ def test_long_workdir_still_gets_a_bus(tmp_path: Path) -> None:
 def plan_with_printers(path: Path, ports: dict[str, int]) -> Path:
     data = yaml.safe_load((ROOT / "plans" / "demo.yaml").read_text(encoding="utf-8"))
     for site in data["sites"]:
+        site["printers"] = [p for p in site["printers"] if p["id"] in ports]
+        site.pop("workstations", None)
         for p in site["printers"]:
             p["uri"] = f"ipp://127.0.0.1:{ports[p['id']]}/ipp/print"
+            p.pop("snmp", None)
     site = data["sites"][0]
-    site["printers"].append({"id": "sas-armband1", "kind": "wristband", "uri": "tcp://127.0.0.1:9100"})
+    closed = free_port()  # nothing listens there: the wristband is unreachable
+    site["printers"].append({"id": "sas-armband1", "kind": "wristband", "uri": f"tcp://127.0.0.1:{closed}"})
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
@@ -190,7 +194,7 @@ def test_hardware_check_reports_each_printer(tmp_path: Path) -> None:
         fleet.set_paper_out("nal-lab-dok1", True)
         run = run_check(plan, tmp_path / "results")
         assert run.returncode == 1, run.stdout + run.stderr
-        assert "1 failed, 1 passed" in run.stdout
+        assert "2 failed, 1 passed" in run.stdout
         uri = f"ipp://127.0.0.1:{ports['nal-lab-dok1']}/ipp/print"
         assert (
             f"nal-trollhattan: printer nal-lab-dok1 at {uri} not ready: media-empty: paper out" in run.stdout
@@ -200,7 +204,11 @@ def test_hardware_check_reports_each_printer(tmp_path: Path) -> None:
             {label["name"]: label["value"] for label in r["labels"]}["device"]: r
             for r in (json.loads(p.read_text()) for p in (tmp_path / "results").glob("*-result.json"))
         }
-        assert set(results) == {"sas-akut-dok1", "nal-lab-dok1"}  # the wristband waits for the ZPL check
+        assert set(results) == {"sas-akut-dok1", "nal-lab-dok1", "sas-armband1"}
+        wristband = results["sas-armband1"]  # checked over ZPL now; nothing listens on its port
+        assert wristband["status"] == "failed"
+        assert "unreachable: connection refused" in wristband["statusDetails"]["message"]
+        assert {x["name"]: x["value"] for x in wristband["labels"]}["criterion"] == "tech-wristband-printers"
         good, bad = results["sas-akut-dok1"], results["nal-lab-dok1"]
         assert good["status"] == "passed" and bad["status"] == "failed"
         assert good["name"] == "Skrivare sas-akut-dok1 (Akutmottagningen) redo"
@@ -221,7 +229,7 @@ def test_hardware_check_reports_each_printer(tmp_path: Path) -> None:
             "device": "'nal-lab-dok1'",
         }
         attachment = json.loads((tmp_path / "results" / bad["attachments"][0]["source"]).read_text())
-        assert attachment["ready"] is False and attachment["reasons"] == ["media-empty"]
+        assert attachment["ready"] is False and attachment["details"]["ipp"]["reasons"] == ["media-empty"]
 
         # a rerun of the failed printer alone, after the fix
         fleet.set_paper_out("nal-lab-dok1", False)
@@ -229,4 +237,4 @@ def test_hardware_check_reports_each_printer(tmp_path: Path) -> None:
         only.write_text(labels["nodeid"] + "\n", encoding="utf-8")
         rerun = run_check(plan, tmp_path / "rerun", "--rehearsal-only", str(only))
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert "1 passed, 1 deselected" in rerun.stdout
+        assert "1 passed, 2 deselected" in rerun.stdout

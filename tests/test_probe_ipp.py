@@ -399,3 +399,67 @@ def test_decoder_survives_corrupted_real_replies(at: int, junk: bytes) -> None:
         decode_response(corrupted)
     except MalformedReply:
         pass
+
+
+# --- the hardware sweep's IPP path: compatibility, supplies, test print (against ippeveprinter) -------
+
+
+def ipp_report(uri: str, **config: object):
+    from rehearsal.hardware import Device, SweepConfig, run_sweep
+
+    device = Device("sas-boras", "dok1", "document", "ipp", uri)
+    return run_sweep([device], SweepConfig(timeout=2.0, **config))[0]  # type: ignore[arg-type]
+
+
+def test_sweep_reads_make_model_formats_and_resolution(fleet: PrinterFleet) -> None:
+    from rehearsal.plan import DeviceModels
+
+    uri = fleet.printers[0].uri
+    report = ipp_report(uri)
+    assert report.ready and report.make_and_model == "Rehearsal Simulated Document Printer"
+    assert {"pdf", "pwg-raster", "urf", "600dpi"} <= set(report.capabilities)
+    approved = DeviceModels(approved=["Rehearsal Simulated*"], capabilities=["pdf|pcl"])
+    assert ipp_report(uri, device_models={"document": approved}).ready
+    other = DeviceModels(approved=["HP LaserJet*"], capabilities=["pcl|ps"])
+    refused = ipp_report(uri, device_models={"document": other})
+    assert not refused.ready and refused.reachable
+    assert list(refused.problems) == [
+        "not approved: 'Rehearsal Simulated Document Printer' is not an approved model for document printers "
+        "(approved: HP LaserJet*)",
+        "not compatible: needs pcl or ps (device has: 600dpi, pdf, pwg-raster, urf)",
+    ]
+
+
+def test_supply_threshold_comes_from_the_plan(fleet: PrinterFleet) -> None:
+    from urllib.parse import urlencode
+
+    from rehearsal.plan import SupplyThresholds
+    from rehearsal.reference.printers import _http_get
+
+    printer = fleet.printers[2]
+    running = fleet._running[printer.id]
+    _http_get(running, "/supplies?" + urlencode({"supply0": 25, "supply1": 5}))
+    try:
+        warned = ipp_report(printer.uri)
+        assert warned.ready and "supply: Black Toner at 5 %" in warned.warnings
+        strict = ipp_report(printer.uri, supplies=SupplyThresholds(fail_below=10))
+        assert not strict.ready
+        assert "supply: Black Toner at 5 % (plan requires at least 10 %)" in strict.problems
+    finally:
+        _http_get(running, "/supplies?" + urlencode({"supply0": 25, "supply1": 75}))
+
+
+def test_test_print_sends_a_labelled_page_only_when_asked(fleet: PrinterFleet, tmp_path_factory) -> None:
+    printer = fleet.printers[1]
+    spool = fleet.workdir / "printers" / printer.id / "spool"
+    before = set(spool.rglob("*"))
+    assert ipp_report(printer.uri).test_print is None
+    report = ipp_report(printer.uri, test_print=True, rehearsal="demo-gr1")
+    assert report.ready and report.test_print == "sent: test page"
+    deadline = time.monotonic() + 5
+    while not (set(spool.rglob("*.pdf")) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    new = sorted(set(spool.rglob("*.pdf")) - before)
+    assert new, "ippeveprinter kept no job"
+    document = new[0].read_bytes()
+    assert document.startswith(b"%PDF-1.4") and b"TESTUTSKRIFT" in document and b"sas-boras/dok1" in document

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,69 @@ from rehearsal.reference.faults import Fault, FaultBoard, known_faults, parse_fa
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
 
 
+def _free_port(taken: set[int]) -> int:
+    """A free loopback port that is not in ``taken`` (the OS may hand out the same one twice)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def _coexistence_on_free_ports(data: dict[str, Any]) -> None:
+    """Move the legacy EHR, lab, bridge and directory of the demo plan off its fixed ports."""
+    env = data["environment"]
+    taken = {int(m) for m in re.findall(r":(\d{2,5})(?:/|$|\")", json.dumps(data, default=str))}
+    for field in ("legacy_base", "lab_mllp", "bridge_base", "bridge_mllp", "directory"):
+        if env.get(field) and "://" in env[field]:
+            scheme, rest = env[field].split("://", 1)
+            env[field] = f"{scheme}://{rest.rsplit(':', 1)[0]}:{_free_port(taken)}"
+
+
 def _no_printers(data: dict[str, Any]) -> None:
+    _coexistence_on_free_ports(data)
     for site in data["sites"]:
         site["printers"] = []
+
+
+def _listening_ports() -> set[int]:
+    """TCP ports in LISTEN state on this machine, from /proc/net/tcp and tcp6."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Live (not zombie) processes whose command line mentions ``text`` (our state folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def _plan_ports(loaded: Any) -> set[int]:
+    env = loaded.plan.environment
+    urls = [env.fhir_base, env.legacy_base, env.lab_mllp, env.bridge_base, env.bridge_mllp, env.directory]
+    urls += [p.uri for s in loaded.plan.sites for p in s.printers if p.uri.startswith(("ipp://", "tcp://"))]
+    return {int(u.split("://", 1)[1].split("/")[0].rsplit(":", 1)[1]) for u in urls if u and "://" in u}
 
 
 def _alive(pid: int) -> bool:
@@ -63,10 +127,7 @@ def test_parse_fault_accepts_registered_faults() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (
-            "paper-jam",
-            "unknown fault 'paper-jam' (known faults: slow-patient-search, printer-paper-out@SITE)",
-        ),
+        ("paper-jam", "unknown fault 'paper-jam' (known faults: slow-patient-search, slow-lab-order, "),
         ("printer-paper-out", "needs a site: printer-paper-out@SITE (sites: sas-boras, nal-trollhattan)"),
         ("printer-paper-out@mars", "plan has no site 'mars' (sites: sas-boras, nal-trollhattan)"),
         ("slow-patient-search@sas-boras", "applies to the whole hospital"),
@@ -77,7 +138,7 @@ def test_parse_fault_refuses_in_one_line(text: str, expected: str) -> None:
         parse_fault(text, load_plan(DEMO).plan)
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert "printer-paper-out@SITE" in known_faults()
+    assert "printer-paper-out@SITE" in known_faults() and "orphan-queue@SITE" in known_faults()
 
 
 def test_fault_board_runs_effects_once_per_change() -> None:
@@ -179,7 +240,7 @@ def test_printer_paper_out_reaches_the_real_printers(
     make_plan: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, state_dir: Path
 ) -> None:
     monkeypatch.setenv("REHEARSAL_PASSWORD", "test-only-password")
-    loaded = load_plan(make_plan())
+    loaded = load_plan(make_plan(_coexistence_on_free_ports))
     boras, nal = (site.printers[0].uri for site in loaded.plan.sites)
     state = control.up(loaded, ["printer-paper-out@sas-boras"], state_dir)
     health = httpx.get(f"{state['admin_url']}/health", timeout=5).json()
@@ -193,3 +254,85 @@ def test_printer_paper_out_reaches_the_real_printers(
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.settimeout(2)
         probe.connect(("127.0.0.1", port))
+
+
+# -- every component up, nothing left behind ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_up_starts_every_component_and_down_leaves_no_process_and_no_port(
+    make_plan: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> None:
+    monkeypatch.setenv("REHEARSAL_PASSWORD", "test-only-password")
+    loaded = load_plan(make_plan(_coexistence_on_free_ports))
+    ports = _plan_ports(loaded)
+    assert len(ports) >= 6  # EHR, legacy, lab, bridge HTTP and MLLP, directory, IPP and ZPL printers
+    state = control.up(loaded, [], state_dir)
+    health = httpx.get(f"{state['admin_url']}/health", timeout=5).json()
+    assert health["status"] == "up" and health["started_in_s"] is not None
+    components = {k for k, v in health["components"].items() if v["ok"]}
+    assert components == {"ehr", "directory", "migration", "legacy", "lab", "bridge", "devices"}
+    assert ports <= _listening_ports()
+    assert _processes_mentioning(str(state_dir.resolve()))  # the hospital, slapd, printers, D-Bus
+    assert control.down(state_dir)
+    assert not ports & _listening_ports()
+    assert _processes_mentioning(str(state_dir.resolve())) == []
+
+
+def test_a_fault_not_implemented_yet_is_refused_before_anything_starts(
+    make_plan: Callable[..., Path], state_dir: Path
+) -> None:
+    def no_bridge(data: dict[str, Any]) -> None:
+        _no_printers(data)
+        del data["environment"]["bridge_base"]
+
+    with pytest.raises(UsageError, match="'referral-dropped' is not implemented yet .* bridge component"):
+        control.up(load_plan(make_plan(no_bridge)), ["referral-dropped@sas-boras"], state_dir)
+    assert not (state_dir / control.LOG_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_component_that_cannot_start_is_one_line_naming_it_and_its_port(
+    plan_path: Path, state_dir: Path
+) -> None:
+    loaded = load_plan(plan_path)
+    port = int(str(loaded.plan.environment.lab_mllp).rsplit(":", 1)[1])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        with pytest.raises(TargetError) as caught:
+            control.up(loaded, [], state_dir)
+    message = str(caught.value)
+    assert "lab system" in message and f"port {port} is already in use" in message and "\n" not in message
+    assert control.status(state_dir) is None
+    assert not (_plan_ports(loaded) - {port}) & _listening_ports()
+
+
+def test_fault_list_says_what_each_fault_does_and_whether_it_works(
+    plan_path: Path, make_plan: Callable[..., Path], tmp_path: Path
+) -> None:
+    rows = control.fault_list(tmp_path, load_plan(plan_path))
+    by_name = {r["fault"]: r for r in rows}
+    assert all(r["works"] for r in rows), [r["fault"] for r in rows if not r["works"]]
+    assert "inte, ingen, inget, ej" in by_name["referral-negation-loss@SITE"]["description"]
+    assert all(r["caught_by"] for r in rows)
+
+    def no_lab(data: dict[str, Any]) -> None:
+        _no_printers(data)
+        del data["environment"]["lab_mllp"]
+
+    without_lab = {
+        r["fault"]: r for r in control.fault_list(tmp_path, load_plan(make_plan(no_lab, "nolab.yaml")))
+    }
+    assert without_lab["lab-results-lost@SITE"]["works"] is False
+    text = control.format_fault_list(list(without_lab.values()))
+    assert "lab-results-lost@SITE" in text and "not implemented yet" in text
+    done = subprocess.run(
+        [sys.executable, "-m", "rehearsal.cli", "fault", "list", "--plan", str(plan_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REHEARSAL_REPORTS": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "migration-gap@SITE" in done.stdout and "caught by:" in done.stdout

@@ -1,14 +1,19 @@
-"""Load: runs Locust in its own process from the plan's load profile and holds each path to its SLO.
+"""Load: runs Locust in its own processes from the plan's load profile and holds each path to its SLOs.
 
 Locust is never imported here. It patches the process for gevent, so it runs as
-``python -m locust`` in a subprocess with ``load/locustfile.py``, and this module reads
-what it wrote (``--json-file``) afterwards. Locust has no per-path limits of its own, so
-the SLOs (p95 and error ratio per load path, from the plan) are evaluated here from the
-raw response-time histogram of each request name; the request name is the plan path id.
+``python -m locust`` in a subprocess (a master and ``workers`` worker processes when
+asked) with ``load/locustfile.py``, and this module reads what it wrote afterwards
+(``--json-file``, the CSV history). Locust has no per-path limits of its own, so the SLOs
+(p95, p99, error ratio and minimum throughput per load path, from the plan) are
+evaluated here from the raw response-time histogram of each request name; the request
+name is the plan path id.
 
-    guard(plan)                          refuse production and hosts outside allowed_hosts
-    run_load(plan_path, plan, out_dir)   -> LoadResult (per-path figures, report paths, complete?)
+    guard(plan, host)                    refuse production and hosts outside allowed_hosts
+    user_mix(plan)                       -> [RoleMix] (who the simulated users are, what they do)
+    run_load(plan_path, plan, out_dir)   -> LoadResult (per-path figures, reports, chart, complete?)
     evaluate(profile, result)            -> [SloVerdict] (one per path and SLO)
+    load_plan_only(plan)                 the plan narrowed to its load criteria (`rehearse load`)
+    execute_load(reports, loaded, …)     `rehearse load`: load/ alone as a normal run
 
 A run that is interrupted (Ctrl+C) or overruns its time still yields what Locust wrote,
 marked incomplete; SLOs of an incomplete run do not pass.
@@ -21,28 +26,51 @@ import html
 import json
 import math
 import os
+import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from rehearsal.errors import RehearsalError, UsageError
-from rehearsal.plan import LoadProfile, Plan
+from rehearsal.plan import LoadedPlan, LoadPath, LoadProfile, Plan
+
+if TYPE_CHECKING:
+    from rehearsal.runner import Outcome
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "load" / "locustfile.py"
-MARGIN_S = 30.0  # start-up and shutdown time allowed beyond the plan's duration
-STOP_GRACE_S = 10.0  # after SIGINT, how long Locust gets to write its report before SIGKILL
+CONTENT_FOLDER = "load"
+MARGIN_S = 45.0  # start-up (workers connecting) and shutdown time allowed beyond the plan's duration
+STOP_GRACE_S = 15.0  # after SIGINT, how long Locust gets to write its report before SIGKILL
+WORKERS_MAX_WAIT_S = 30  # how long the master waits for its workers before giving up
+DEFAULT_MASTER_PORT = 5557  # Locust's own default, for a master other machines connect to
 
 JSON_NAME = "stats.json"
 HTML_NAME = "report.html"
 CSV_PREFIX = "locust"
+HISTORY_CSV = f"{CSV_PREFIX}_stats_history.csv"
 LOG_NAME = "locust.log"
+WORKERS_DIR = "workers"
+PATIENTS_NAME = "patients.json"
+CHARTS_DIR = "charts"
+
+#: Environment variables the harness passes to Locust (and people running it by hand may set).
+ENV_PLAN = "REHEARSAL_PLAN"
+ENV_WORKER_COUNTS = "REHEARSAL_WORKER_COUNTS"  # folder where each worker writes its own request counts
+ENV_WORKERS = "REHEARSAL_LOAD_WORKERS"  # `rehearse load --workers N` → the pytest session
+ENV_REMOTE_WORKERS = "REHEARSAL_REMOTE_WORKERS"  # workers on other machines the master also waits for
+ENV_PATIENT_IDS = "REHEARSAL_PATIENT_IDS"  # JSON file: personnummer -> server id, looked up before the load
+
+Slo = Literal["p95", "p99", "error_ratio", "min_rps"]
+SLOS: tuple[Slo, ...] = ("p95", "p99", "error_ratio", "min_rps")
 
 
 class LoadError(RehearsalError):
@@ -84,6 +112,13 @@ class LoadResult:
     overran: bool = False
     html_written_by: Literal["locust", "rehearsal"] = "locust"
     command: tuple[str, ...] = field(default=(), repr=False)
+    measured_s: float = 0.0
+    """Seconds between the first request and the last one (the span throughput is measured over)."""
+    workers: int = 0
+    worker_counts: tuple[Mapping[str, Any], ...] = ()
+    """Each worker's own count of the requests it sent (``{"pid", "requests": {path: n}, …}``)."""
+    charts: Mapping[str, Path] = field(default_factory=dict)
+    """Path id → response time over time (PNG), from Locust's stats history."""
 
     @property
     def complete(self) -> bool:
@@ -97,7 +132,10 @@ class LoadResult:
             "overran": self.overran,
             "planned_s": self.planned_s,
             "elapsed_s": round(self.elapsed_s, 2),
+            "measured_s": round(self.measured_s, 2),
             "locust_exit_code": self.exit_code,
+            "workers": self.workers,
+            "worker_counts": list(self.worker_counts),
             "paths": {pid: {**asdict(s), "error_ratio": s.error_ratio} for pid, s in self.paths.items()},
         }
 
@@ -108,11 +146,132 @@ class SloVerdict:
 
     path_id: str
     path_title: str
-    slo: Literal["p95", "error_ratio"]
+    slo: Slo
     limit: float
     actual: float | None
     passed: bool
     message: str
+
+
+# --- who works: roles, accounts, referral receivers ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """A plan user the simulated clinicians log in as (the password stays in its env var)."""
+
+    hsa_id: str
+    name: str
+    role: str
+    site_id: str
+    password_env: str
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A unit on the new EHR a referral can be sent to, by its HSA-id."""
+
+    hsa_id: str
+    name: str
+    site_id: str
+
+
+@dataclass(frozen=True)
+class RoleMix:
+    """One kind of simulated clinician: its role (None = anonymous), share of users, accounts, work."""
+
+    role: str | None
+    weight: int
+    accounts: tuple[Account, ...]
+    path_weights: Mapping[str, int]
+
+
+def accounts(plan: Plan) -> list[Account]:
+    """The plan's users at sites on the new EHR (those at legacy sites cannot log in to it)."""
+    seen: set[str] = set()
+    found = []
+    for site in plan.sites:
+        if site.system != "new":
+            continue
+        for user in site.users:
+            if user.hsa_id not in seen:
+                seen.add(user.hsa_id)
+                found.append(Account(user.hsa_id, user.name, user.role, site.id, user.password_env))
+    return found
+
+
+def referral_receivers(plan: Plan, site_id: str | None) -> list[Receiver]:
+    """Units on the new EHR other than the sender's site: where a load referral may go.
+
+    Units still on the legacy EHR are left out so the load stays on the EHR under test and
+    never floods the coexistence bridge.
+    """
+    found = []
+    for site in plan.sites:
+        if site.system != "new" or site.id == site_id:
+            continue
+        found.append(Receiver(site.hsa_id, site.name, site.id))
+        found += [
+            Receiver(u.hsa_id, u.name, site.id) for u in site.units if (u.system or site.system) == "new"
+        ]
+    return found
+
+
+def _path_weight(path: LoadPath, role: str | None) -> int:
+    return path.weights.get(role, path.weight) if role is not None else path.weight
+
+
+def _int_weights(mix: Mapping[str, float]) -> dict[str, int]:
+    """Locust wants whole-number class weights: keep the ratios of the plan's (maybe fractional) mix."""
+    if all(float(w).is_integer() for w in mix.values()):
+        return {r: int(w) for r, w in mix.items()}
+    return {r: round(w * 100) for r, w in mix.items()}
+
+
+def user_mix(plan: Plan) -> list[RoleMix]:
+    """The simulated clinicians of the plan's load profile, one entry per role with a share.
+
+    Roles are the roles of the plan's users (sites on the new EHR); ``load.mix`` gives each
+    role its share, default equal. A plan without users gets one anonymous kind of user.
+    Raises UsageError naming what is wrong (an unknown role, a role with nothing to do, a
+    ``login`` path without users), before anything is sent.
+    """
+    profile = _profile(plan)
+    people = accounts(plan)
+    roles = list(dict.fromkeys(a.role for a in people))
+    unknown_weights = sorted({r for p in profile.paths for r in p.weights} - set(roles))
+    if unknown_weights:
+        raise UsageError(
+            f"load.paths weights name roles no plan user has: {', '.join(unknown_weights)} "
+            f"(roles: {', '.join(roles) or 'none, the plan has no users on the new EHR'})"
+        )
+    if not people:
+        if profile.mix:
+            raise UsageError("load.mix names roles, but the plan has no users on the new EHR (sites[].users)")
+        if any(p.id == "login" for p in profile.paths):
+            raise UsageError("load path 'login' needs users to log in as (sites[].users); the plan has none")
+        weights = {p.id: p.weight for p in profile.paths}
+        if not any(weights.values()):
+            raise UsageError("load.paths: every path has weight 0; the users would have nothing to do")
+        return [RoleMix(None, 1, (), weights)]
+    unknown = sorted(set(profile.mix) - set(roles))
+    if unknown:
+        raise UsageError(
+            f"load.mix names roles no plan user on the new EHR has: {', '.join(unknown)} "
+            f"(roles: {', '.join(roles)})"
+        )
+    shares = _int_weights(profile.mix) if profile.mix else dict.fromkeys(roles, 1)
+    mix = []
+    for role in roles:
+        if not shares.get(role):
+            continue
+        weights = {p.id: _path_weight(p, role) for p in profile.paths}
+        if not any(weights.values()):
+            raise UsageError(
+                f"load: role {role!r} has weight 0 on every path; give it work or leave it out of mix"
+            )
+        mix.append(RoleMix(role, shares[role], tuple(a for a in people if a.role == role), weights))
+    return mix
 
 
 # --- guard -------------------------------------------------------------------------------
@@ -139,17 +298,80 @@ def guard(plan: Plan, host: str | None = None) -> None:
         )
 
 
+def check(plan: Plan, host: str | None = None) -> list[RoleMix]:
+    """Everything that can be said before Locust starts: the guard, then the user mix."""
+    guard(plan, host)
+    return user_mix(plan)
+
+
 # --- run ---------------------------------------------------------------------------------
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    """A free port below the kernel's ephemeral range, which the master can still have when it binds.
+
+    A port the OS hands out for port 0 is in the ephemeral range, where every outgoing
+    connection (Locust's own, by the thousand) may take it in the second before the master
+    binds; below that range only a deliberate bind can.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20000, max(20001, low))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # crowded: take the OS's choice
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def locust_command(plan: Plan, out_dir: Path, workers: int = 0, locustfile: Path = LOCUSTFILE) -> list[str]:
-    """The Locust command line for a plan: headless, loopback only, reports into out_dir."""
+def master_address(profile: LoadProfile) -> tuple[str, int, str]:
+    """(bind host, port, host workers on this machine connect to) from ``load.master_bind``.
+
+    Loopback without a port gets a free port; another address without a port gets
+    Locust's default 5557, so workers on other machines know where to connect.
+    """
+    text = profile.master_bind.strip()
+    host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+    if not host or (port_text and not port_text.isdigit()):
+        raise UsageError(f"load.master_bind must be HOST or HOST:PORT, got {text!r}")
+    loopback = host in ("127.0.0.1", "localhost")
+    if port_text:
+        port = int(port_text)
+    else:
+        port = _free_port("127.0.0.1") if loopback else DEFAULT_MASTER_PORT
+    if not 0 < port < 65536:
+        raise UsageError(f"load.master_bind: port {port} out of range")
+    connect = "127.0.0.1" if loopback or host in ("0.0.0.0", "*", "") else host
+    return host, port, connect
+
+
+def remote_workers() -> int:
+    text = os.environ.get(ENV_REMOTE_WORKERS, "0").strip() or "0"
+    if not text.isdigit():
+        raise UsageError(f"{ENV_REMOTE_WORKERS} must be a whole number of workers, got {text!r}")
+    return int(text)
+
+
+def locust_command(
+    plan: Plan,
+    out_dir: Path,
+    workers: int = 0,
+    locustfile: Path = LOCUSTFILE,
+    master: tuple[str, int, str] | None = None,
+) -> list[str]:
+    """The Locust command line for a plan: headless, web UI on loopback, reports into out_dir.
+
+    With ``workers`` > 0 this is the master's command (it waits for the workers);
+    :func:`worker_command` gives theirs.
+    """
     profile = _profile(plan)
     cmd = [
         sys.executable, "-m", "locust",
@@ -163,18 +385,67 @@ def locust_command(plan: Plan, out_dir: Path, workers: int = 0, locustfile: Path
         "--json-file", str(out_dir / Path(JSON_NAME).stem),  # Locust appends ".json"
         "--html", str(out_dir / HTML_NAME),
         "--csv", str(out_dir / CSV_PREFIX),
+        "--csv-full-history",
         "--exit-code-on-error", "1",
     ]  # fmt: skip
-    if workers > 0:
-        port = _free_loopback_port()
+    if workers > 0 or remote_workers() > 0:
+        bind, port, _ = master or master_address(profile)
         cmd += [
-            "--processes", str(workers),
-            "--master-bind-host", "127.0.0.1",
+            "--master",
+            "--master-bind-host", bind,
             "--master-bind-port", str(port),
-            "--master-host", "127.0.0.1",
-            "--master-port", str(port),
+            "--expect-workers", str(workers + remote_workers()),
+            "--expect-workers-max-wait", str(WORKERS_MAX_WAIT_S),
         ]  # fmt: skip
     return cmd
+
+
+def worker_command(plan: Plan, master: tuple[str, int, str], locustfile: Path = LOCUSTFILE) -> list[str]:
+    """One worker on this machine, connecting to the master (see load/README.md for other machines)."""
+    _, port, connect = master
+    return [
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--worker",
+        "--master-host", connect, "--master-port", str(port),
+        "--host", plan.environment.fhir_base,
+    ]  # fmt: skip
+
+
+def resolve_patient_ids(plan: Plan) -> dict[str, str]:
+    """Server ids of the plan's test identities, looked up before the load starts (not measured).
+
+    One standard FHIR search for all of them (``identifier=a,b,c``). Any trouble yields {}:
+    the flows then look them up themselves under load. Only called after the guard.
+    """
+    import httpx
+
+    env = plan.environment
+    system = "urn:oid:1.2.752.129.2.1.3.1"
+    wanted = {re.sub(r"\D", "", i.personnummer): i.personnummer for i in plan.test_identities}
+    values = ",".join(f"{system}|{i.personnummer}" for i in plan.test_identities)
+    try:
+        answer = httpx.get(
+            f"{env.fhir_base}/Patient",
+            params={"identifier": values, "_format": "json"},
+            timeout=httpx.Timeout(env.timeouts.read, connect=env.timeouts.connect),
+        )
+        bundle = answer.json() if answer.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return {}
+    found: dict[str, str] = {}
+    for entry in (bundle.get("entry") or []) if isinstance(bundle, dict) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if (
+            not isinstance(resource, dict)
+            or resource.get("resourceType") != "Patient"
+            or not resource.get("id")
+        ):
+            continue
+        for ident in resource.get("identifier") or []:
+            if isinstance(ident, dict) and ident.get("system") in (None, system):
+                pnr = wanted.get(re.sub(r"\D", "", str(ident.get("value", ""))))
+                if pnr:
+                    found[pnr] = str(resource["id"])
+    return found
 
 
 def run_seconds(profile: LoadProfile) -> int:
@@ -188,24 +459,52 @@ def _profile(plan: Plan) -> LoadProfile:
     return plan.load
 
 
+@contextmanager
+def _first_interrupt_only() -> Iterator[None]:
+    """Ctrl+C once raises KeyboardInterrupt; more of them (a terminal and the CLI both send one)
+    are swallowed while Locust writes its report, so a second one cannot cut that short."""
+    seen = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 1:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_load(
     plan_path: Path,
     plan: Plan,
     out_dir: Path,
-    workers: int = 0,
+    workers: int | None = None,
     *,
     locustfile: Path = LOCUSTFILE,
     margin_s: float = MARGIN_S,
+    env: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    """Run the plan's load profile with Locust in a subprocess and read back per-path figures.
+    """Run the plan's load profile with Locust in subprocesses and read back per-path figures.
 
-    The guard runs first, so a refused plan sends nothing. The run is bounded by the plan's
-    duration plus ``margin_s``; on overrun or Ctrl+C Locust gets SIGINT (it then writes its
-    report and statistics), then SIGKILL after a grace period. What it wrote is still read,
-    and the result is marked incomplete. The HTML report always exists afterwards.
+    The guard and the user mix are checked first, so a refused plan sends nothing.
+    ``workers`` (default: the plan's ``load.workers``) > 0 starts a master bound as the
+    plan says (loopback by default) and that many worker processes. The run is bounded
+    by the plan's duration plus ``margin_s``; on overrun or Ctrl+C the master gets SIGINT
+    (it then writes its report and statistics), and everything left is killed after a
+    grace period. What was written is still read, and the result is marked incomplete.
+    The HTML report always exists afterwards.
     """
-    guard(plan)
+    check(plan)
     profile = _profile(plan)
+    workers = profile.workers if workers is None else workers
     if workers < 0:
         raise UsageError(f"workers must be 0 (one process) or more, got {workers}")
     if not locustfile.is_file():
@@ -213,43 +512,65 @@ def run_load(
     out_dir = Path(out_dir).resolve()  # Locust runs in it; its paths must not depend on cwd
     out_dir.mkdir(parents=True, exist_ok=True)
     json_file, html_file, log_file = out_dir / JSON_NAME, out_dir / HTML_NAME, out_dir / LOG_NAME
-    for stale in (json_file, html_file, *out_dir.glob(f"{CSV_PREFIX}_*.csv")):
+    counts_dir = out_dir / WORKERS_DIR
+    stale_files = (json_file, html_file, out_dir / PATIENTS_NAME, *out_dir.glob(f"{CSV_PREFIX}_*.csv"))
+    for stale in (*stale_files, *counts_dir.glob("*.json")):
         stale.unlink(missing_ok=True)
 
-    cmd = locust_command(plan, out_dir, workers, locustfile)
-    env = {**os.environ, "REHEARSAL_PLAN": str(Path(plan_path).resolve()), "PYTHONUNBUFFERED": "1"}
+    master = master_address(profile) if workers > 0 or remote_workers() > 0 else None
+    cmd = locust_command(plan, out_dir, workers, locustfile, master)
+    child_env = {
+        **os.environ,
+        **(env or {}),
+        ENV_PLAN: str(Path(plan_path).resolve()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if master is not None:
+        counts_dir.mkdir(exist_ok=True)
+        child_env[ENV_WORKER_COUNTS] = str(counts_dir)
+    if _needs_patients(profile):  # test data set-up, before the clock starts
+        patients = out_dir / PATIENTS_NAME
+        patients.write_text(
+            json.dumps(resolve_patient_ids(plan), ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        child_env[ENV_PATIENT_IDS] = str(patients)
     planned = float(run_seconds(profile))
     interrupted = overran = False
     started = time.monotonic()
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=out_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl+C reaches us only; we decide how Locust stops
-        )
+    procs: list[subprocess.Popen[bytes]] = []
+    with open(log_file, "wb") as log, _first_interrupt_only():
         try:
+            # Own process group: a Ctrl+C in the terminal reaches us only; we decide how Locust stops.
+            procs.append(_spawn(cmd, out_dir, child_env, log, process_group=0))
+            for i in range(workers):
+                assert master is not None
+                with open(out_dir / f"worker-{i + 1}.log", "wb") as worker_log:  # the child keeps its own fd
+                    procs.append(
+                        _spawn(worker_command(plan, master, locustfile), out_dir, child_env, worker_log,
+                               process_group=procs[0].pid)
+                    )  # fmt: skip
             try:
-                proc.wait(timeout=planned + margin_s)
+                procs[0].wait(timeout=planned + margin_s)
             except subprocess.TimeoutExpired:
                 overran = True
-                _stop(proc)
+                _stop(procs)
         except KeyboardInterrupt:
             interrupted = True
-            _stop(proc)
+            _stop(procs)
+        finally:
+            _reap(procs)
     elapsed = time.monotonic() - started
+    exit_code = procs[0].returncode if procs else None
 
-    paths = _read_json(json_file) if json_file.is_file() else None
-    if paths is None and (interrupted or overran):  # killed before its JSON: the periodic CSV is next best
-        paths = _read_csv(out_dir / f"{CSV_PREFIX}_stats.csv")
-    if paths is None:
+    read = _read_json(json_file) if json_file.is_file() else None
+    if read is None and (interrupted or overran):  # killed before its JSON: the periodic CSV is next best
+        read = _read_csv(out_dir / f"{CSV_PREFIX}_stats.csv")
+    if read is None:
         raise LoadError(
-            f"locust exited with code {proc.returncode} and wrote no statistics: {_last_line(log_file)} "
-            f"(log: {log_file})"
+            f"locust exited with code {exit_code} and wrote no statistics: "
+            f"{_last_line(log_file)} (log: {log_file})"
         )
+    paths, measured = read
     paths = _with_top_errors(paths, out_dir / f"{CSV_PREFIX}_failures.csv")
     written_by: Literal["locust", "rehearsal"] = "locust"
     if not html_file.is_file() or html_file.stat().st_size == 0:
@@ -263,29 +584,68 @@ def run_load(
         log_file=log_file,
         planned_s=planned,
         elapsed_s=elapsed,
-        exit_code=proc.returncode,
+        exit_code=exit_code,
         interrupted=interrupted,
         overran=overran,
         html_written_by=written_by,
         command=tuple(cmd),
+        measured_s=measured,
+        workers=workers,
+        worker_counts=tuple(_read_worker_counts(counts_dir)) if master is not None else (),
+        charts=write_charts(profile, out_dir / HISTORY_CSV, out_dir / CHARTS_DIR),
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT (Locust writes HTML and JSON), then SIGKILL the whole group if it lingers."""
+def _needs_patients(profile: LoadProfile) -> bool:
+    """Every flow but login and patient search works on a known patient id."""
+    return any(p.id not in ("login", "patient-search") for p in profile.paths)
+
+
+def _spawn(
+    cmd: list[str], cwd: Path, env: Mapping[str, str], log: Any, process_group: int
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        process_group=process_group,
+    )
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT to the master (it stops its workers, writes HTML and JSON); SIGKILL what lingers."""
+    if not procs:
+        return
+    master = procs[0]
     try:
-        os.killpg(proc.pid, signal.SIGINT)
+        master.send_signal(signal.SIGINT)
     except ProcessLookupError:
         pass
     try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        master.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
         pass
+
+
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """After the master: give workers a moment to take its quit message, then kill the group."""
+    if not procs:
+        return
+    deadline = time.monotonic() + 5
+    for proc in procs[1:]:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # also reaps --processes workers left behind
-    except ProcessLookupError:
+        os.killpg(procs[0].pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass
-    proc.wait()
+    for proc in procs:
+        proc.wait()
 
 
 def _last_line(log_file: Path) -> str:
@@ -307,7 +667,8 @@ def percentile(response_times: Mapping[float, int], num_requests: int, percent: 
     return 0.0
 
 
-def _read_json(json_file: Path) -> dict[str, PathStats] | None:
+def _read_json(json_file: Path) -> tuple[dict[str, PathStats], float] | None:
+    """Per-path figures and the measured span (first to last request) from Locust's --json-file."""
     try:
         entries = json.loads(json_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -328,10 +689,12 @@ def _read_json(json_file: Path) -> dict[str, PathStats] | None:
             m["hist"][float(rt)] = m["hist"].get(float(rt), 0) + int(count)
         m["start"] = min(m["start"], float(e.get("start_time") or math.inf))
         m["last"] = max(m["last"], float(e.get("last_request_timestamp") or 0))
+    starts = [m["start"] for m in merged.values() if math.isfinite(m["start"])]
+    lasts = [m["last"] for m in merged.values() if m["last"]]
+    span = max(lasts) - min(starts) if starts and lasts else 0.0
     stats: dict[str, PathStats] = {}
     for name, m in merged.items():
         timed = sum(m["hist"].values())
-        span = m["last"] - m["start"] if math.isfinite(m["start"]) else 0.0
         stats[name] = PathStats(
             path_id=name,
             num_requests=m["n"],
@@ -342,10 +705,10 @@ def _read_json(json_file: Path) -> dict[str, PathStats] | None:
             avg_ms=round(m["total"] / timed, 1) if timed else 0.0,
             max_ms=m["max"],
         )
-    return stats
+    return stats, max(span, 0.0)
 
 
-def _read_csv(stats_csv: Path) -> dict[str, PathStats] | None:
+def _read_csv(stats_csv: Path) -> tuple[dict[str, PathStats], float] | None:
     """Fallback when Locust was killed before writing JSON: its periodic CSV (may lag a little)."""
     try:
         with open(stats_csv, newline="", encoding="utf-8") as fh:
@@ -353,24 +716,29 @@ def _read_csv(stats_csv: Path) -> dict[str, PathStats] | None:
     except OSError:
         return None
     stats: dict[str, PathStats] = {}
+    span = 0.0
     for row in rows:
         name = row.get("Name", "")
-        if not name or name == "Aggregated":
-            continue
         try:
-            stats[name] = PathStats(
-                path_id=name,
-                num_requests=int(row["Request Count"]),
-                num_failures=int(row["Failure Count"]),
-                p95_ms=_num(row.get("95%")),
-                p99_ms=_num(row.get("99%")),
-                rps=_num(row.get("Requests/s")),
-                avg_ms=_num(row.get("Average Response Time")),
-                max_ms=_num(row.get("Max Response Time")),
-            )
+            count, rps = int(row["Request Count"]), _num(row.get("Requests/s"))
         except (KeyError, ValueError):
             continue
-    return stats
+        if name == "Aggregated":
+            span = count / rps if rps else 0.0
+            continue
+        if not name:
+            continue
+        stats[name] = PathStats(
+            path_id=name,
+            num_requests=count,
+            num_failures=int(_num(row.get("Failure Count"))),
+            p95_ms=_num(row.get("95%")),
+            p99_ms=_num(row.get("99%")),
+            rps=rps,
+            avg_ms=_num(row.get("Average Response Time")),
+            max_ms=_num(row.get("Max Response Time")),
+        )
+    return stats, span
 
 
 def _num(text: str | None) -> float:
@@ -394,11 +762,30 @@ def _with_top_errors(paths: dict[str, PathStats], failures_csv: Path) -> dict[st
         except (KeyError, ValueError):
             continue
         if count > top.get(name, (0, ""))[0]:
-            top[name] = (count, error)
+            top[name] = (count, _plain_error(error))
     return {
         pid: (PathStats(**{**asdict(s), "top_error": top[pid][1]}) if pid in top else s)
         for pid, s in paths.items()
     }
+
+
+def _plain_error(error: str) -> str:
+    """``CatchResponseError('HTTP 401: …')`` → ``HTTP 401: …``: the flow's words, not Locust's wrapper."""
+    match = re.fullmatch(r"(?:CatchResponseError|FlowError)\((['\"])(.*)\1\)", error.strip(), re.DOTALL)
+    return match.group(2) if match else error
+
+
+def _read_worker_counts(counts_dir: Path) -> list[dict[str, Any]]:
+    """Each worker's own tally (written by the locustfile on the worker), oldest pid first."""
+    found = []
+    for path in sorted(counts_dir.glob("worker-*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found.append(data)
+    return found
 
 
 def _write_fallback_html(
@@ -422,49 +809,176 @@ def _write_fallback_html(
     )
 
 
+# --- charts ------------------------------------------------------------------------------
+
+
+def read_history(history_csv: Path) -> dict[str, list[tuple[float, dict[str, float]]]]:
+    """Locust's --csv-full-history rows per request name: (seconds since start, {column: value})."""
+    try:
+        with open(history_csv, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return {}
+    series: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    t0: float | None = None
+    for row in rows:
+        try:
+            stamp = float(row["Timestamp"])
+        except (KeyError, ValueError):
+            continue
+        t0 = stamp if t0 is None else min(t0, stamp)
+        if not _num(row.get("Total Request Count")):
+            continue  # before the path's first request Locust writes zeros, not a measurement
+        values = {k: _num(v) for k, v in row.items() if k not in ("Timestamp", "Type", "Name") and v != "N/A"}
+        series.setdefault(row.get("Name", ""), []).append((stamp, values))
+    return {
+        name: [(stamp - (t0 or 0.0), values) for stamp, values in points] for name, points in series.items()
+    }
+
+
+def write_charts(profile: LoadProfile, history_csv: Path, charts_dir: Path) -> dict[str, Path]:
+    """One PNG per load path: p50/p95/p99 over the run (Locust's rolling window) and its limits."""
+    from rehearsal.load_chart import Series, line_chart_png
+
+    history = read_history(history_csv)
+    charts: dict[str, Path] = {}
+    for path in profile.paths:
+        points = history.get(path.id) or []
+        if not points:
+            continue
+        series = [
+            Series(label, [(t, v[col]) for t, v in points if col in v], color)
+            for label, col, color in (
+                ("p50", "50%", (150, 150, 150)),
+                ("p95", "95%", (31, 119, 180)),
+                ("p99", "99%", (255, 127, 14)),
+            )
+        ]
+        limits = [("p95", path.p95_ms, (31, 119, 180))]
+        if path.p99_ms is not None:
+            limits.append(("p99", path.p99_ms, (255, 127, 14)))
+        charts_dir.mkdir(parents=True, exist_ok=True)
+        target = charts_dir / f"{path.id}.png"
+        target.write_bytes(line_chart_png(series, limits=limits))
+        charts[path.id] = target
+    return charts
+
+
 # --- evaluate ----------------------------------------------------------------------------
 
 
 def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
-    """Judge every path of the profile against its p95 and error-ratio limits.
+    """Judge every path of the profile against its SLOs: p95, p99 (if set), error ratio, min_rps (if set).
 
-    A path with no requests fails both. p95 of a path whose every request failed fails
-    too (a refused connection is fast, not good). Nothing passes on an incomplete run.
+    A path with no requests fails every SLO. Percentiles of a path whose every request
+    failed fail too (a refused connection is fast, not good). Nothing passes on an
+    incomplete run; what was measured is still in the message.
     """
     verdicts: list[SloVerdict] = []
     incomplete = ""
     if result.interrupted:
-        incomplete = f"; run interrupted after {result.elapsed_s:.1f} s of {result.planned_s:g} s"
+        incomplete = f": run interrupted after {result.elapsed_s:.1f} s of {result.planned_s:g} s"
     elif result.overran:
-        incomplete = f"; run overran {result.planned_s:g} s and was stopped"
+        incomplete = f": run overran {result.planned_s:g} s and was stopped"
     for path in profile.paths:
+        slos = slos_of(path)
         s = result.paths.get(path.id)
-        limit_pct = path.max_error_ratio * 100
         if s is None or s.num_requests == 0:
-            for slo, limit in (("p95", path.p95_ms), ("error_ratio", path.max_error_ratio)):
-                verdicts.append(
-                    SloVerdict(
-                        path.id, path.title, slo, limit, None, False, "no requests recorded" + incomplete
-                    )
-                )
+            why = "no requests recorded" + _login_hint(result, path.id)
+            why = f"incomplete{incomplete}; {why}" if incomplete else why
+            verdicts += [SloVerdict(path.id, path.title, slo, limit, None, False, why) for slo, limit in slos]
             continue
-        why = f" (most common: {s.top_error})" if s.top_error else ""
-        if s.num_failures >= s.num_requests:
-            p95_ok, p95_msg = False, f"p95 not measurable: all {s.num_requests} requests failed{why}"
-        else:
-            p95_ok = s.p95_ms <= path.p95_ms
-            p95_msg = f"p95 {s.p95_ms:.0f} ms {'≤' if p95_ok else '>'} {path.p95_ms:g} ms"
-        verdicts.append(
-            SloVerdict(path.id, path.title, "p95", path.p95_ms, s.p95_ms, p95_ok and not incomplete,
-                       p95_msg + incomplete)
-        )  # fmt: skip
-        err_ok = s.error_ratio <= path.max_error_ratio
-        err_msg = (
-            f"error ratio {s.error_ratio * 100:.2f} % {'≤' if err_ok else '>'} {limit_pct:g} % "
-            f"({s.num_failures} of {s.num_requests} failed){'' if err_ok else why}"
-        )
-        verdicts.append(
-            SloVerdict(path.id, path.title, "error_ratio", path.max_error_ratio, s.error_ratio,
-                       err_ok and not incomplete, err_msg + incomplete)
-        )  # fmt: skip
+        top = f" (most common: {s.top_error})" if s.top_error else ""
+        for slo, limit in slos:
+            if slo in ("p95", "p99"):
+                actual = s.p95_ms if slo == "p95" else s.p99_ms
+                if s.num_failures >= s.num_requests:
+                    ok, msg = False, f"{slo} not measurable: all {s.num_requests} requests failed{top}"
+                else:
+                    ok = actual <= limit
+                    msg = f"{slo} {actual:.0f} ms {'≤' if ok else '>'} {limit:g} ms"
+            elif slo == "error_ratio":
+                actual = s.error_ratio
+                ok = actual <= limit
+                msg = (
+                    f"error ratio {actual * 100:.2f} % {'≤' if ok else '>'} {limit * 100:g} % "
+                    f"({s.num_failures} of {s.num_requests} failed){'' if ok else top}"
+                )
+            else:  # min_rps: successful requests only; failing fast is not throughput
+                good = s.num_requests - s.num_failures
+                actual = round(s.rps * good / s.num_requests, 2)
+                ok = actual >= limit
+                msg = (
+                    f"throughput {actual:.2f} req/s {'≥' if ok else '<'} {limit:g} req/s "
+                    f"({good} successful requests in {result.measured_s:.1f} s)"
+                )
+            if incomplete:
+                msg = f"incomplete{incomplete}; figures so far: {msg}"
+            verdicts.append(SloVerdict(path.id, path.title, slo, limit, actual, ok and not incomplete, msg))
     return verdicts
+
+
+def slos_of(path: LoadPath) -> list[tuple[Slo, float]]:
+    """The SLOs a path is held to, in report order: p95, p99 (if set), error ratio, min_rps (if set)."""
+    slos: list[tuple[Slo, float]] = [("p95", path.p95_ms)]
+    if path.p99_ms is not None:
+        slos.append(("p99", path.p99_ms))
+    slos.append(("error_ratio", path.max_error_ratio))
+    if path.min_rps is not None:
+        slos.append(("min_rps", path.min_rps))
+    return slos
+
+
+def _login_hint(result: LoadResult, path_id: str) -> str:
+    """When nothing ran because logging in failed, say so on every path."""
+    login = result.paths.get("login")
+    if path_id == "login" or login is None or not login.num_failures:
+        return ""
+    return f"; login failed {login.num_failures} of {login.num_requests} times" + (
+        f" ({login.top_error})" if login.top_error else ""
+    )
+
+
+# --- `rehearse load` ---------------------------------------------------------------------
+
+
+def load_plan_only(plan: Plan) -> Plan:
+    """The plan narrowed to its load criteria (and run_complete): the decision of a load-only run."""
+    kept = [c for c in plan.criteria if c.kind in ("load_slo", "run_complete")]
+    return plan.model_copy(update={"criteria": kept})
+
+
+def execute_load(
+    reports_root: Path,
+    loaded: LoadedPlan,
+    *,
+    workers: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Outcome, LoadedPlan]:
+    """`rehearse load`: run load/ alone as a normal run (own run folder, Allure results, report).
+
+    Everything that can refuse the load is checked here first, so a refused plan exits
+    before a pytest session or Locust is started and before any request.
+    Returns the outcome and the plan narrowed to the load criteria (for the decision).
+    """
+    from rehearsal.runner import execute
+
+    check(loaded.plan)
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be 0 (one process) or more, got {workers}")
+    child_env = dict(env or {})
+    if workers is not None:
+        child_env[ENV_WORKERS] = str(workers)
+    outcome = execute(reports_root, loaded, env=child_env, paths=[CONTENT_FOLDER])
+    narrowed = LoadedPlan(plan=load_plan_only(loaded.plan), path=loaded.path, sha256=loaded.sha256)
+    return outcome, narrowed
+
+
+def workers_from_env(default: int) -> int:
+    """The worker count `rehearse load --workers N` handed to the pytest session, else ``default``."""
+    text = os.environ.get(ENV_WORKERS, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise UsageError(f"{ENV_WORKERS} must be a whole number of workers, got {text!r}")
+    return int(text)

@@ -291,6 +291,19 @@ def pytest_bdd_after_step(request: pytest.FixtureRequest, step: Any, **_: Any) -
     _close_step(request, step, None)
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A failed browser scenario's Playwright trace (``--tracing retain-on-failure``) goes into its result.
+
+    pytest-playwright names the kept files on the teardown report; the Allure result is still
+    open then (it closes at logfinish), so the trace lands beside the step screenshots.
+    """
+    if report.when != "teardown":
+        return
+    for name, path in report.user_properties:
+        if name == "playwright_trace" and Path(str(path)).is_file():
+            evidence.attach_file("Playwright-spår (trace.zip: npx playwright show-trace)", Path(str(path)))
+
+
 def pytest_bdd_step_error(
     request: pytest.FixtureRequest, step: Any, exception: BaseException, **_: Any
 ) -> None:

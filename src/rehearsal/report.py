@@ -20,6 +20,7 @@ The go/no-go files are written first, so a missing Node/Allure never costs the d
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -41,7 +42,7 @@ from rehearsal.history import Changes as Changes
 from rehearsal.history import WaveHistory, changes, items_of, snapshot
 from rehearsal.pack import ALLURE_DIR, EvidencePack, render_html, render_markdown, text_for
 from rehearsal.pack import allure_result_id as allure_result_id
-from rehearsal.plan import Plan
+from rehearsal.plan import ASPECTS, Plan
 from rehearsal.results import ResultWarning, merge
 from rehearsal.run import Run, chain, load_run
 from rehearsal.waivers import load_waivers
@@ -174,9 +175,92 @@ def _items_on_disk(run: Run) -> dict[str, dict[str, Any]]:
 
 def write_gonogo(pack: EvidencePack, plan: Plan, run: Run) -> None:
     """Write gonogo.json, gonogo.md and gonogo.html into the run folder (each atomically)."""
-    _write(run.dir / "gonogo.json", json.dumps(pack.to_json(), indent=2, ensure_ascii=False) + "\n")
-    _write(run.dir / "gonogo.md", render_markdown(pack, plan, run.dir))
-    _write(run.dir / "gonogo.html", render_html(pack, plan, run.dir))
+    try:
+        scope = run_scope(chain(run), plan)
+    except UsageError:  # a parent that is gone: the newest run's own scope
+        scope = run_scope([run], plan)
+    data = {**pack.to_json(), "scope": scope}
+    _write(run.dir / "gonogo.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    _write(run.dir / "gonogo.md", render_markdown(pack, plan, run.dir) + scope_markdown(scope, plan.language))
+    _write(run.dir / "gonogo.html", scope_html(render_html(pack, plan, run.dir), scope, plan.language))
+
+
+# --- the run's scope: which sites and aspects ran (run.json), and which did not --------------------
+
+SCOPE_TEXT = {
+    "sv": {
+        "heading": "Omfattning",
+        "narrowed": "Körningen omfattade bara en del av planen; det som inte kördes står som väntande.",
+        "sites": "Platser som inte kördes",
+        "aspects": "Aspekter som inte kördes",
+        "ran": "Körda: platser {sites}; aspekter {aspects}",
+        "all": "alla",
+    },
+    "en": {
+        "heading": "Scope",
+        "narrowed": "The run covered only part of the plan; what did not run shows as pending.",
+        "sites": "Sites not run",
+        "aspects": "Aspects not run",
+        "ran": "Run: sites {sites}; aspects {aspects}",
+        "all": "all",
+    },
+}
+
+
+def run_scope(runs: Sequence[Run], plan: Plan) -> dict[str, Any]:
+    """The plan sites and aspects the run chain covered (run.json ``sites``/``aspects``; None = all) and
+    those it did not. A rerun of selected items repeats parts of its parent and widens nothing."""
+    sites: set[str] | None = set()
+    aspects: set[str] | None = set()
+    for r in runs:
+        if r.selection is not None and r.parent:
+            continue
+        sites = None if sites is None or r.sites is None else sites | set(r.sites)
+        aspects = None if aspects is None or r.aspects is None else aspects | set(r.aspects)
+    not_sites = [] if sites is None else [s.id for s in plan.sites if s.id not in sites]
+    not_aspects = [] if aspects is None else [a for a in ASPECTS if a not in aspects]
+    return {
+        "sites": None if sites is None else sorted(sites),
+        "aspects": None if aspects is None else sorted(aspects),
+        "not_run": {"sites": not_sites, "aspects": not_aspects},
+        "complete_scope": not not_sites and not not_aspects,
+    }
+
+
+def _scope_lines(scope: dict[str, Any], t: dict[str, str]) -> list[str]:
+    ran = t["ran"].format(
+        sites=", ".join(scope["sites"]) if scope["sites"] is not None else t["all"],
+        aspects=", ".join(scope["aspects"]) if scope["aspects"] is not None else t["all"],
+    )
+    lines = [t["narrowed"], ran]
+    if scope["not_run"]["sites"]:
+        lines.append(f"{t['sites']}: " + ", ".join(scope["not_run"]["sites"]))
+    if scope["not_run"]["aspects"]:
+        lines.append(f"{t['aspects']}: " + ", ".join(scope["not_run"]["aspects"]))
+    return lines
+
+
+def scope_markdown(scope: dict[str, Any], language: str = "sv") -> str:
+    """A separate section at the end of gonogo.md, only when the run did not cover the whole plan."""
+    if scope["complete_scope"]:
+        return ""
+    t = SCOPE_TEXT.get(language, SCOPE_TEXT["en"])
+    return "\n## " + t["heading"] + "\n\n" + "\n".join(f"- {line}" for line in _scope_lines(scope, t)) + "\n"
+
+
+def scope_html(page: str, scope: dict[str, Any], language: str = "sv") -> str:
+    """The same note on the evidence pack's first page, right under the verdict."""
+    if scope["complete_scope"]:
+        return page
+    t = SCOPE_TEXT.get(language, SCOPE_TEXT["en"])
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in _scope_lines(scope, t))
+    note = (
+        f'<aside class="scope" role="note" aria-label="{html.escape(t["heading"])}" '
+        'style="border:2px solid #b45309;padding:.3em .8em;margin:.5em 0">'
+        f"<strong>{html.escape(t['heading'])}</strong><ul>{items}</ul></aside>"
+    )
+    at = page.find("</header>")
+    return page if at < 0 else page[: at + 9] + "\n" + note + page[at + 9 :]
 
 
 # --- Allure 3 ----------------------------------------------------------------------------------

@@ -66,10 +66,11 @@ def pytest_command(
     root: Path,
     attestations: Sequence[Path] = (),
     interactive: bool = False,
+    paths: Sequence[str] | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable, "-m", "pytest",
-        *[str(root / c) for c in CONTENT if (root / c).exists()],
+        *[str(root / c) for c in (paths or CONTENT) if (root / c).exists()],
         "--rootdir", str(root),
         "-p", "no:cacheprovider",
         "-p", "no:locust",
@@ -129,6 +130,7 @@ def execute(
     env: dict[str, str] | None = None,
     attestations: list[Path] | None = None,
     interactive: bool = False,
+    paths: list[str] | None = None,
 ) -> Outcome:
     """Run the plan's content into a new run folder, finished even when interrupted."""
     for site in sites or []:
@@ -137,7 +139,7 @@ def execute(
     run = create_run(reports_root, loaded, parent=parent, selection=selection, sites=sites, aspects=aspects)
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
     cmd = pytest_command(
-        run, loaded, sites or [], aspects or [], root, [*(attestations or []), *inherited], interactive
+        run, loaded, sites or [], aspects or [], root, [*(attestations or []), *inherited], interactive, paths
     )
     log = None if interactive else (run.dir / "pytest.log").open("w", encoding="utf-8")
     interrupted = False

@@ -1,30 +1,45 @@
 """A small FHIR R4 REST client: the calls the scenarios make, with the plan's timeouts.
 
 Transport failures become TargetError naming the URL, so a scenario fails with
-"what and where" instead of an httpx traceback.
+"what and where" instead of an httpx traceback. An answer with an error status is a
+:class:`FhirError` carrying the status, so a check can tell "refused (403)" from "down
+(503)". With ``auth=(hsa_id, password)`` every request runs as that plan user (HTTP Basic),
+the way a clinician's client would; without it the client is a system (the bridge, the lab).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from rehearsal.errors import TargetError
-from rehearsal.identities import PERSONNUMMER_OID
+from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 from rehearsal.plan import Environment
 
 FHIR_JSON = "application/fhir+json"
+Params = dict[str, str] | list[tuple[str, str]] | None
+
+
+class FhirError(TargetError):
+    """The server answered with an error status; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class FhirClient:
-    def __init__(self, environment: Environment) -> None:
+    def __init__(self, environment: Environment, auth: tuple[str, str] | None = None) -> None:
         t = environment.timeouts
         self.base = environment.fhir_base
         self._http = httpx.Client(
             base_url=self.base,
             timeout=httpx.Timeout(t.read, connect=t.connect),
             headers={"Accept": FHIR_JSON},
+            auth=auth,
         )
 
     def __enter__(self) -> FhirClient:
@@ -33,27 +48,93 @@ class FhirClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, params: Params = None, body: Any = None) -> httpx.Response:
+        """One request; transport problems as TargetError, error statuses as FhirError."""
         url = f"{self.base}/{path}"
+        headers = {"Content-Type": FHIR_JSON} if body is not None else None
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.request(method, path, params=params, json=body, headers=headers)
         except httpx.TimeoutException:
             raise TargetError(f"{url}: no answer within the plan's timeout") from None
         except httpx.TransportError as exc:
             raise TargetError(f"{url}: {exc.__class__.__name__}: {exc}") from None
-        if response.status_code != 200:
-            raise TargetError(f"{url}: HTTP {response.status_code}: {_outcome_text(response)}")
+        if response.status_code >= 400:
+            raise FhirError(
+                f"{method} {url}: HTTP {response.status_code}: {_outcome_text(response)}",
+                response.status_code,
+            )
+        return response
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
-            return response.json()
+            data = response.json()
         except ValueError:
-            raise TargetError(f"{url}: reply is not JSON") from None
+            raise TargetError(f"{response.request.url}: reply is not JSON") from None
+        if not isinstance(data, dict):
+            raise TargetError(f"{response.request.url}: reply is not a FHIR resource")
+        return data
+
+    def get(self, path: str, params: Params = None) -> dict[str, Any]:
+        return self._json(self.request("GET", path, params=params))
 
     def capabilities(self) -> dict[str, Any]:
         return self.get("metadata")
 
+    def search(self, rtype: str, params: Params = None) -> list[dict[str, Any]]:
+        """Every resource of a search (the entries of the searchset Bundle, following ``next`` links)."""
+        bundle = self.get(rtype, params)
+        found = [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+        for _ in range(100):  # a server that pages: follow `next`, bounded
+            following = next(
+                (lk.get("url") for lk in bundle.get("link") or [] if lk.get("relation") == "next"), None
+            )
+            if not following:
+                break
+            bundle = self._json(self.request("GET", str(following).removeprefix(f"{self.base}/")))
+            found += [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+        return found
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any]:
+        return self.get(f"{rtype}/{rid}")
+
+    def create(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.request("POST", resource["resourceType"], body=resource))
+
+    def update(self, resource: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in resource.items() if k != "meta"}
+        return self._json(self.request("PUT", f"{resource['resourceType']}/{resource['id']}", body=body))
+
+    def server_time(self) -> datetime:
+        """The server's clock now: a searchset's ``meta.lastUpdated``, else the HTTP Date header.
+
+        Windows such as "changed during this rehearsal" are taken on the target's clock, so a
+        skewed workstation clock never hides or adds a resource.
+        """
+        response = self.request("GET", "Patient", params={"_id": "rehearsal-clock", "_count": "1"})
+        stamp = (self._json(response).get("meta") or {}).get("lastUpdated")
+        if isinstance(stamp, str):
+            try:
+                return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+            except ValueError:
+                pass
+        date = response.headers.get("date")
+        if date:
+            return parsedate_to_datetime(date).astimezone(UTC)
+        return datetime.now(UTC)
+
     def patients_by_personnummer(self, personnummer: str) -> list[dict[str, Any]]:
-        bundle = self.get("Patient", {"identifier": f"urn:oid:{PERSONNUMMER_OID}|{personnummer}"})
-        return [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
+        return self.search("Patient", {"identifier": f"urn:oid:{PERSONNUMMER_OID}|{personnummer}"})
+
+    def patient_by_identifier(self, value: str) -> dict[str, Any] | None:
+        """The one patient with this personnummer, samordningsnummer or reservnummer, or None."""
+        found = self.search("Patient", {"identifier": value})
+        return found[0] if found else None
+
+    def by_hsa_id(self, rtype: str, hsa_id: str) -> list[dict[str, Any]]:
+        return self.search(rtype, {"identifier": f"{HSA_ID_SYSTEM}|{hsa_id}"})
 
 
 def _outcome_text(response: httpx.Response) -> str:
@@ -76,3 +157,30 @@ def patient_name(patient: dict[str, Any]) -> str:
     names = patient.get("name") or [{}]
     first = names[0]
     return first.get("text") or " ".join([*first.get("given", []), first.get("family", "")]).strip()
+
+
+def reference_id(reference: Any, rtype: str) -> str | None:
+    """``{"reference": "Patient/abc"}`` (or a full URL to it) → ``abc``; None for another type."""
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    if isinstance(ref, str) and f"{rtype}/" in ref:
+        return ref.rsplit(f"{rtype}/", 1)[1].split("/")[0]
+    return None
+
+
+def identifier_values(resource: dict[str, Any], *systems: str) -> list[str]:
+    """The identifier values of a resource (of these systems, when given)."""
+    return [
+        str(i["value"])
+        for i in resource.get("identifier") or []
+        if i.get("value") and (not systems or i.get("system") in systems)
+    ]
+
+
+def hsa_id_of(resource: dict[str, Any]) -> str | None:
+    found = identifier_values(resource, HSA_ID_SYSTEM)
+    return found[0] if found else None
+
+
+def fhir_instant(moment: datetime) -> str:
+    """A FHIR instant in UTC with milliseconds: ``2026-11-26T04:01:02.345Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -40,6 +40,16 @@ class LoginPage:
         expect(self.page.get_by_role("button", name="Logga ut")).to_have_count(0)
         return self.error.inner_text()
 
+    def login_expecting_no_access(self, hsa_id: str, password: str) -> str:
+        """Log in as someone whose role gives no access: the right password, then "Ingen behörighet".
+
+        Returns the message shown; checks that no session was opened.
+        """
+        self._submit(hsa_id, password)
+        expect(self.page.get_by_role("heading", name="Ingen behörighet")).to_be_visible()
+        expect(self.page.get_by_role("button", name="Logga ut")).to_have_count(0)
+        return self.error.inner_text()
+
     def _submit(self, hsa_id: str, password: str) -> None:
         self.hsa_id.fill(hsa_id)
         self.password.fill(password)

@@ -1,4 +1,4 @@
-"""The patient search screen: find a patient by personnummer."""
+"""The patient search screen: find a patient by personnummer (or reservnummer)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ class PatientSearchPage:
         self.page.goto(f"{self.base_url}/patients")
         expect(self.page.get_by_role("heading", name="Sök patient")).to_be_visible()
         return self
+
+    def signed_in_as(self) -> str:
+        """The header line naming who is logged in, their role and site ("Inloggad som …")."""
+        banner = self.page.get_by_text(re.compile(r"^Inloggad som "))
+        expect(banner).to_be_visible()
+        return banner.inner_text()
 
     def search(self, personnummer: str) -> PatientPage:
         """Search and open the patient; fails if the search found nobody."""

@@ -11,6 +11,10 @@ at the level it needs::
 
 ``kind`` is the short prefix used in readiness problems ("unreachable: connection refused
 at 127.0.0.1:18631").
+
+Modules: ``ipp`` (Get-Printer-Attributes), ``snmp`` (Printer-MIB over SNMP v2c), ``zpl``
+(Zebra ``~HS``/``~HQES``/``~HI``), ``network`` (TCP latency, TLS trust, clock skew) and
+``workstation`` (facts files against the baseline). ``rehearsal.hardware`` sweeps them all.
 """
 
 from __future__ import annotations
@@ -37,3 +41,4 @@ class ProtocolError(ProbeError):
 
 
 __all__ = ["ProbeError", "ProbeTimeout", "ProtocolError", "Unreachable"]
+MODULES = ("ipp", "snmp", "zpl", "network", "workstation")

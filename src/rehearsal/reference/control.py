@@ -26,8 +26,8 @@ import httpx
 
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import LoadedPlan
-from rehearsal.reference.faults import parse_fault
-from rehearsal.reference.hospital import ADMIN_PATH, listen_address
+from rehearsal.reference.faults import REGISTRY, not_implemented, parse_fault
+from rehearsal.reference.hospital import ADMIN_PATH, Hospital, listen_address
 
 STATE_FILE = "reference.json"
 LOG_FILE = "reference.log"
@@ -98,6 +98,11 @@ def up(loaded: LoadedPlan, faults: list[str], state_dir: Path, timeout: float = 
         )
     host, port = listen_address(loaded.plan)  # refuses non-loopback targets before anything starts
     checked = [str(parse_fault(f, loaded.plan)) for f in faults or []]
+    planned = Hospital(loaded.plan, [], state_dir / "hospital", plan_dir=Path(loaded.path).parent)
+    works = set(planned.implemented_faults())  # also refuses two endpoints on one port, before anything runs
+    for fault in checked:
+        if fault.split("@")[0] not in works:
+            raise UsageError(not_implemented(fault.split("@")[0]))
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / LOG_FILE
     plan_path = Path(loaded.path).resolve()
@@ -239,3 +244,46 @@ def running(
         yield state
     finally:
         down(state_dir)
+
+
+def fault_list(state_dir: Path, loaded: LoadedPlan | None = None) -> list[dict[str, Any]]:
+    """Every registered fault: usage, where it bites, what it does, which check catches it, and
+    whether it works — in the running hospital of ``state_dir`` if there is one, else in a
+    hospital built from ``loaded`` (without starting it), else as far as the code knows."""
+    active: set[str] = set()
+    works: set[str] | None = None
+    state = status(Path(state_dir))
+    if state is not None:
+        try:
+            health = httpx.get(f"{state['admin_url']}/health", timeout=_HTTP_TIMEOUT).json()
+            works, active = set(health.get("implemented_faults", [])), set(health.get("faults", []))
+        except (httpx.HTTPError, ValueError):
+            works = None
+    if works is None and loaded is not None:
+        works = set(Hospital(loaded.plan, [], Path(state_dir) / "hospital").implemented_faults())
+    rows = []
+    for spec in REGISTRY.values():
+        rows.append(
+            {
+                "fault": spec.usage,
+                "component": spec.component,
+                "works": None if works is None else spec.name in works,
+                "active": sorted(a for a in active if a.split("@")[0] == spec.name),
+                "description": spec.description,
+                "caught_by": spec.caught_by,
+            }
+        )
+    return rows
+
+
+def format_fault_list(rows: list[dict[str, Any]]) -> str:
+    """The fault list as text for ``rehearse fault list``: one block per fault."""
+    lines = []
+    for row in rows:
+        state = {True: "works", False: "not implemented yet", None: ""}[row["works"]]
+        if row["active"]:
+            state += f", ON: {', '.join(row['active'])}"
+        lines.append(f"{row['fault']:<28} [{row['component']}] {state}".rstrip())
+        lines.append(f"    does:      {row['description']}")
+        lines.append(f"    caught by: {row['caught_by']}")
+    return "\n".join(lines)

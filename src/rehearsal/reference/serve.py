@@ -20,6 +20,14 @@ from rehearsal.errors import RehearsalError
 from rehearsal.plan import load_plan
 from rehearsal.reference.hospital import Hospital
 
+_POLLS = ("_lastUpdated=", "?_count=", "/api/referrals?since=")
+
+
+def _not_a_poll(record: logging.LogRecord) -> bool:
+    """Drop the access-log lines of the bridge's and the lab's polls (their cursor searches)."""
+    text = record.getMessage()
+    return not ("GET " in text and any(mark in text for mark in _POLLS))
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -33,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The bridge and the lab poll the EHR several times a second: keep their calls out of the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").addFilter(_not_a_poll)
 
     stop = threading.Event()
 
@@ -46,11 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     error: str | None = None
     try:
         loaded = load_plan(args.plan)
-        hospital = Hospital(loaded.plan, args.fault, Path(args.state_dir) / "hospital", access_log=True)
+        hospital = Hospital(
+            loaded.plan,
+            args.fault,
+            Path(args.state_dir) / "hospital",
+            access_log=True,
+            plan_dir=loaded.path.parent,
+        )
         hospital.start()
+        parts = ", ".join(c.describe() for c in hospital.components) or "none"
+        faults = ", ".join(hospital.board.names()) or "none"
         print(
-            f"reference hospital ready: fhir {hospital.fhir_base}, web {hospital.web_base}, "
-            f"faults {', '.join(hospital.board.names()) or 'none'}",
+            f"reference hospital ready in {hospital.started_in_s:.2f} s: fhir {hospital.fhir_base}, "
+            f"web {hospital.web_base}, components {parts}, faults {faults}",
             flush=True,
         )
         while not stop.wait(0.5):

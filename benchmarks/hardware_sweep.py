@@ -1,0 +1,253 @@
+"""Benchmark: the hardware sweep over 1,000 and 10,000 simulated printers (mixed IPP, SNMP, ZPL) on loopback.
+
+    .venv/bin/python benchmarks/hardware_sweep.py [--devices 1000 10000] [--sequential-sample N]
+
+What is simulated, on this machine (all peers real, all on 127.0.0.1):
+
+- ZPL: one child process runs rehearsal.reference.zpl_printer.ZplSimulator with one TCP
+  port per printer (45 % of the devices, every one its own port);
+- SNMP: one snmpsim process on one UDP port, one community (= one .snmprec agent) per
+  printer (10 %: snmpsim answers ~80-100 Printer-MIB GETBULKs a second with thousands of
+  communities, pyasn1 bound, so it, not the sweep, would set the pace of a larger share);
+- IPP: 8 real ippeveprinter processes; the IPP devices (45 %) are spread over them, each
+  device asking its printer's URI (10,000 processes would not fit; the probe work per
+  device is the same).
+
+Printed: devices/second and p95 time per device (the probe's own time, from its first
+byte to its verdict) for the concurrent sweep; the same devices one at a time with the
+same probes (all of them at 1,000; at 10,000 a sample of --sequential-sample devices,
+scaled up, unless --sequential-sample 0 asks for all); and the cost of 1,000
+unreachable devices added to the 10,000 sweep, against one timeout period: 40 % silent
+hosts (connect() never completes: listeners with a full backlog drop the SYNs), 30 %
+closed TCP ports (refused), 30 % SNMP communities nobody answers (UDP silence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rehearsal.hardware import Device, SweepConfig, run_sweep  # noqa: E402
+from rehearsal.plan import Printer  # noqa: E402
+from rehearsal.reference.printers import PrinterFleet  # noqa: E402
+from rehearsal.reference.snmp_agents import SnmpAgents  # noqa: E402
+
+IPP_PROCESSES = 8
+TIMEOUT = 2.0
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def zpl_child(count: int, silent: int, delay_ms: float) -> None:
+    """In a child process: `count` ready ZPL printers and `silent` silent-in-error ones; ports to stdout."""
+    raise_fd_limit()
+    from rehearsal.reference.zpl_printer import ZplSimulator
+
+    sim = ZplSimulator()
+    for i in range(count):
+        sim.add(f"zpl{i}", 0, delay_s=delay_ms / 1000)
+    for i in range(silent):
+        sim.add(f"zpl-silent{i}", 0, head_open=True, silent_in_error=True)
+    sim.start()
+    print(json.dumps({pid: sim.port(pid) for pid in sim.printers}), flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    sim.stop()
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as v4:
+            v4.bind(("127.0.0.1", 0))
+            port = v4.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6) as v6:
+                    v6.bind(("::1", port))
+            except OSError:
+                continue
+            return port
+
+
+def unreachable_devices(
+    hosts: int, closed: int, snmp: int, snmp_port: int, keep: list[socket.socket]
+) -> list[Device]:
+    """Silent hosts (listeners with a full backlog drop the SYNs, as a switched-off printer behind
+    a firewall does: connect() hangs), closed TCP ports (refused), SNMP communities nobody answers."""
+    holes = [socket.create_server(("127.0.0.1", 0), backlog=0) for _ in range(8)]
+    keep.extend(holes)
+    for hole in holes:
+        for _ in range(4):  # fill the accept queue; later SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(hole.getsockname())
+            keep.append(filler)
+    ports = [h.getsockname()[1] for h in holes]
+    dead = [
+        Device("s", f"silent{i}", "label", "zpl", f"tcp://127.0.0.1:{ports[i % 8]}") for i in range(hosts)
+    ]
+    for i in range(closed):
+        dead.append(Device("s", f"closed{i}", "document", "ipp", f"ipp://127.0.0.1:{free_port()}/ipp/print"))
+    for i in range(snmp):
+        where = ("127.0.0.1", snmp_port, f"nobody{i}")
+        dead.append(
+            Device("s", f"nobody{i}", "document", "snmp", f"snmp://127.0.0.1:{snmp_port}", snmp=where)
+        )
+    random.Random(3).shuffle(dead)
+    return dead
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
+
+
+def sweep(devices: list[Device], concurrency: int) -> tuple[float, list]:
+    config = SweepConfig(timeout=TIMEOUT, concurrency=concurrency, max_open=8192)
+    started = time.monotonic()
+    reports = run_sweep(devices, config)
+    return time.monotonic() - started, reports
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--concurrency", type=int, default=SweepConfig().concurrency)
+    parser.add_argument("--unreachable", type=int, default=1000)
+    parser.add_argument("--sequential-sample", type=int, default=1000, help="0 = all devices one at a time")
+    parser.add_argument(
+        "--zpl-delay-ms",
+        type=float,
+        default=0.0,
+        help="each ZPL answer this much later, as a printer on a LAN (default 0: loopback speed)",
+    )
+    args = parser.parse_args()
+    raise_fd_limit()
+    biggest = max(args.devices)
+    n_zpl, n_snmp = round(biggest * 0.45), round(biggest * 0.10)
+    n_ipp = biggest - n_zpl - n_snmp
+    dead_hosts = args.unreachable * 4 // 10
+    dead_tcp = args.unreachable * 3 // 10
+    dead_snmp = args.unreachable - dead_hosts - dead_tcp
+    dead_zpl = 0
+    work = Path(tempfile.mkdtemp(prefix="hardware-bench-"))
+    delay = f", ZPL answers {args.zpl_delay_ms:g} ms late" if args.zpl_delay_ms else ""
+    print(f"simulating {n_zpl} ZPL, {n_snmp} SNMP and {n_ipp} IPP printers{delay} "
+          f"(+{args.unreachable} unreachable) in {work}", flush=True)  # fmt: skip
+
+    started = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--zpl-child", str(n_zpl), str(dead_zpl), str(args.zpl_delay_ms)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    agents = SnmpAgents(work / "snmp", start_timeout=300)
+    for i in range(n_snmp):
+        agents.add(f"snmp{i}")
+    fleet: PrinterFleet | None = None
+    fillers: list[socket.socket] = []
+    try:
+        agents.start()
+        assert child.stdout is not None
+        ports = json.loads(child.stdout.readline())  # before picking IPP ports: no race for them
+        printers = [
+            Printer(id=f"ipp{i}", kind="document", uri=f"ipp://127.0.0.1:{free_port()}/ipp/print")
+            for i in range(IPP_PROCESSES)
+        ]
+        fleet = PrinterFleet(printers, work / "ipp", start_timeout=30)
+        fleet.start()
+        print(f"simulators up in {time.monotonic() - started:.1f} s", flush=True)
+
+        zpl = [Device("s", pid, "label", "zpl", f"tcp://127.0.0.1:{port}") for pid, port in ports.items()
+               if not pid.startswith("zpl-silent")]  # fmt: skip
+        snmp = [Device("s", f"snmp{i}", "document", "snmp", f"snmp://127.0.0.1:{agents.port}",
+                       snmp=("127.0.0.1", agents.port, f"snmp{i}")) for i in range(n_snmp)]  # fmt: skip
+        ipp = [
+            Device("s", f"ippdev{i}", "document", "ipp", printers[i % IPP_PROCESSES].uri)
+            for i in range(n_ipp)
+        ]
+        everything = zpl + snmp + ipp
+        random.Random(5).shuffle(everything)
+
+        results: dict[int, dict[str, float]] = {}
+        for n in sorted(args.devices):
+            devices = everything[:n]
+            wall, reports = sweep(devices, args.concurrency)
+            not_ready = [r for r in reports if not r.ready]
+            if not_ready:
+                first = not_ready[0]
+                print(f"  WARNING {len(not_ready)} not ready, e.g. {first.device.id}: {first.problems}")
+            times = [r.elapsed_s for r in reports]
+            sample = devices if not args.sequential_sample or n <= args.sequential_sample else random.Random(
+                7).sample(devices, args.sequential_sample)  # fmt: skip
+            seq_wall, _ = sweep(sample, 1)
+            seq_total = seq_wall * n / len(sample)
+            results[n] = {"wall": wall, "rate": n / wall, "p95_ms": p95(times) * 1000, "seq": seq_total,
+                          "seq_sampled": len(sample) < n}  # fmt: skip
+            how = f"{len(sample)} measured, scaled to {n}" if len(sample) < n else "all measured"
+            print(
+                f"{n:>6} devices: {wall:6.2f} s  {n / wall:7.0f} devices/s  "
+                f"p95 {p95(times) * 1000:6.1f} ms/device  "
+                f"| one at a time {seq_total:7.1f} s ({how})  ratio {seq_total / wall:5.1f}x",
+                flush=True,
+            )
+        if len(results) >= 2:
+            small, big = sorted(results)[0], sorted(results)[-1]
+            per_small = results[small]["wall"] / small * 1000
+            per_big = results[big]["wall"] / big * 1000
+            print(f"cost per device: {per_small:.2f} ms at {small}, {per_big:.2f} ms at {big} "
+                  f"(linear growth: ratio {per_big / per_small:.2f})")  # fmt: skip
+
+        if args.unreachable:
+            dead = unreachable_devices(dead_hosts, dead_tcp, dead_snmp, agents.port, fillers)
+            wall, reports = sweep(dead, args.concurrency)
+            short = {re.sub(r" ?\(.*?\)|127\.0\.0\.1:\d+", "", r.problems[0]) for r in reports if not r.ready}
+            reasons = sorted(short)
+            naive = len(dead) / args.concurrency * TIMEOUT
+            print(
+                f"{len(dead)} unreachable alone: {wall:.2f} s (timeout {TIMEOUT:g} s; slots held to the end "
+                f"would take {naive:.1f} s); {sum(not r.ready for r in reports)}/{len(dead)} not ready: "
+                + "; ".join(reasons)
+            )
+            mixed = everything[:biggest] + dead
+            random.Random(9).shuffle(mixed)
+            wall, reports = sweep(mixed, args.concurrency)
+            extra = wall - results[biggest]["wall"]
+            print(
+                f"{biggest} + {len(dead)} unreachable: {wall:.2f} s, {extra:+.2f} s against {biggest} alone"
+            )
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        if fleet is not None:
+            fleet.stop()
+        agents.stop()
+        for sock in fillers:
+            sock.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--zpl-child":
+        zpl_child(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+        sys.exit(0)
+    sys.exit(main())

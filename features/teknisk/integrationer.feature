@@ -1,0 +1,20 @@
+# language: sv
+@criterion:tech-integrations
+Egenskap: Integrationerna svarar
+  Journalen, labbsystemet och integrationsbryggan mellan den nya och den äldre journalen
+  ska vara igång innan något annat prövas. Faller en av dem är felet centralt: platsernas
+  scenarier som behöver den blockeras (visas som inte körda) tills den svarar igen.
+
+  Scenario: Den nya journalens FHIR-gränssnitt svarar inom planens tidsgräns
+    När FHIR-gränssnittets metadata hämtas
+    Så svarar servern med ett CapabilityStatement inom planens tidsgräns
+
+  @needs:lab_mllp
+  Scenario: Labbsystemet kvitterar meddelanden på sitt MLLP-gränssnitt
+    När ett HL7-testmeddelande skickas till labbsystemet över MLLP
+    Så svarar labbsystemet med en kvittens (ACK) på just det meddelandet
+
+  @needs:bridge_base
+  Scenario: Integrationsbryggans hjärtslag är friskt
+    När bryggans hjärtslag hämtas
+    Så arbetar bryggan och varje förbindelse fungerar

@@ -1,0 +1,281 @@
+"""Read HSA/KiV: over LDAP (ldap3) or from an LDIF export, into one snapshot of units and people.
+
+The directory reconciliation compares what the new EHR has (Organizations with HSA-ids)
+with what the region's directory says. Regions hand over either access to the LDAP
+directory (KiV) or a file export; both become the same :class:`DirectorySnapshot`, so the
+check does not care which it got.
+
+An entry counts when it carries an ``hsaIdentity``. Its kind is ``site`` (a unit right
+below the base DN), ``unit`` (a unit below another) or ``person`` (``inetOrgPerson`` /
+``person``); ``site_hsa_id`` names the site-level unit above it, for per-site lists.
+
+Errors: :class:`DirectoryError` (a TargetError) names the source and what failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rehearsal.errors import TargetError
+from rehearsal.plan import Plan
+
+HSA_ATTRIBUTE = "hsaIdentity"
+_PERSON_CLASSES = {"person", "inetorgperson", "organizationalperson", "hsaperson"}
+_HEX = re.compile(r"\\([0-9A-Fa-f]{2})")
+
+
+class DirectoryError(TargetError):
+    """The directory could not be read (unreachable, refused, not LDIF)."""
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One unit or person with an HSA-id."""
+
+    dn: str
+    kind: str  # site | unit | person
+    hsa_id: str
+    name: str
+    site_hsa_id: str | None
+    parent_hsa_id: str | None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class DirectorySnapshot:
+    """Everything with an HSA-id below the base DN, from one source (an ldap:// URI or a file)."""
+
+    source: str
+    base_dn: str
+    entries: tuple[DirectoryEntry, ...]
+
+    def units(self) -> list[DirectoryEntry]:
+        return [e for e in self.entries if e.kind in ("site", "unit")]
+
+    def people(self) -> list[DirectoryEntry]:
+        return [e for e in self.entries if e.kind == "person"]
+
+    def by_hsa_id(self) -> dict[str, DirectoryEntry]:
+        return {e.hsa_id: e for e in self.entries}
+
+    def of_site(self, site_hsa_id: str) -> list[DirectoryEntry]:
+        """The site-level unit itself and everything below it."""
+        return [e for e in self.entries if e.site_hsa_id == site_hsa_id]
+
+
+# -- DNs -------------------------------------------------------------------------------------------
+
+
+def dn_parts(dn: str) -> tuple[tuple[str, str], ...]:
+    """``ou=A\\, B,o=VGR,c=SE`` (or ``\\2C``) → (("ou", "A, B"), ("o", "VGR"), ("c", "SE")), unescaped.
+
+    Attribute names are lower-cased and values compared case-insensitively by callers;
+    multi-valued RDNs keep their first value (the directory we build has none).
+    """
+    parts, current, escaped = [], [], False
+    raw = dn.strip()
+    i = 0
+    while i < len(raw):
+        char = raw[i]
+        if escaped:
+            current.append("\\" + char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    parts.append("".join(current))
+    out = []
+    for part in parts:
+        name, _, value = part.split("+", 1)[0].partition("=")
+        out.append((name.strip().lower(), _unescape(value.strip())))
+    return tuple(out)
+
+
+def _unescape(value: str) -> str:
+    data = bytearray()
+    i = 0
+    while i < len(value):
+        match = _HEX.match(value, i)
+        if match:
+            data.append(int(match.group(1), 16))
+            i = match.end()
+        elif value[i] == "\\" and i + 1 < len(value):
+            data += value[i + 1].encode("utf-8")
+            i += 2
+        else:
+            data += value[i].encode("utf-8")
+            i += 1
+    return data.decode("utf-8", errors="replace")
+
+
+def _key(parts: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((a, v.lower()) for a, v in parts)
+
+
+# -- LDIF ------------------------------------------------------------------------------------------
+
+
+def parse_ldif(text: str) -> list[dict[str, list[str]]]:
+    """LDIF content records (RFC 2849): continuation lines, ``::`` base64 values, comments.
+
+    Each record is ``{"dn": [dn], attribute: [values…]}`` with attribute names as written.
+    Change records (``changetype:``) are refused: an export has none.
+    """
+    records: list[dict[str, list[str]]] = []
+    lines: list[str] = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        if raw.startswith(" ") and lines:
+            lines[-1] += raw[1:]
+        else:
+            lines.append(raw)
+    record: dict[str, list[str]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            if record:
+                records.append(record)
+                record = {}
+            continue
+        if line.startswith("#") or (line.startswith("version:") and not record):
+            continue
+        name, sep, rest = line.partition(":")
+        if not sep:
+            raise ValueError(f"line {number}: not 'attribute: value': {line[:60]!r}")
+        if rest.startswith(":"):
+            value = base64.b64decode(rest[1:].strip()).decode("utf-8")
+        elif rest.startswith("<"):
+            raise ValueError(f"line {number}: URL values are not supported in an export")
+        else:
+            value = rest.strip()
+        if name.lower() == "changetype":
+            raise ValueError(f"line {number}: change records are not an export")
+        if not record and name.lower() != "dn":
+            raise ValueError(f"line {number}: a record must start with dn:")
+        record.setdefault("dn" if name.lower() == "dn" else name, []).append(value)
+    if record:
+        records.append(record)
+    return records
+
+
+def _get(record: dict[str, Any], name: str) -> list[str]:
+    for key, values in record.items():
+        if key.lower() == name.lower():
+            return [str(v) for v in (values if isinstance(values, list) else [values])]
+    return []
+
+
+def snapshot(source: str, base_dn: str, records: list[dict[str, Any]]) -> DirectorySnapshot:
+    """Records (dn + attributes) → a snapshot of everything with an HSA-id below ``base_dn``."""
+    base = _key(dn_parts(base_dn))
+    by_dn: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for record in records:
+        dn = _get(record, "dn")
+        if dn:
+            by_dn[_key(dn_parts(dn[0]))] = record
+    entries = []
+    for key, record in by_dn.items():
+        hsa = _get(record, HSA_ATTRIBUTE)
+        if not hsa or key[-len(base) :] != base or len(key) <= len(base):
+            continue
+        classes = {c.lower() for c in _get(record, "objectClass")}
+        depth = len(key) - len(base)
+        site_key = key[len(key) - len(base) - 1 :]
+        site_hsa = (_get(by_dn.get(site_key, {}), HSA_ATTRIBUTE) or [None])[0]
+        parent_hsa = (_get(by_dn.get(key[1:], {}), HSA_ATTRIBUTE) or [None])[0]
+        if classes & _PERSON_CLASSES:
+            kind, name = "person", (_get(record, "displayName") or _get(record, "cn") or [""])[0]
+        else:
+            kind = "site" if depth == 1 else "unit"
+            name = (_get(record, "ou") or _get(record, "o") or _get(record, "cn") or [""])[0]
+        entries.append(
+            DirectoryEntry(
+                dn=_get(record, "dn")[0],
+                kind=kind,
+                hsa_id=hsa[0],
+                name=name,
+                site_hsa_id=site_hsa,
+                parent_hsa_id=parent_hsa,
+                title=(_get(record, "title") or [""])[0],
+            )
+        )
+    entries.sort(key=lambda e: (len(dn_parts(e.dn)), e.dn))
+    return DirectorySnapshot(source, base_dn, tuple(entries))
+
+
+def read_ldif(path: str | Path, base_dn: str) -> DirectorySnapshot:
+    """An LDIF export file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DirectoryError(f"{path}: cannot read the directory export: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DirectoryError(f"{path}: the directory export is not UTF-8") from None
+    try:
+        records = parse_ldif(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DirectoryError(f"{path}: not an LDIF export: {exc}") from None
+    return snapshot(str(path), base_dn, records)
+
+
+def read_ldap(uri: str, base_dn: str, timeout: float = 5.0) -> DirectorySnapshot:
+    """Everything with an HSA-id below ``base_dn``, by an anonymous subtree search."""
+    with warnings.catch_warnings():  # ldap3 2.9 imports names pyasn1 0.6 calls deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import ldap3
+        from ldap3.core.exceptions import LDAPException
+
+    try:
+        seconds = max(1, math.ceil(timeout))  # ldap3 packs its socket timeouts as whole seconds
+        server = ldap3.Server(uri, connect_timeout=seconds, get_info=ldap3.NONE)
+        with ldap3.Connection(server, auto_bind=True, receive_timeout=seconds, read_only=True) as conn:
+            found = conn.search(
+                base_dn,
+                f"({HSA_ATTRIBUTE}=*)",
+                search_scope=ldap3.SUBTREE,
+                attributes=[HSA_ATTRIBUTE, "objectClass", "ou", "o", "cn", "displayName", "title"],
+            )
+            if not found and conn.result.get("result") not in (0, 32):
+                raise DirectoryError(
+                    f"{uri}: search below {base_dn!r} failed: {conn.result.get('description')}"
+                )
+            records: list[dict[str, Any]] = [
+                {"dn": [e["dn"]], **{k: list(v) for k, v in e["attributes"].items()}}
+                for e in conn.response or []
+                if e.get("type") == "searchResEntry"
+            ]
+    except LDAPException as exc:
+        raise DirectoryError(f"{uri}: {exc.__class__.__name__}: {exc}") from None
+    return snapshot(uri, base_dn, records)
+
+
+def read_directory(
+    where: str, base_dn: str, timeout: float = 5.0, relative_to: str | Path | None = None
+) -> DirectorySnapshot:
+    """``ldap://host:port`` (or ldaps) → LDAP; anything else is the path of an LDIF export."""
+    if where.startswith(("ldap://", "ldaps://")):
+        return read_ldap(where, base_dn, timeout)
+    path = Path(where)
+    if not path.is_absolute() and relative_to is not None:
+        path = Path(relative_to) / path
+    return read_ldif(path, base_dn)
+
+
+def for_plan(plan: Plan, relative_to: str | Path | None = None) -> DirectorySnapshot:
+    """The plan's directory (``environment.directory``, ``coexistence.directory_base_dn``)."""
+    where = plan.environment.directory
+    if where is None:
+        raise DirectoryError("the plan names no directory (environment.directory)")
+    return read_directory(
+        where, plan.coexistence.directory_base_dn, plan.environment.timeouts.read, relative_to
+    )

@@ -1,0 +1,402 @@
+"""A thin HL7 v2 client over MLLP: send a message, get its ACK, with timeouts.
+
+Lab orders and results cross the coexistence boundary as HL7 v2 over MLLP (a message
+framed ``<VT> … <FS><CR>`` on a TCP stream). Scenarios and the reference hospital's own
+components use this module to speak it, so both sides share one framing and one way of
+building the messages; parsing is python-hl7's (``hl7.parse``). Messages are UTF-8
+(``MSH-18 UNICODE UTF-8``): patient names and free text carry å/ä/ö.
+
+Errors: :class:`MllpError` (a TargetError) names the peer and what went wrong (refused,
+timed out, closed, no ACK); a peer that answers with a negative ACK is *not* an error
+here — read :func:`ack_code` (``AA`` accepted, ``AE`` error, ``AR`` rejected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import hl7
+
+from rehearsal.errors import TargetError
+
+START_BLOCK = b"\x0b"
+END_BLOCK = b"\x1c\x0d"
+ENCODING = "utf-8"
+VERSION = "2.5.1"
+#: PID-3 identifier type and assigning authority for a Swedish personnummer.
+PNR_AUTHORITY = "1.2.752.129.2.1.3.1"
+
+
+class MllpError(TargetError):
+    """The MLLP peer could not be reached, closed the connection, or did not answer in time."""
+
+
+def parse_uri(uri: str) -> tuple[str, int]:
+    """``mllp://host:port`` → (host, port); UsageError-free: the plan validated the shape."""
+    parts = urlsplit(uri)
+    if parts.scheme != "mllp" or not parts.hostname or not parts.port:
+        raise MllpError(f"not an MLLP address (mllp://host:port): {uri!r}")
+    return parts.hostname, parts.port
+
+
+def frame(message: str | hl7.Message) -> bytes:
+    """One MLLP block: the message with segments ended by CR, UTF-8, between VT and FS CR."""
+    text = str(message).replace("\r\n", "\r").replace("\n", "\r").rstrip("\r")
+    return START_BLOCK + text.encode(ENCODING) + END_BLOCK
+
+
+def unframe(block: bytes) -> bytes:
+    """The payload of one MLLP block (without VT, FS, CR)."""
+    if not block.startswith(START_BLOCK) or not block.endswith(END_BLOCK):
+        raise ValueError("not an MLLP block (expected <VT> … <FS><CR>)")
+    return block[1:-2]
+
+
+def ack_code(ack: hl7.Message) -> str:
+    """MSA-1 of an acknowledgement: AA, AE or AR (CA/CE/CR in enhanced mode)."""
+    return str(ack.segment("MSA")(1))
+
+
+def ack_text(ack: hl7.Message) -> str:
+    """MSA-3 (text message) and the ERR segment's text, for failure messages."""
+    parts = [str(ack.segment("MSA")(3))] if len(ack.segment("MSA")) > 3 else []
+    try:
+        err = ack.segment("ERR")
+        parts.append(str(err(8)) if len(err) > 8 else str(err))
+    except KeyError:
+        pass
+    return " ".join(p for p in parts if p)
+
+
+class MllpClient:
+    """One MLLP connection to a peer, opened on first use; ``with MllpClient(uri, timeout) as c:``.
+
+    ``send(message)`` writes one message and returns the parsed ACK; the connection is
+    kept for the next message (MLLP peers expect that) and reopened once if the peer had
+    closed it meanwhile.
+    """
+
+    def __init__(self, uri: str, timeout: float = 5.0) -> None:
+        self.uri = uri
+        self.host, self.port = parse_uri(uri)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+
+    def __enter__(self) -> MllpClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._buffer = b""
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            try:
+                self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            except TimeoutError:
+                raise MllpError(f"{self.uri}: no connection within {self.timeout:g} s") from None
+            except OSError as exc:
+                raise MllpError(f"{self.uri}: cannot connect: {exc.strerror or exc}") from None
+        return self._sock
+
+    def send_raw(self, data: bytes) -> bytes:
+        """Write bytes as they are (already framed or deliberately broken); return the next block."""
+        for attempt in (1, 2):
+            sock = self._connect()
+            try:
+                sock.sendall(data)
+                return self._read_block(sock)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt == 2:
+                    raise MllpError(f"{self.uri}: connection lost: {exc.strerror or exc}") from None
+            except MllpError:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def _read_block(self, sock: socket.socket) -> bytes:
+        while END_BLOCK not in self._buffer:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise MllpError(f"{self.uri}: no acknowledgement within {self.timeout:g} s") from None
+            except OSError as exc:
+                raise MllpError(f"{self.uri}: connection lost: {exc.strerror or exc}") from None
+            if not chunk:
+                raise MllpError(f"{self.uri}: the peer closed the connection without an acknowledgement")
+            self._buffer += chunk
+        block, _, self._buffer = self._buffer.partition(END_BLOCK)
+        start = block.find(START_BLOCK)
+        return block[start + 1 :] if start >= 0 else block
+
+    def send(self, message: str | hl7.Message) -> hl7.Message:
+        """Send one message; the peer's ACK, parsed (check it with :func:`ack_code`)."""
+        reply = self.send_raw(frame(message))
+        try:
+            return parse(reply.decode(ENCODING))
+        except Exception as exc:  # python-hl7 raises several kinds on garbage
+            raise MllpError(f"{self.uri}: the acknowledgement is not HL7: {reply[:60]!r} ({exc})") from None
+
+
+def send_message(uri: str, message: str | hl7.Message, timeout: float = 5.0) -> hl7.Message:
+    """Open, send one message, close; the parsed ACK."""
+    with MllpClient(uri, timeout) as client:
+        return client.send(message)
+
+
+async def send_message_async(uri: str, message: str | hl7.Message, timeout: float = 5.0) -> hl7.Message:
+    """The asyncio twin of :func:`send_message`, for components that live on an event loop."""
+    host, port = parse_uri(uri)
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        raise MllpError(f"{uri}: no connection within {timeout:g} s") from None
+    except OSError as exc:
+        raise MllpError(f"{uri}: cannot connect: {exc.strerror or exc}") from None
+    try:
+        writer.write(frame(message))
+        await writer.drain()
+        block = await asyncio.wait_for(reader.readuntil(END_BLOCK), timeout)
+    except TimeoutError:
+        raise MllpError(f"{uri}: no acknowledgement within {timeout:g} s") from None
+    except asyncio.IncompleteReadError:
+        raise MllpError(f"{uri}: the peer closed the connection without an acknowledgement") from None
+    except OSError as exc:
+        raise MllpError(f"{uri}: connection lost: {exc.strerror or exc}") from None
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+    payload = block[:-2]
+    payload = payload[payload.find(START_BLOCK) + 1 :] if START_BLOCK in payload else payload
+    try:
+        return parse(payload.decode(ENCODING))
+    except Exception as exc:
+        raise MllpError(f"{uri}: the acknowledgement is not HL7: {payload[:60]!r} ({exc})") from None
+
+
+# -- building messages ---------------------------------------------------------------------------
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """HL7 DTM in UTC, to the second: ``20250301142501``."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def escape(text: str) -> str:
+    """HL7 v2 escaping of free text for the default separators ``|^~\\&``."""
+    return (
+        text.replace("\\", "\\E\\")
+        .replace("|", "\\F\\")
+        .replace("^", "\\S\\")
+        .replace("~", "\\R\\")
+        .replace("&", "\\T\\")
+        .replace("\r", "\\X0D\\")
+        .replace("\n", "\\X0A\\")
+    )
+
+
+def unescape(text: str) -> str:
+    """The inverse of :func:`escape` for the sequences it writes."""
+    out, i = [], 0
+    table = {"F": "|", "S": "^", "R": "~", "T": "&", "E": "\\", "X0D": "\r", "X0A": "\n"}
+    while i < len(text):
+        if text[i] == "\\":
+            end = text.find("\\", i + 1)
+            if end > i and text[i + 1 : end] in table:
+                out.append(table[text[i + 1 : end]])
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def _msh(sender: tuple[str, str], receiver: tuple[str, str], kind: str, control_id: str) -> str:
+    return "|".join(
+        [
+            "MSH",
+            "^~\\&",
+            sender[0],
+            sender[1],
+            receiver[0],
+            receiver[1],
+            timestamp(),
+            "",
+            kind,
+            control_id,
+            "P",
+            VERSION,
+            "",
+            "",
+            "AL",
+            "NE",
+            "",
+            "UNICODE UTF-8",
+        ]
+    )
+
+
+def _pid(personnummer: str, name: str) -> str:
+    digits = personnummer.replace("-", "").replace("+", "")
+    given, _, family = name.rpartition(" ")
+    return "|".join(
+        ["PID", "1", "", f"{digits}^^^{PNR_AUTHORITY}^PN", "", f"{escape(family or name)}^{escape(given)}"]
+    )
+
+
+@dataclass(frozen=True)
+class LabOrder:
+    """What an order message says: who orders what for whom; ``placer`` is the orderer's number."""
+
+    placer: str
+    personnummer: str
+    patient_name: str
+    test_code: str
+    test_name: str
+    sending_application: str
+    sending_facility: str
+    orderer_hsa_id: str = ""
+    orderer_name: str = ""
+
+
+def build_order(
+    order: LabOrder,
+    receiver: tuple[str, str] = ("LAB", "KLINKEM"),
+    kind: str = "ORM^O01^ORM_O01",
+    control_id: str | None = None,
+) -> str:
+    """An ORM^O01 (or, with ``kind="OML^O21^OML_O21"``, an OML^O21) new-order message."""
+    control_id = control_id or f"{order.placer}-{timestamp()}"
+    coded = f"{order.test_code}^{escape(order.test_name)}^NPU"
+    orderer = f"{order.orderer_hsa_id}^{escape(order.orderer_name)}" if order.orderer_hsa_id else ""
+    segments = [
+        _msh((order.sending_application, order.sending_facility), receiver, kind, control_id),
+        _pid(order.personnummer, order.patient_name),
+        "|".join(
+            [
+                "ORC",
+                "NW",
+                f"{order.placer}^{order.sending_application}",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                timestamp(),
+                "",
+                "",
+                orderer,
+            ]
+        ),
+        "|".join(["OBR", "1", f"{order.placer}^{order.sending_application}", "", coded, "", "", timestamp()]),
+    ]
+    return "\r".join(segments)
+
+
+@dataclass(frozen=True)
+class LabValue:
+    """One OBX: a numeric result with unit, reference range and abnormal flag."""
+
+    code: str
+    name: str
+    value: str
+    unit: str
+    reference: str = ""
+    flag: str = ""
+
+
+def build_result(
+    order: hl7.Message,
+    filler: str,
+    values: list[LabValue],
+    sender: tuple[str, str] = ("LAB", "KLINKEM"),
+    control_id: str | None = None,
+) -> str:
+    """The ORU^R01 answering ``order``: addressed back to its sender, PID and placer number copied."""
+    msh = order.segment("MSH")
+    receiver = (str(msh(3)), str(msh(4)))
+    placer = str(order.segment("ORC")(2))
+    when = timestamp()
+    segments = [
+        _msh(sender, receiver, "ORU^R01^ORU_R01", control_id or f"{filler}-{when}"),
+        str(order.segment("PID")),
+        "|".join(["ORC", "RE", placer, filler]),
+        "|".join(
+            ["OBR", "1", placer, filler, str(order.segment("OBR")(4)), "", "", when]
+            + [""] * 14
+            + [when, "", "LAB", "F"]
+        ),
+    ]
+    for i, v in enumerate(values, start=1):
+        segments.append(
+            "|".join(
+                [
+                    "OBX",
+                    str(i),
+                    "NM",
+                    f"{v.code}^{escape(v.name)}^NPU",
+                    "",
+                    v.value,
+                    escape(v.unit),
+                    escape(v.reference),
+                    v.flag,
+                    "",
+                    "",
+                    "F",
+                    "",
+                    "",
+                    when,
+                ]
+            )
+        )
+    return "\r".join(segments)
+
+
+def field(message: hl7.Message, segment: str, index: int, component: int | None = None) -> str:
+    """A field (or one component of it) of the first such segment as text; '' when absent.
+
+    ``field(msg, "MSH", 9, 1)`` is the message code (``ORM``), ``field(msg, "PID", 3, 1)``
+    the patient id. Numbering is HL7's (MSH-1 is the field separator).
+    """
+    try:
+        if component is None:
+            return str(message.segment(segment)(index))
+        return str(message.extract_field(segment, 1, index, 1, component))
+    except (KeyError, IndexError):
+        return ""
+
+
+def parse(text: str) -> hl7.Message:
+    """python-hl7's parser, tolerant of blank segments (a stray CR) that would otherwise break it."""
+    return hl7.parse("\r".join(s for s in text.replace("\n", "\r").split("\r") if s.strip()))
+
+
+def acknowledge(message: hl7.Message, code: str, sender: tuple[str, str], text: str = "") -> str:
+    """The ACK to ``message`` (MSA-1 ``code``); with ``text``, MSA-3 and an ERR segment say why."""
+    ack = message.create_ack(code, application=sender[0], facility=sender[1])
+    lines = [segment for segment in str(ack).split("\r") if segment]
+    if text:
+        lines = [
+            f"{line}|{escape(text)}" if line.startswith("MSA|") and line.count("|") == 2 else line
+            for line in lines
+        ]
+        lines.append(f"ERR|||||E||||{escape(text)}")
+    return "\r".join(lines)

@@ -1,0 +1,13 @@
+"""What the clinical and technical scenarios do, one workflow per module; steps stay a few lines.
+
+- :mod:`routines`  which scenario applies at which site (the plan's local routines), and who
+  is on the other side of the coexistence boundary for a site;
+- :mod:`gate`      a per-site scenario is *blocked*, not failed, while a central system it
+  needs does not answer (the central checks carry that failure);
+- :mod:`lab`       lab orders through the FHIR API and their results;
+- :mod:`referrals` referral round trips across the boundary, both directions;
+- :mod:`traffic`   the technical scenarios' test traffic, started once for every site in
+  scope and run concurrently, so waits overlap;
+- :mod:`printers`  did the printer itself receive the job;
+- :mod:`window`    "during this rehearsal", on the target's clocks.
+"""

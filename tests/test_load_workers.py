@@ -1,0 +1,125 @@
+"""Locust master and workers on one machine: the master's merged figures are the sum of the workers'.
+
+Each worker tallies the requests it sent itself (an event hook in load/locustfile.py,
+switched on by the harness); the master's --json-file is what the SLOs are judged from.
+The peer is a real HTTP server on loopback counting what arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from rehearsal.load import run_load
+from rehearsal.plan import load_plan
+
+PNR_SYSTEM = "urn:oid:1.2.752.129.2.1.3.1"
+PLAN = """\
+rehearsal: load-workers
+title: Lasttest med arbetare
+environment:
+  name: testmiljö
+  kind: test
+  fhir_base: {base}
+  web_base: {base}
+  allowed_hosts: [127.0.0.1]
+sites:
+  - {{id: sas-boras, name: SÄS Borås, hsa_id: SE2321000131-E000000000101}}
+command_centre:
+  roles: [beslut]
+test_identities:
+  - {{personnummer: "19121212-1212", name: Tolvan Tolvansson}}
+load:
+  users: 6
+  spawn_rate: 6
+  duration_s: 3
+  workers: 2
+  paths:
+    - {{id: patient-search, title: Patientsökning, p95_ms: 1000}}
+criteria:
+  - {{id: load-slo, title: Last, kind: load_slo}}
+"""
+
+
+class CountingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def handle_error(self, request, client_address) -> None:  # Locust closes connections at the end
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CountingServer
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        value = parse_qs(urlsplit(self.path).query).get("identifier", [""])[0].partition("|")[2]
+        with self.server.lock:
+            self.server.count += 1
+        patient = {"resourceType": "Patient", "identifier": [{"system": PNR_SYSTEM, "value": value}]}
+        data = json.dumps({"resourceType": "Bundle", "entry": [{"resource": patient}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[CountingServer]:
+    srv = CountingServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.slow
+def test_two_workers_merged_figures_equal_the_sum_of_the_workers(
+    tmp_path: Path, server: CountingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REHEARSAL_THINK_TIME", "0.01")
+    host, port = server.server_address[:2]
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(PLAN.format(base=f"http://{host}:{port}/fhir"), encoding="utf-8")
+    loaded = load_plan(plan_file)
+
+    result = run_load(loaded.path, loaded.plan, tmp_path / "load")  # workers: 2 from the plan
+
+    assert result.complete and result.workers == 2
+    cmd = " ".join(result.command)
+    assert "--master --master-bind-host 127.0.0.1 " in cmd and "--expect-workers 2 " in cmd
+    assert len(result.worker_counts) == 2, list((tmp_path / "load").glob("worker-*.log"))
+    own = [w["requests"].get("patient-search", 0) for w in result.worker_counts]
+    assert all(n > 0 for n in own), own  # both workers did work
+    merged = result.paths["patient-search"]
+    assert merged.num_requests == sum(own), (merged.num_requests, own)
+    assert merged.num_failures == sum(w["failures"].get("patient-search", 0) for w in result.worker_counts)
+    assert server.count >= merged.num_requests > 0
+    assert not any(_alive(w["pid"]) for w in result.worker_counts)  # no worker left behind
