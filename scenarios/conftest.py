@@ -6,6 +6,9 @@ Steps stay a few lines; mechanism lives in src/rehearsal/ (workflows/, reconcile
   ``@route:new-to-legacy``, ``@needs:bridge_base`` — see rehearsal.workflows.routines)
   become markers; a scenario that does not apply at a site is not collected for it.
 - ``@last`` scenarios (the test-identity guard) run after every other scenario.
+- ``@traffic`` scenarios check the technical test traffic; when the session has one, the
+  traffic of every site in scope starts with the first clinical or technical scenario, so
+  its waits (the lab, the bridge) overlap the clinical scenarios instead of adding to them.
 - A per-site scenario whose central system does not answer is blocked (skipped with the
   reason), and one that writes never runs against production (rehearsal.workflows.gate).
 """
@@ -27,6 +30,7 @@ from rehearsal.workflows.traffic import Traffic
 from rehearsal.workflows.window import Window, open_window
 
 SCENARIOS = Path(__file__).resolve().parent
+SENDS_TRAFFIC = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("needs(field)", "the plan must name environment.FIELD; a per-site scenario waits for it to answer"),
         ("writes", "the scenario writes to the target (never against production)"),
         ("last", "runs after every other scenario (the test-identity guard)"),
+        ("traffic", "checks the technical test traffic (started at the session's first scenario)"),
     ):
         config.addinivalue_line("markers", f"{name}: {text}")
 
@@ -72,6 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (drop if reason else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
+    config.stash[SENDS_TRAFFIC] = any(i.get_closest_marker("traffic") for i in keep)
     last = [i for i in keep if i.get_closest_marker("last")]
     rest = [i for i in keep if not i.get_closest_marker("last")]
     ours_at = [n for n, i in enumerate(rest) if SCENARIOS in i.path.parents]
@@ -91,6 +97,9 @@ def _central_gate(request: pytest.FixtureRequest, plan: Plan, loaded_plan: Loade
     if aspect_of(item) not in ("klinisk", "teknisk"):
         return
     request.getfixturevalue("window")
+    sends = request.config.stash.get(SENDS_TRAFFIC, False) and gate.write_refusal(plan) is None
+    if sends:  # its waits then overlap the clinical scenarios
+        request.getfixturevalue("traffic").start()
     site = _site(item)
     if item.get_closest_marker("writes") and (why := gate.write_refusal(plan)):
         pytest.skip(why)

@@ -60,8 +60,8 @@ def quick(data: dict[str, Any]) -> None:
     data["criteria"] = [
         c for c in data["criteria"] if c["kind"] != "load_slo" and c.get("aspect") != "organisatorisk"
     ]
-    data["environment"]["timeouts"] = {"connect": 3, "read": 5, "device": 2}
-    data["coexistence"]["lab"] = {"result_delay_s": 0.2, "result_within_s": 6}
+    data["environment"]["timeouts"] = {"connect": 3, "read": 4, "device": 2}
+    data["coexistence"]["lab"] = {"result_delay_s": 0.2, "result_within_s": 5}
     data["coexistence"]["bridge"] = {"poll_interval_s": 0.2, "batch": 50}
 
 

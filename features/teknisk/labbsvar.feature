@@ -1,5 +1,5 @@
 # language: sv
-@criterion:tech-lab-results @system:new @needs:fhir_base @writes @per_site
+@traffic @criterion:tech-lab-results @system:new @needs:fhir_base @writes @per_site
 Egenskap: Varje labbeställning besvaras i tid och på rätt patient
   Platsens användare beställer via den nya journalens API ett prov (B-Hb) för varje
   testpatient i planen. Varje beställning ska få ett svar (en DiagnosticReport som bygger

@@ -1,5 +1,5 @@
 # language: sv
-@criterion:tech-referrals @needs:fhir_base @needs:legacy_base @needs:bridge_base @writes @per_site
+@traffic @criterion:tech-referrals @needs:fhir_base @needs:legacy_base @needs:bridge_base @writes @per_site
 Egenskap: Remisser tur och retur över samexistensgränsen
   Hela remisser försvann och ord föll bort ur remissvar i verkliga driftstarter. Remissen
   skickas från platsen genom respektive systems eget gränssnitt (FHIR i den nya journalen,

@@ -201,15 +201,18 @@ class EvidencePack:
     runs: tuple[str, ...] = ()
     """The merged chain, oldest first."""
     generated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    scope: dict[str, Any] | None = None
+    """Which plan sites and aspects the chain ran, and which it did not (rehearsal.report.run_scope)."""
 
     def to_json(self) -> dict[str, Any]:
-        """gonogo.json: the decision's fields, then the wave's trend and the changes."""
+        """gonogo.json: the decision's fields, then the wave's trend and the changes (and the scope)."""
         return {
             **self.decision.to_json(),
             "chain": list(self.runs),
             "wave": self.trend.wave,
             "trend": self.trend.to_json(),
             "changes": self.changes.to_json(),
+            **({"scope": self.scope} if self.scope is not None else {}),
         }
 
 

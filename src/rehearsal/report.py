@@ -133,6 +133,7 @@ def build_evidence(
         trend=history.trend(run.id),
         changes=_changes(run, runs, merged, history, compare),
         runs=tuple(r.id for r in runs),
+        scope=run_scope(runs, plan),
     )
     write_gonogo(pack, plan, run)
     return pack
@@ -175,12 +176,8 @@ def _items_on_disk(run: Run) -> dict[str, dict[str, Any]]:
 
 def write_gonogo(pack: EvidencePack, plan: Plan, run: Run) -> None:
     """Write gonogo.json, gonogo.md and gonogo.html into the run folder (each atomically)."""
-    try:
-        scope = run_scope(chain(run), plan)
-    except UsageError:  # a parent that is gone: the newest run's own scope
-        scope = run_scope([run], plan)
-    data = {**pack.to_json(), "scope": scope}
-    _write(run.dir / "gonogo.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    scope = pack.scope or run_scope([run], plan)
+    _write(run.dir / "gonogo.json", json.dumps(pack.to_json(), indent=2, ensure_ascii=False) + "\n")
     _write(run.dir / "gonogo.md", render_markdown(pack, plan, run.dir) + scope_markdown(scope, plan.language))
     _write(run.dir / "gonogo.html", scope_html(render_html(pack, plan, run.dir), scope, plan.language))
 
