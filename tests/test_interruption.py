@@ -1,8 +1,8 @@
 """A run stopped at any point keeps what it recorded, reports itself incomplete (NO-GO), and
 `rehearse rerun` completes it.
 
-Twenty stops across one run of the demo plan (without its load profile, to keep the
-suite fast), cycling SIGINT, SIGTERM and SIGKILL sent to `rehearse run`.
+Ten stops across one run of the demo plan at one site (without its load profile, to keep
+the suite fast), cycling SIGINT, SIGTERM and SIGKILL sent to `rehearse run`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
-POINTS = 20
+POINTS = 10
 
 
 def cli(reports: Path, *args: str) -> list[str]:
@@ -64,8 +65,14 @@ def test_twenty_stops_lose_nothing_and_rerun_completes(hospital):
     reports, plan = hospital
     env = {**os.environ}
     env.pop("REHEARSAL_PASSWORD", None)
-    clean = rehearse(reports, "run", "--plan", str(plan))  # how long a whole run takes here
-    assert clean.returncode == 0, clean.stdout + clean.stderr
+    one_site = ["--site", yaml.safe_load(plan.read_text(encoding="utf-8"))["sites"][0]["id"]]
+    clean = rehearse(reports, "run", "--plan", str(plan), *one_site)  # how long a whole run takes here
+    assert clean.returncode in (0, 1), clean.stdout + clean.stderr  # the other site is pending: NO-GO
+    assert not [
+        c
+        for c in json.loads((reports / "latest/gonogo.json").read_text())["criteria"]
+        if c["status"] == "fail"
+    ]
     whole = json.loads((reports / "latest/run.json").read_text())
     length = (time.mktime(time.strptime(whole["finished"][:19], "%Y-%m-%dT%H:%M:%S"))
               - time.mktime(time.strptime(whole["started"][:19], "%Y-%m-%dT%H:%M:%S")))  # fmt: skip
@@ -74,7 +81,7 @@ def test_twenty_stops_lose_nothing_and_rerun_completes(hospital):
     for point in range(POINTS):
         sig = SIGNALS[point % len(SIGNALS)]
         before = set(reports.glob("*/2*"))
-        proc = subprocess.Popen(cli(reports, "run", "--plan", str(plan)), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cli(reports, "run", "--plan", str(plan), *one_site), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
         deadline = time.monotonic() + 0.2 + length * point / POINTS
         seen: dict[str, str] = {}
@@ -104,6 +111,7 @@ def test_twenty_stops_lose_nothing_and_rerun_completes(hospital):
     assert len(stopped) >= POINTS // 2, f"only {len(stopped)} of {POINTS} stops hit a running run"
     for run_dir in stopped[:: max(1, len(stopped) // 3)]:  # a few of them completed by a rerun
         rerun = rehearse(reports, "rerun", str(run_dir))
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert rerun.returncode in (0, 1), rerun.stdout + rerun.stderr
         decision = json.loads((reports / "latest/gonogo.json").read_text())
         assert decision["complete"] is True and decision["parent"] == run_dir.name
+        assert not [c for c in decision["criteria"] if c["status"] == "fail"], decision["criteria"]
