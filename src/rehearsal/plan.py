@@ -584,7 +584,9 @@ def _describe(path: Path, root: yaml.Node | None, err: Any) -> str:
 
 def _printable(text: str) -> str:
     """A field name as the user can read it on one line (a key may hold a newline or a colon)."""
-    return text if text.isprintable() and ":" not in text else repr(text)
+    if text.isprintable() and ":" not in text:
+        return text
+    return repr(text).replace(":", "\\x3a")  # the colon separates file, line, field and message
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
