@@ -37,11 +37,9 @@ def logged_in(web, plan: Plan, site: Site, web_sessions: dict) -> PatientSearchP
 
 
 @when("användaren söker fram platsens testpatient", target_fixture="patient_page")
-def find_test_patient(web, search_page: PatientSearchPage, plan: Plan, site: Site, ctx: dict) -> PatientPage:
+def find_test_patient(search_page: PatientSearchPage, plan: Plan, site: Site, ctx: dict) -> PatientPage:
     ctx["patient"] = identity = routines.patient_for(plan, site)
-    page = clinic.open_patient(search_page, identity)
-    ctx["patient_url"] = web.url
-    return page
+    return clinic.open_patient(search_page, identity)
 
 
 # -- registration and admission ---------------------------------------------------------------------

@@ -5,17 +5,13 @@ Egenskap: Registrering och inskrivning i webbklienten
   patienter som inte går att identifiera under ett reservnummer (VGR: ÅÅÅÅMMDD, K/M/X och
   tre siffror, till exempel 19810829M071). Den okända patienten skrivs sedan in på platsen.
   Bara planens testidentiteter och reservnummer som repetitionen själv skapar får
-  förekomma (se Testidentitetsvakten).
+  förekomma (se Repetitionen rör bara testidentiteter).
 
-  Bakgrund:
+  Scenario: En känd och en okänd patient registreras och den okända skrivs in på akuten
     Givet att en användare på platsen är inloggad i webbklienten
-
-  Scenario: En känd testpatient registreras på sitt personnummer
     När användaren registrerar platsens testpatient på personnummer
     Så visas patientens journal med namn och personnummer enligt planen
     Och hittas patienten när användaren söker på personnumret
-
-  Scenario: En okänd patient registreras med reservnummer och skrivs in på akuten
     När användaren registrerar en okänd man med ett uppskattat födelsedatum
     Så får patienten ett giltigt reservnummer för en man med det födelsedatumet
     Och hittas patienten när användaren söker på reservnumret

@@ -26,7 +26,7 @@ from rehearsal.pages import (
 from rehearsal.plan import Plan, Site, TestIdentity
 from rehearsal.workflows.routines import login_for
 
-POLL_S = 0.3
+POLL_S = 0.2
 
 
 def log_in(
