@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sockets import listeners
 
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import load_plan
@@ -274,6 +275,12 @@ def test_up_starts_every_component_and_down_leaves_no_process_and_no_port(
     assert components == {"ehr", "directory", "migration", "legacy", "lab", "bridge", "devices"}
     assert ports <= _listening_ports()
     assert _processes_mentioning(str(state_dir.resolve()))  # the hospital, slapd, printers, D-Bus
+    # everything it started listens on loopback only (issue #8): TCP and UDP, every child
+    opened = listeners(state["pid"])
+    assert ports <= {o.port for o in opened}, "the listeners were not found under the pid"
+    assert {o.command for o in opened} >= {"slapd", "ippeveprinter"}
+    assert any(o.protocol.startswith("udp") for o in opened)  # the SNMP agents
+    assert [str(o) for o in opened if not o.loopback] == []
     assert control.down(state_dir)
     assert not ports & _listening_ports()
     assert _processes_mentioning(str(state_dir.resolve())) == []
