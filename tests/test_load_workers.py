@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sockets import Listener, listeners
 
 from rehearsal.load import run_load
 from rehearsal.plan import load_plan
@@ -110,7 +111,8 @@ def test_two_workers_merged_figures_equal_the_sum_of_the_workers(
     plan_file.write_text(PLAN.format(base=f"http://{host}:{port}/fhir"), encoding="utf-8")
     loaded = load_plan(plan_file)
 
-    result = run_load(loaded.path, loaded.plan, tmp_path / "load")  # workers: 2 from the plan
+    with SocketWatch() as watch:  # what the master and workers listen on while they run
+        result = run_load(loaded.path, loaded.plan, tmp_path / "load")  # workers: 2 from the plan
 
     assert result.complete and result.workers == 2
     cmd = " ".join(result.command)
@@ -123,3 +125,27 @@ def test_two_workers_merged_figures_equal_the_sum_of_the_workers(
     assert merged.num_failures == sum(w["failures"].get("patient-search", 0) for w in result.worker_counts)
     assert server.count >= merged.num_requests > 0
     assert not any(_alive(w["pid"]) for w in result.worker_counts)  # no worker left behind
+    started = {o for o in watch.seen if o.pid != os.getpid()}
+    assert started, "the master's listener was never seen"
+    assert [str(o) for o in started if not o.loopback] == []
+
+
+class SocketWatch(threading.Thread):
+    """Samples the listening sockets of this process's children until the block ends."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[Listener] = set()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.seen.update(listeners(os.getpid()))
+
+    def __enter__(self) -> SocketWatch:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join()
