@@ -394,3 +394,63 @@ def test_allure_report_makes_no_outside_request_in_a_browser(
     outside = [u for u in requests if not u.startswith(("file:", "data:", "blob:"))]
     assert outside == []
     assert any(u.endswith("/allure-report/index.html") for u in requests)
+
+
+# What a target may send back, shown in a failure: a patient name, a printer message.
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+@pytest.mark.slow
+@needs_allure
+def test_text_from_the_target_is_shown_never_run(tmp_path: Path, loaded: LoadedPlan) -> None:
+    """A patient name like ``<script>…`` in a failure is text on both pages, and nothing runs."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("no Chromium")
+    run = create_run(tmp_path / "reports", loaded)
+    message = f"19121212-1212: namnet är {HOSTILE!r}, väntat 'Tolvan Tolvansson'"
+    uid = add_result(
+        run,
+        "Testpatienter finns",
+        "failed",
+        1_795_000_000_000,
+        criterion="tech-fhir",
+        message=message,
+        attachment=f"name: {HOSTILE}",
+    )
+    run = finish_run(run, complete=True)
+    build_report(run, loaded.plan)
+    gonogo = (run.dir / "gonogo.html").read_text(encoding="utf-8")
+    assert HOSTILE not in gonogo and "&lt;script&gt;window.__pwned" in gonogo
+
+    requests: list[str] = []
+    dialogs: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium)
+        try:
+            context = browser.new_context()
+            context.route(
+                "**/*",
+                lambda route: (
+                    route.abort()
+                    if not route.request.url.startswith(("file:", "data:", "blob:"))
+                    else route.continue_()
+                ),
+            )
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto((run.dir / "gonogo.html").as_uri())
+            page.get_by_text("window.__pwned = 1", exact=False).first.wait_for(timeout=15_000)
+            assert page.evaluate("window.__pwned") is None
+            allure_index = (run.dir / "allure-report" / "index.html").as_uri()
+            page.goto(f"{allure_index}#/{hashlib.md5(uid.encode()).hexdigest()}")
+            page.get_by_text("window.__pwned = 1", exact=False).first.wait_for(timeout=15_000)
+            page.wait_for_timeout(500)  # give an injected handler its chance to run
+            assert page.evaluate("window.__pwned") is None
+        finally:
+            browser.close()
+    assert dialogs == []
+    assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
+    assert not [u for u in requests if u.endswith("/x")]  # the injected <img> was never an element
