@@ -23,6 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from rehearsal import evidence, patient_gate, pytest_plugin
 from rehearsal.pages import (
     LoginPage,
     PatientPage,
@@ -334,3 +335,51 @@ def test_a_printer_that_does_not_answer_is_reported(tab: Page, server: EhrServer
     expect(tab.get_by_role("button", name="Skriv ut armband")).to_be_disabled()
     message = printing.print_document(expect_accepted=False)
     assert message == "Skrivaren nal-dok1 tog inte emot patientöversikten: anslutningen nekades."
+
+
+# -- only the run's own patients: refused before the browser types, no screenshot of others -----
+
+
+@pytest.fixture
+def gate_closed() -> Iterator[None]:
+    """The gate as a run closes it: Tolvan is the run's only patient (the EHR knows more)."""
+    patient_gate.only(["19121212-1212"])
+    yield
+    patient_gate.reopen()
+
+
+def test_the_run_refuses_a_patient_who_is_not_its_own_before_typing_it(
+    tab: Page, web_base: str, gate_closed: None
+) -> None:
+    LoginPage(tab, web_base).open().login(ANNA, PASSWORD)
+    registration = RegistrationPage(tab, web_base).open()
+    with pytest.raises(patient_gate.NotATestIdentity) as refused:
+        registration.register_known("19800101-0019")
+    assert str(refused.value).startswith("vägrar registrera patient 19800101-****:")
+    assert "\n" not in str(refused.value) and "0019" not in str(refused.value)
+    assert registration.personnummer.input_value() == ""  # never typed, never sent
+    with pytest.raises(patient_gate.NotATestIdentity):
+        PatientSearchPage(tab, web_base).open().search("198001010019")
+    PatientSearchPage(tab, web_base).open().search("19121212-1212").expect_patient("Tolvan Tolvansson")
+
+
+def test_no_screenshot_of_a_page_showing_someone_else(
+    tab: Page, web_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attached: list[tuple[str, str]] = []
+    monkeypatch.setattr(evidence, "attach_png", lambda name, data: attached.append(("png", name)))
+    monkeypatch.setattr(evidence, "attach_text", lambda name, text: attached.append((name, text)))
+    item = type("Item", (), {"nodeid": "features/x.feature::testa"})()
+    LoginPage(tab, web_base).open().login(ANNA, PASSWORD)
+    PatientSearchPage(tab, web_base).open().search("19800101-0019").expect_patient("Testa Testsson")
+    try:
+        patient_gate.only(["19800101-0019"])  # Testa is the run's own: photographed
+        pytest_plugin._screenshot(item, tab, "patienten öppnas")
+        assert attached == [("png", "Skärmbild: patienten öppnas")]
+        patient_gate.only(["19121212-1212"])  # Testa is someone else's: not photographed
+        pytest_plugin._screenshot(item, tab, "patienten öppnas")
+    finally:
+        patient_gate.reopen()
+    assert len(attached) == 2 and attached[1][0] == "Ingen skärmbild: patienten öppnas"
+    assert "19800101-****" in attached[1][1] and "0019" not in attached[1][1]
+    assert item.nodeid in pytest_plugin._FOREIGN_ON_SCREEN  # and its trace is dropped

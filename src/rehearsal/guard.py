@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rehearsal import patient_gate
 from rehearsal.clients.fhir import FhirClient, reference_id
 from rehearsal.identities import (
     PERSONNUMMER_OID,
@@ -50,6 +51,7 @@ def record(run_dir: Path, identity: str, why: str) -> None:
     line = {"identity": identity, "why": why, "at": datetime.now(UTC).isoformat(timespec="seconds")}
     with _lock, (Path(run_dir) / LEDGER).open("a", encoding="utf-8") as out:
         out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    patient_gate.admit(identity)
 
 
 def created(run_dir: Path) -> set[str]:
@@ -122,5 +124,5 @@ def problems(plan: Plan, touched: Touched, own: set[str]) -> list[str]:
             if is_reservnummer(identity)
             else "inte en testidentitet"
         )
-        found.append(f"{identity} ({kind}), sedd i: {'; '.join(sorted(where))}")
+        found.append(f"{patient_gate.mask(identity)} ({kind}), sedd i: {'; '.join(sorted(where))}")
     return found

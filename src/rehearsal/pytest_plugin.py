@@ -18,7 +18,7 @@ import allure
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from rehearsal import attest, evidence
+from rehearsal import attest, evidence, patient_gate
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
@@ -28,6 +28,8 @@ LOADED_PLAN = pytest.StashKey[LoadedPlan]()
 OPEN_STEPS = pytest.StashKey[list[Any]]()
 WEB_PAGE = pytest.StashKey[Any]()
 VALUE_TAGS = ("aspect", "criterion", "severity")
+#: Tests whose browser page showed someone who is not a test patient: no screenshot, no trace kept.
+_FOREIGN_ON_SCREEN: set[str] = set()
 CONTENT_ASPECT = {"hardware_checks": "teknisk", "load": "teknisk"}
 
 
@@ -82,6 +84,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[LOADED_PLAN] = loaded
+    patient_gate.only(t.personnummer for t in loaded.plan.test_identities)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if LOADED_PLAN in config.stash:
+        patient_gate.reopen()
 
 
 def loaded_plan_for(config: pytest.Config) -> LoadedPlan | None:
@@ -277,14 +285,28 @@ def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Any) -> None:
 def _close_step(request: pytest.FixtureRequest, step: Any, exc: BaseException | None) -> None:
     page = request.node.stash.get(WEB_PAGE, None)
     if page is not None:
-        try:
-            evidence.attach_png(f"Skärmbild: {step.name}", page.screenshot(full_page=True))
-        except Exception as shot_error:  # a dead page must not hide the step's own result
-            evidence.attach_text("Skärmbild saknas", str(shot_error))
+        _screenshot(request.node, page, step.name)
     stack = request.node.stash.get(OPEN_STEPS, [])
     if stack:
         ctx = stack.pop()
         ctx.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+def _screenshot(item: pytest.Item, page: Any, step_name: str) -> None:
+    """A screenshot of the step, unless the page shows a patient who is not one of the run's own."""
+    try:
+        foreign = patient_gate.foreign_in(page.inner_text("body", timeout=2_000))
+        if foreign:
+            _FOREIGN_ON_SCREEN.add(item.nodeid)
+            evidence.attach_text(
+                f"Ingen skärmbild: {step_name}",
+                f"Sidan visade {len(foreign)} identitet(er) som inte är repetitionens testpatienter "
+                f"({', '.join(foreign)}); ingen skärmbild och inget Playwright-spår sparas.",
+            )
+            return
+        evidence.attach_png(f"Skärmbild: {step_name}", page.screenshot(full_page=True))
+    except Exception as shot_error:  # a dead page must not hide the step's own result
+        evidence.attach_text("Skärmbild saknas", str(shot_error).splitlines()[0] if str(shot_error) else "")
 
 
 def pytest_bdd_after_step(request: pytest.FixtureRequest, step: Any, **_: Any) -> None:
@@ -300,8 +322,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "teardown":
         return
     for name, path in report.user_properties:
-        if name == "playwright_trace" and Path(str(path)).is_file():
-            evidence.attach_file("Playwright-spår (trace.zip: npx playwright show-trace)", Path(str(path)))
+        if name != "playwright_trace" or not Path(str(path)).is_file():
+            continue
+        if report.nodeid in _FOREIGN_ON_SCREEN:  # its DOM snapshots hold what the screenshot would have
+            Path(str(path)).unlink()
+            continue
+        evidence.attach_file("Playwright-spår (trace.zip: npx playwright show-trace)", Path(str(path)))
 
 
 def pytest_bdd_step_error(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rehearsal import patient_gate
 from rehearsal.clients.jsonhttp import HttpError, JsonClient
 from rehearsal.errors import UsageError
 from rehearsal.plan import Plan
@@ -26,6 +27,7 @@ class LegacyClient(JsonClient):
 
     def send_referral(self, personnummer: str, from_unit: str, to_unit: str, text: str) -> dict[str, Any]:
         """A referral written at a legacy unit (``from_unit`` HSA-id) to any unit of the plan."""
+        patient_gate.check(personnummer, "skicka remiss för")
         body = {"personnummer": personnummer, "from_unit": from_unit, "to_unit": to_unit, "text": text}
         return self.call("POST", "/api/referrals", json=body)
 
@@ -34,6 +36,7 @@ class LegacyClient(JsonClient):
 
     def referrals(self, **query: str) -> list[dict[str, Any]]:
         """``direction``, ``status``, ``unit``, ``personnummer``, ``since`` (change counter), ``limit``."""
+        patient_gate.check(query.get("personnummer", ""), "läsa remisser för")
         return list(self.call("GET", "/api/referrals", params={"limit": "1000", **query}))
 
     def acknowledge(self, rid: int) -> dict[str, Any]:
@@ -44,6 +47,7 @@ class LegacyClient(JsonClient):
 
     def publish(self, personnummer: str, unit: str, title: str, text: str) -> dict[str, Any]:
         """A record (note) published by a legacy unit, as the NPÖ-like read will show it."""
+        patient_gate.check(personnummer, "publicera anteckning för")
         body = {"personnummer": personnummer, "unit": unit, "title": title, "text": text}
         return self.call("POST", "/api/records", json=body)
 
@@ -89,7 +93,7 @@ class BridgeClient(JsonClient):
 
     def npo(self, personnummer: str) -> tuple[int, dict[str, Any]]:
         """(status, body) of the NPÖ-like read: 502 says which side did not answer, in the body."""
-        response = self.response("GET", f"/npo/Patient/{personnummer}")
+        response = self.response("GET", f"/npo/Patient/{patient_gate.check(personnummer, 'läsa NPÖ för')}")
         try:
             return response.status_code, response.json()
         except ValueError:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import hl7
 
+from rehearsal import patient_gate
 from rehearsal.errors import TargetError
 
 START_BLOCK = b"\x0b"
@@ -254,7 +255,7 @@ def _msh(sender: tuple[str, str], receiver: tuple[str, str], kind: str, control_
 
 
 def _pid(personnummer: str, name: str) -> str:
-    digits = personnummer.replace("-", "").replace("+", "")
+    digits = patient_gate.check(personnummer, "skicka HL7 för").replace("-", "").replace("+", "")
     given, _, family = name.rpartition(" ")
     return "|".join(
         ["PID", "1", "", f"{digits}^^^{PNR_AUTHORITY}^PN", "", f"{escape(family or name)}^{escape(given)}"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Locator, Page, expect
 
+from rehearsal import patient_gate
 from rehearsal.pages._table import rows
 
 
@@ -64,6 +65,7 @@ class ReferralInboxPage:
 
     def open_referral(self, patient: str, question: str | None = None) -> ReferralAnswerPage:
         """Open the newest referral for this patient (name or personnummer), with this question if given."""
+        patient_gate.check(patient, "öppna remiss för")
         candidates = self.table.locator("tbody tr").filter(has_text=patient)
         if question is not None:
             candidates = candidates.filter(has=self.page.get_by_text(question, exact=True))

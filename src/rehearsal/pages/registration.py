@@ -6,6 +6,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
+from rehearsal import patient_gate
 from rehearsal.pages.patient import PatientPage
 
 
@@ -34,15 +35,15 @@ class RegistrationPage:
 
     def register_known(self, personnummer: str, phone: str = "") -> PatientPage:
         """Register a test patient of the plan; lands on the patient page."""
-        self.personnummer.fill(personnummer)
+        self.personnummer.fill(patient_gate.check(personnummer, "registrera"))
         self.phone.fill(phone)
         self.register_button.click()
         expect(self.notice).to_contain_text("Patienten är registrerad")
         return PatientPage(self.page, self.base_url)
 
     def register_known_expecting_refusal(self, personnummer: str) -> str:
-        """Try to register someone who is not a test identity; returns the refusal shown."""
-        self.personnummer.fill(personnummer)
+        """Try to register a number the EHR must refuse (not a valid identity); returns the refusal shown."""
+        self.personnummer.fill(patient_gate.check(personnummer, "registrera"))
         self.register_button.click()
         expect(self.error).to_be_visible()
         return self.error.inner_text()
@@ -55,4 +56,5 @@ class RegistrationPage:
         expect(self.notice).to_contain_text("reservnummer")
         number = re.search(r"\d{8}[KMX]\d{3}", self.notice.inner_text())
         assert number, f"no reservnummer in {self.notice.inner_text()!r}"
+        patient_gate.admit(number.group(0))  # the run made it: its own patient from now on
         return PatientPage(self.page, self.base_url), number.group(0)

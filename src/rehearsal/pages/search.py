@@ -6,6 +6,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
+from rehearsal import patient_gate
 from rehearsal.pages.patient import PatientPage
 
 
@@ -45,5 +46,5 @@ class PatientSearchPage:
         return self.error.inner_text()
 
     def _search(self, personnummer: str) -> None:
-        self.personnummer.fill(personnummer)
+        self.personnummer.fill(patient_gate.check(personnummer, "söka efter"))
         self.submit.click()
