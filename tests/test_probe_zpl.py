@@ -198,3 +198,45 @@ def test_hqes_parser_reads_both_groups() -> None:
     )
     assert parse_extended_status(frame) == (0x1_00010004, 0x8)
     assert parse_extended_status("nothing") == (None, None)
+
+
+# --- more conditions on the simulator: together, with a warning, and coming back ------------------
+
+
+def test_all_four_errors_at_once_are_each_read_once(sim: ZplSimulator, armband: str) -> None:
+    """~HS and ~HQES both report each error; the verdict names each one once, and clears."""
+    sim.set_state("armband", paper_out=True, paused=True, head_open=True, ribbon_out=True)
+    r = probe(armband)
+    assert (r.paper_out, r.paused, r.head_open, r.ribbon_out) == (True, True, True, True)
+    assert r.error_mask == 0x1 | 0x2 | 0x4 | 0x10000
+    assert r.problems == [
+        "paper-out: out of labels/paper",
+        "head-open: print head open",
+        "ribbon-out: ribbon out",
+        "paused: printer paused",
+    ]
+    assert not r.ready
+    sim.set_state("armband", paper_out=False, paused=False, head_open=False, ribbon_out=False)
+    back = probe(armband)
+    assert back.ready and back.problems == [] and back.error_mask == 0
+
+
+def test_paper_low_stays_a_warning_beside_an_error_and_clears(sim: ZplSimulator, armband: str) -> None:
+    sim.set_state("armband", paper_low=True, paused=True)
+    r = probe(armband)
+    assert r.problems == ["paused: printer paused"] and not r.ready
+    assert r.warnings == ["paper near end (~HQES)"] and r.warning_mask == 0x8
+    sim.set_state("armband", paused=False)
+    assert probe(armband).ready
+    sim.set_state("armband", paper_low=False)
+    back = probe(armband)
+    assert back.ready and back.warnings == [] and back.warning_mask == 0
+
+
+def test_silent_printer_answers_again_once_the_error_is_cleared(sim: ZplSimulator, armband: str) -> None:
+    sim.set_state("armband", silent_in_error=True, paper_out=True)
+    silent = probe(armband, timeout=0.3)
+    assert not silent.ready and silent.reachable and silent.problems[0].startswith("timeout: ")
+    sim.set_state("armband", paper_out=False)
+    back = probe(armband)
+    assert back.ready and back.error is None and back.paper_out is False
