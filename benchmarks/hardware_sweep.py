@@ -17,9 +17,11 @@ Printed: devices/second and p95 time per device (the probe's own time, from its 
 byte to its verdict) for the concurrent sweep; the same devices one at a time with the
 same probes (all of them at 1,000; at 10,000 a sample of --sequential-sample devices,
 scaled up, unless --sequential-sample 0 asks for all); and the cost of 1,000
-unreachable devices added to the 10,000 sweep, against one timeout period: 40 % silent
+unreachable devices added to a sweep of --unreachable-with live ones (median of --rounds
+interleaved pairs), against one timeout period: 40 % silent
 hosts (connect() never completes: listeners with a full backlog drop the SYNs), 30 %
-closed TCP ports (refused), 30 % SNMP communities nobody answers (UDP silence).
+closed TCP ports (refused), 30 % SNMP agents that never answer (UDP silence, each on an
+address of its own as printers are).
 """
 
 from __future__ import annotations
@@ -84,9 +86,7 @@ def free_port() -> int:
             return port
 
 
-def unreachable_devices(
-    hosts: int, closed: int, snmp: int, snmp_port: int, keep: list[socket.socket]
-) -> list[Device]:
+def unreachable_devices(hosts: int, closed: int, snmp: int, keep: list[socket.socket]) -> list[Device]:
     """Silent hosts (listeners with a full backlog drop the SYNs, as a switched-off printer behind
     a firewall does: connect() hangs), closed TCP ports (refused), SNMP communities nobody answers."""
     holes = [socket.create_server(("127.0.0.1", 0), backlog=0) for _ in range(8)]
@@ -103,11 +103,13 @@ def unreachable_devices(
     ]
     for i in range(closed):
         dead.append(Device("s", f"closed{i}", "document", "ipp", f"ipp://127.0.0.1:{free_port()}/ipp/print"))
-    for i in range(snmp):
-        where = ("127.0.0.1", snmp_port, f"nobody{i}")
-        dead.append(
-            Device("s", f"nobody{i}", "document", "snmp", f"snmp://127.0.0.1:{snmp_port}", snmp=where)
-        )
+    for i in range(snmp):  # each its own address, as printers are: a bound UDP port nobody reads
+        mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        mute.bind(("127.0.0.1", 0))
+        keep.append(mute)
+        port = mute.getsockname()[1]
+        where = ("127.0.0.1", port, "public")
+        dead.append(Device("s", f"mute{i}", "document", "snmp", f"snmp://127.0.0.1:{port}", snmp=where))
     random.Random(3).shuffle(dead)
     return dead
 
@@ -128,6 +130,10 @@ def main() -> int:
     parser.add_argument("--devices", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--concurrency", type=int, default=SweepConfig().concurrency)
     parser.add_argument("--unreachable", type=int, default=1000)
+    parser.add_argument(
+        "--unreachable-with", type=int, default=1000, help="live devices the unreachable ones are added to"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of live alone vs live + unreachable")
     parser.add_argument("--sequential-sample", type=int, default=1000, help="0 = all devices one at a time")
     parser.add_argument(
         "--zpl-delay-ms",
@@ -212,7 +218,7 @@ def main() -> int:
                   f"(linear growth: ratio {per_big / per_small:.2f})")  # fmt: skip
 
         if args.unreachable:
-            dead = unreachable_devices(dead_hosts, dead_tcp, dead_snmp, agents.port, fillers)
+            dead = unreachable_devices(dead_hosts, dead_tcp, dead_snmp, fillers)
             wall, reports = sweep(dead, args.concurrency)
             short = {re.sub(r" ?\(.*?\)|127\.0\.0\.1:\d+", "", r.problems[0]) for r in reports if not r.ready}
             reasons = sorted(short)
@@ -222,12 +228,22 @@ def main() -> int:
                 f"would take {naive:.1f} s); {sum(not r.ready for r in reports)}/{len(dead)} not ready: "
                 + "; ".join(reasons)
             )
-            mixed = everything[:biggest] + dead
-            random.Random(9).shuffle(mixed)
-            wall, reports = sweep(mixed, args.concurrency)
-            extra = wall - results[biggest]["wall"]
+            # What the dead add to a live sweep: live alone and live + dead, interleaved, so the
+            # machine's load (shared, noisy) hits both alike; the median of the differences.
+            live = everything[: args.unreachable_with]
+            extras = []
+            for round_no in range(args.rounds):
+                alone, _ = sweep(live, args.concurrency)
+                mixed = live + dead
+                random.Random(9 + round_no).shuffle(mixed)
+                together, _ = sweep(mixed, args.concurrency)
+                extras.append(together - alone)
+                print(f"  round {round_no + 1}: {len(live)} live {alone:.2f} s, "
+                      f"+ {len(dead)} unreachable {together:.2f} s ({together - alone:+.2f} s)")  # fmt: skip
+            median = statistics.median(extras)
             print(
-                f"{biggest} + {len(dead)} unreachable: {wall:.2f} s, {extra:+.2f} s against {biggest} alone"
+                f"{len(dead)} unreachable add {median:+.2f} s (median of {len(extras)}) to {len(live)} live "
+                f"devices: {median / TIMEOUT:.2f} timeout periods (timeout {TIMEOUT:g} s)"
             )
     finally:
         if child.stdin:

@@ -185,6 +185,27 @@ def test_gate_bounds_active_probes_and_releases_slow_ones() -> None:
     assert elapsed < 1.5  # not 40 / 4 × 0.5 s = 5 s
 
 
+def test_gate_stops_holding_slots_once_a_whole_batch_went_unanswered() -> None:
+    """A dead range of devices (nobody answers) costs one hold time, not one per batch."""
+
+    async def scenario() -> tuple[float, int]:
+        gate = Gate(concurrency=4, max_open=100, ceiling=0.5)
+
+        async def dead():
+            from rehearsal.hardware import Device, DeviceReport
+
+            await asyncio.sleep(1.0)  # its own timeout
+            return DeviceReport(Device("s", "d", "label", "zpl", "x"), False, False)
+
+        started = time.monotonic()
+        await asyncio.gather(*(gate.run(dead) for _ in range(40)))
+        return time.monotonic() - started, gate.unanswered
+
+    elapsed, unanswered = asyncio.run(scenario())
+    assert unanswered == 40
+    assert elapsed < 2.0  # one 0.5 s hold, then the floor: not 40 / 4 × 0.5 s + 1 s = 6 s
+
+
 # --- workstations: a malformed file fails alone -------------------------------------------------------
 
 

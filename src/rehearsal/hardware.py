@@ -468,6 +468,9 @@ class Gate:
     answers seen so far (srtt + 4·rttvar, RFC 6298) clamped to [``floor``, ``ceiling``]. It
     keeps waiting up to its own timeout, among at most ``max_open`` waiting ones (file
     descriptors); its slot goes to the next device. Slow-but-alive devices keep their slots.
+    Once ``concurrency`` holds in a row have run out with no answer in between (a switched-off
+    floor, a firewalled range), the hold drops to ``floor`` until something answers again:
+    otherwise each further batch of dead devices would cost a whole hold time.
     """
 
     def __init__(self, concurrency: int, max_open: int, ceiling: float, floor: float = 0.02):
@@ -480,11 +483,15 @@ class Gate:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.released = 0
+        self.unanswered = 0  # holds run out in a row with no answer in between
+        self._concurrency = concurrency
         self._started = 0
         self._holding: dict[int, asyncio.Event] = {}  # start number -> set to give the slot away
 
     @property
     def hold(self) -> float:
+        if self.unanswered >= self._concurrency:
+            return self.floor
         if self.srtt is None:
             return self.ceiling
         return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
@@ -519,6 +526,8 @@ class Gate:
                     self.active.release()
                     slot = False
                     self.released += 1
+                    if give_up not in done:
+                        self.unanswered += 1
                 report = await task
             finally:
                 give_up.cancel()
@@ -528,6 +537,7 @@ class Gate:
                 if not task.done():
                     task.cancel()
             if report.reachable:
+                self.unanswered = 0
                 self.sample(time.monotonic() - started)
             return report
 
