@@ -67,6 +67,20 @@ def probe_until(
         time.sleep(0.02)
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 and ::1 (ippeveprinter binds both)."""
+    while True:
+        with socket.socket() as v4:
+            v4.bind(("127.0.0.1", 0))
+            port = int(v4.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET6) as v6:
+                    v6.bind(("::1", port))
+            except OSError:
+                continue
+            return port
+
+
 # --- CUPS: stopped, not accepting, and reasons with each severity suffix ---------------------
 
 
@@ -196,20 +210,6 @@ def test_same_reason_with_two_suffixes_is_read_once(cups: CupsPeer, ward1: str) 
     assert reading.warnings == ["media-low: paper low"]
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 and ::1 (ippeveprinter binds both)."""
-    while True:
-        with socket.socket() as v4:
-            v4.bind(("127.0.0.1", 0))
-            port = int(v4.getsockname()[1])
-            try:
-                with socket.socket(socket.AF_INET6) as v6:
-                    v6.bind(("::1", port))
-            except OSError:
-                continue
-            return port
-
-
 # --- ippeveprinter with a job command: processing, and reasons set by the printer itself --------
 
 JOB_COMMAND = """#!{python}
@@ -276,10 +276,15 @@ def command_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pr
         yield fleet, HeldJob(fifo, pid_file)
 
 
-def _start_job(uri: str, job: HeldJob) -> None:
+def _start_job(uri: str, job: HeldJob, within: float = 5.0) -> None:
+    """Print a job and return once its command runs (so the teardown always knows its pid)."""
     job.pid_file.unlink(missing_ok=True)
     sent = asyncio.run(send_ipp(uri, simple_pdf("Avdelning 12", ["held job"]), TIMEOUT))
     assert sent.accepted, sent.detail
+    deadline = time.monotonic() + within
+    while job.command_pid() is None:
+        assert time.monotonic() < deadline, f"ippeveprinter did not start the job command within {within:g} s"
+        time.sleep(0.01)
 
 
 def _end_job(uri: str, job: HeldJob) -> None:
@@ -310,7 +315,6 @@ def held(command_fleet: tuple[PrinterFleet, HeldJob]) -> Iterator[tuple[str, Hel
         _end_job(uri, job)
         if probe(uri).reasons:
             _start_job(uri, job)
-            probe_until(uri, lambda r: _alive(job.command_pid()), within=5.0)
             _end_job(uri, job)
         after = probe(uri)
         assert after.state == "idle" and after.reasons == (), after
