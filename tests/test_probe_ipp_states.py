@@ -9,7 +9,8 @@ reference hospital starts it, which can show paper out and low supplies but neve
   suffix (``-error``, ``-warning``, ``-report``) set through CUPS-Add-Modify-Printer;
 - ippeveprinter runs a job command (``-c``) that holds the job, so the printer really is
   ``processing``, and sets printer-state-reasons itself from the command's ``STATE:`` lines
-  (cover-open, media-jam, toner-empty, …), exactly as a printer's firmware would.
+  (cover-open, media-jam, toner-empty, …), exactly as a printer's firmware would; its supply
+  levels (set through its /supplies form) become toner-low/-empty and waste-toner reasons.
 
 Each test asserts the exact reading, then puts the peer back and asserts the reading
 changes back, so a probe that ignored the condition (or never cleared it) fails.
@@ -29,13 +30,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from cups_peer import CupsPeer
 
 from rehearsal.plan import Printer
 from rehearsal.probes.ipp import PrinterReadiness, get_printer_attributes, probe_printer
-from rehearsal.reference.printers import PrinterFleet
+from rehearsal.reference.printers import PrinterFleet, _http_get
 from rehearsal.reference.printing import send_ipp, simple_pdf
 
 TIMEOUT = 2.0
@@ -466,3 +468,44 @@ def test_long_warning_reason_from_the_printer_keeps_it_ready(held: tuple[str, He
     assert idle.reasons == ("marker-waste-almost-full",)
     assert idle.warnings == ["marker-waste-almost-full: waste toner container almost full"]
     assert idle.problems == [] and idle.ready
+
+
+# --- supplies on ippeveprinter: its supply levels become printer-state-reasons -------------------
+
+SUPPLY_LEVELS = [
+    # (waste toner %, black toner %) -> what the printer reports, and the verdict text
+    ((25, 0), "toner-empty", ["toner-empty: toner empty"], []),
+    ((25, 3), "toner-low", [], ["toner-low: toner low"]),
+    (
+        (95, 75),
+        "marker-waste-almost-full",
+        [],
+        ["marker-waste-almost-full: waste toner container almost full"],
+    ),
+    ((100, 75), "marker-waste-full", ["marker-waste-full: waste toner container full"], []),
+]
+
+
+@pytest.mark.parametrize(
+    ("levels", "reason", "problems", "warnings"), SUPPLY_LEVELS, ids=[r for _, r, _, _ in SUPPLY_LEVELS]
+)
+def test_supply_level_set_on_the_printer_is_read_as_its_reason(
+    command_fleet: tuple[PrinterFleet, HeldJob],
+    levels: tuple[int, int],
+    reason: str,
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    fleet, _ = command_fleet
+    printer = fleet.printers[0]
+    running = fleet._running[printer.id]
+    _http_get(running, "/supplies?" + urlencode({"supply0": levels[0], "supply1": levels[1]}))
+    try:
+        reading = probe(printer.uri)
+        assert raw_reasons(printer.uri) == [f"{reason}-report"]
+        assert reading.state == "idle" and reading.reasons == (reason,)
+        assert reading.problems == problems and reading.warnings == warnings
+        assert reading.ready is (not problems)
+    finally:
+        _http_get(running, "/supplies?" + urlencode({"supply0": 25, "supply1": 75}))
+    assert_ready_idle(probe(printer.uri))
