@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -177,7 +177,9 @@ def dok1_any(agents: SnmpAgents, dok1: str) -> Iterator[str]:
     agents.set_state(dok1, extra={}, printing=False)
 
 
-def until(agents: SnmpAgents, community: str, wanted, within: float = 5.0) -> SnmpReadiness:
+def until(
+    agents: SnmpAgents, community: str, wanted: Callable[[SnmpReadiness], bool], within: float = 5.0
+) -> SnmpReadiness:
     """Probe until ``wanted(reading)`` (snmpsim re-reads a changed file on a later request)."""
     deadline = time.monotonic() + within
     while True:
