@@ -145,8 +145,14 @@ def _json(response: Any) -> Any:
         return None
 
 
-def _refused(response: Any) -> str:
-    """``HTTP 401: wrong HSA-id or password`` — the status and the OperationOutcome's words."""
+def _refused(response: Any, user: Any = None) -> str:
+    """``HTTP 401: wrong HSA-id or password`` — the status and the OperationOutcome's words.
+
+    With no HTTP answer at all (status 0) it names the address and the plan's timeouts
+    instead: a silent target must read as "did not answer", not as "HTTP 0".
+    """
+    if response.status_code == 0:
+        return _no_answer(response, user)
     body = _json(response)
     words = ""
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
@@ -154,6 +160,24 @@ def _refused(response: Any) -> str:
             str(i.get("diagnostics", "")) for i in body.get("issue") or [] if isinstance(i, dict)
         )
     return f"HTTP {response.status_code}" + (f": {words}" if words else "")
+
+
+def _no_answer(response: Any, user: Any) -> str:
+    """``environment.fhir_base (127.0.0.1:18080): no answer within the plan's timeouts (…)``."""
+    error = getattr(response, "error", None)
+    cause = getattr(error, "original", None) or error
+    url = urlsplit(str(getattr(getattr(response, "request", None), "url", "") or ""))
+    address = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+    where = f"{address[0]}:{address[1]}"
+    base = urlsplit(str(getattr(getattr(getattr(user, "plan", None), "environment", None), "fhir_base", "")))
+    if (base.hostname, base.port or (443 if base.scheme == "https" else 80)) == address:
+        where = f"environment.fhir_base ({where})"
+    if isinstance(cause, TimeoutError) or "timed out" in str(cause).lower():
+        connect, read = getattr(user, "connection_timeout", None), getattr(user, "network_timeout", None)
+        if connect is None or read is None:
+            return f"{where}: no answer (timed out)"
+        return f"{where}: no answer within the plan's timeouts (connect {connect:g} s, read {read:g} s)"
+    return f"{where}: no answer: {cause.__class__.__name__}: {cause}"
 
 
 def _fail_without_request(user: Any, name: str, message: str) -> None:
@@ -214,7 +238,7 @@ def login(user: Any) -> None:
         catch_response=True,
     ) as response:  # fmt: skip
         if response.status_code != 200:
-            response.failure(_refused(response))
+            response.failure(_refused(response, user))
             return
         roles = _resources(_json(response), "PractitionerRole")
         if roles is None:
@@ -278,7 +302,7 @@ class PatientDirectory:
             patients = _resources(_json(response), "Patient") if response.status_code == 200 else None
             if patients is None:
                 response.failure(
-                    _refused(response) if response.status_code != 200 else "answer is not a Bundle"
+                    _refused(response, user) if response.status_code != 200 else "answer is not a Bundle"
                 )
                 return False
             for identity in identities:
@@ -347,7 +371,7 @@ def patient_search(user: Any) -> None:
         _search_url(identity.personnummer), name="patient-search", catch_response=True
     ) as response:
         if response.status_code != 200:
-            response.failure(_refused(response))
+            response.failure(_refused(response, user))
         elif not find_patient(_json(response), identity.personnummer):
             response.failure("no Patient with the searched personnummer in the Bundle")
         else:
@@ -359,7 +383,7 @@ def _search_own(user: Any, path: str, rtype: str, patient_id: str) -> bool:
     query = urlencode({"patient": patient_id, "_count": PAGE, FORMAT[0]: FORMAT[1]})
     with user.client.get(f"/{rtype}?{query}", name=path, catch_response=True) as response:
         if response.status_code != 200:
-            response.failure(_refused(response))
+            response.failure(_refused(response, user))
             return False
         found = _resources(_json(response), rtype)
         if found is None:
@@ -401,7 +425,7 @@ def open_chart(user: Any) -> None:
     ) as response:
         body = _json(response)
         if response.status_code != 200:
-            response.failure(_refused(response))
+            response.failure(_refused(response, user))
             return
         if (
             not isinstance(body, dict)
@@ -449,7 +473,7 @@ def lab_order(user: Any) -> None:
     ) as response:
         body = _json(response)
         if response.status_code != 201:
-            response.failure(_refused(response))
+            response.failure(_refused(response, user))
             return
         if not isinstance(body, dict) or body.get("resourceType") != "ServiceRequest" or not body.get("id"):
             response.failure("201 without the stored ServiceRequest")
@@ -536,7 +560,7 @@ def create_referral(user: Any) -> None:
     ) as response:
         body = _json(response)
         if response.status_code != 200:
-            response.failure(_refused(response))
+            response.failure(_refused(response, user))
             return
         entries = body.get("entry") if isinstance(body, dict) else None
         kind = body.get("type") if isinstance(body, dict) else None

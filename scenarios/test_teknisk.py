@@ -123,7 +123,8 @@ def mllp_ping(plan: Plan) -> dict[str, Any]:
         f"NCK|{mllp.timestamp()}",
     ])  # fmt: skip
     assert plan.environment.lab_mllp
-    ack = mllp.send_message(plan.environment.lab_mllp, ping, plan.environment.timeouts.read)
+    timeouts = plan.environment.timeouts
+    ack = mllp.send_message(plan.environment.lab_mllp, ping, timeouts.read, connect_timeout=timeouts.connect)
     found = {"control_id": control, "ack": str(ack).replace("\r", "\n"), "code": mllp.ack_code(ack)}
     evidence.attach_json("Kvittens från labbsystemet", found)
     return {**found, "refers_to": mllp.field(ack, "MSA", 2)}

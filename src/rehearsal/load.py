@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from rehearsal import silence
 from rehearsal.errors import RehearsalError, UsageError
 from rehearsal.plan import LoadedPlan, LoadPath, LoadProfile, Plan
 
@@ -423,13 +424,17 @@ def resolve_patient_ids(plan: Plan) -> dict[str, str]:
     wanted = {re.sub(r"\D", "", i.personnummer): i.personnummer for i in plan.test_identities}
     values = ",".join(f"{system}|{i.personnummer}" for i in plan.test_identities)
     try:
+        silence.check(env.fhir_base)  # timed out earlier in this run: no second wait before the load
         answer = httpx.get(
             f"{env.fhir_base}/Patient",
             params={"identifier": values, "_format": "json"},
             timeout=httpx.Timeout(env.timeouts.read, connect=env.timeouts.connect),
         )
         bundle = answer.json() if answer.status_code == 200 else {}
-    except (httpx.HTTPError, ValueError):
+    except httpx.TimeoutException:
+        silence.timed_out(env.fhir_base, env.timeouts.read, "GET Patient (test identities before the load)")
+        return {}
+    except (httpx.HTTPError, ValueError, silence.Silent):
         return {}
     found: dict[str, str] = {}
     for entry in (bundle.get("entry") or []) if isinstance(bundle, dict) else []:
@@ -911,6 +916,7 @@ def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
                 msg = (
                     f"throughput {actual:.2f} req/s {'≥' if ok else '<'} {limit:g} req/s "
                     f"({good} successful requests in {result.measured_s:.1f} s)"
+                    f"{top if not ok and good == 0 else ''}"  # nothing got through: say why
                 )
             if incomplete:
                 msg = f"incomplete{incomplete}; figures so far: {msg}"

@@ -18,7 +18,7 @@ import allure
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from rehearsal import attest, evidence, patient_gate
+from rehearsal import attest, evidence, patient_gate, silence
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
@@ -85,11 +85,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[LOADED_PLAN] = loaded
     patient_gate.only(t.personnummer for t in loaded.plan.test_identities)
+    silence.enable(loaded.plan.environment)  # a component that times out is not waited for again
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if LOADED_PLAN in config.stash:
         patient_gate.reopen()
+        silence.reset()
 
 
 def loaded_plan_for(config: pytest.Config) -> LoadedPlan | None:
@@ -175,7 +177,13 @@ def _ask(run_dir: Path, item: str, site: str | None, question: str) -> Attestati
 @pytest.fixture
 def web(page: Any, plan: Plan, request: pytest.FixtureRequest) -> Any:
     """The browser page on the target's web UI; steps after which it is screenshotted."""
-    page.set_default_timeout(plan.environment.timeouts.read * 1000)
+    from playwright.sync_api import expect
+
+    t = plan.environment.timeouts
+    silence.check(plan.environment.web_base)  # timed out earlier in this run: fail now, not after a wait
+    page.set_default_timeout(t.read * 1000)
+    page.set_default_navigation_timeout((t.connect + t.read) * 1000)
+    expect.set_options(timeout=t.read * 1000)  # Playwright's assertions wait 5 s unless told
     request.node.stash[WEB_PAGE] = page
     return page
 

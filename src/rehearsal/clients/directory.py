@@ -18,10 +18,13 @@ import base64
 import math
 import re
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rehearsal import silence
 from rehearsal.errors import TargetError
 from rehearsal.plan import Plan
 
@@ -228,16 +231,41 @@ def read_ldif(path: str | Path, base_dn: str) -> DirectorySnapshot:
     return snapshot(str(path), base_dn, records)
 
 
-def read_ldap(uri: str, base_dn: str, timeout: float = 5.0) -> DirectorySnapshot:
-    """Everything with an HSA-id below ``base_dn``, by an anonymous subtree search."""
+def read_ldap(
+    uri: str, base_dn: str, timeout: float = 5.0, connect_timeout: float | None = None
+) -> DirectorySnapshot:
+    """Everything with an HSA-id below ``base_dn``, by an anonymous subtree search.
+
+    Given ``connect_timeout`` (default ``timeout``) plus ``timeout`` seconds in all. ldap3 packs
+    its receive timeout as whole seconds (a plan's 2.5 s would become 3, and its bind and
+    search each wait that long), so the search runs in a helper thread that is given up at the
+    plan's bound; the thread itself ends at ldap3's own (rounded-up) timeout.
+    """
+    connect = timeout if connect_timeout is None else connect_timeout
+    try:
+        silence.check(uri)  # a directory that timed out earlier in this run is not waited for again
+    except silence.Silent as exc:
+        raise DirectoryError(str(exc)) from None
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rehearsal-ldap")
+    future = worker.submit(_search_ldap, uri, base_dn, connect, timeout)
+    worker.shutdown(wait=False)
+    try:
+        return future.result(timeout=connect + timeout)
+    except FutureTimeout:
+        raise DirectoryError(
+            silence.timed_out(uri, connect + timeout, f"LDAP search below {base_dn!r}")
+        ) from None
+
+
+def _search_ldap(uri: str, base_dn: str, connect: float, timeout: float) -> DirectorySnapshot:
     with warnings.catch_warnings():  # ldap3 2.9 imports names pyasn1 0.6 calls deprecated
         warnings.simplefilter("ignore", DeprecationWarning)
         import ldap3
-        from ldap3.core.exceptions import LDAPException
+        from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError
 
+    seconds = max(1, math.ceil(timeout))  # ldap3 packs its socket timeouts as whole seconds
     try:
-        seconds = max(1, math.ceil(timeout))  # ldap3 packs its socket timeouts as whole seconds
-        server = ldap3.Server(uri, connect_timeout=seconds, get_info=ldap3.NONE)
+        server = ldap3.Server(uri, connect_timeout=connect, get_info=ldap3.NONE)
         with ldap3.Connection(server, auto_bind=True, receive_timeout=seconds, read_only=True) as conn:
             found = conn.search(
                 base_dn,
@@ -255,16 +283,24 @@ def read_ldap(uri: str, base_dn: str, timeout: float = 5.0) -> DirectorySnapshot
                 if e.get("type") == "searchResEntry"
             ]
     except LDAPException as exc:
+        if "timed out" in str(exc) and isinstance(exc, LDAPSocketOpenError):
+            raise DirectoryError(silence.timed_out(uri, connect, "LDAP connect", "no connection")) from None
+        if "timed out" in str(exc):  # ldap3's own (rounded-up) receive timeout came first
+            raise DirectoryError(silence.timed_out(uri, seconds, f"LDAP search below {base_dn!r}")) from None
         raise DirectoryError(f"{uri}: {exc.__class__.__name__}: {exc}") from None
     return snapshot(uri, base_dn, records)
 
 
 def read_directory(
-    where: str, base_dn: str, timeout: float = 5.0, relative_to: str | Path | None = None
+    where: str,
+    base_dn: str,
+    timeout: float = 5.0,
+    relative_to: str | Path | None = None,
+    connect_timeout: float | None = None,
 ) -> DirectorySnapshot:
     """``ldap://host:port`` (or ldaps) → LDAP; anything else is the path of an LDIF export."""
     if where.startswith(("ldap://", "ldaps://")):
-        return read_ldap(where, base_dn, timeout)
+        return read_ldap(where, base_dn, timeout, connect_timeout)
     path = Path(where)
     if not path.is_absolute() and relative_to is not None:
         path = Path(relative_to) / path
@@ -276,6 +312,7 @@ def for_plan(plan: Plan, relative_to: str | Path | None = None) -> DirectorySnap
     where = plan.environment.directory
     if where is None:
         raise DirectoryError("the plan names no directory (environment.directory)")
+    timeouts = plan.environment.timeouts
     return read_directory(
-        where, plan.coexistence.directory_base_dn, plan.environment.timeouts.read, relative_to
+        where, plan.coexistence.directory_base_dn, timeouts.read, relative_to, timeouts.connect
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from rehearsal import silence
 from rehearsal.errors import TargetError
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 from rehearsal.plan import Environment
@@ -35,6 +36,7 @@ class FhirClient:
     def __init__(self, environment: Environment, auth: tuple[str, str] | None = None) -> None:
         t = environment.timeouts
         self.base = environment.fhir_base
+        self._connect_s, self._read_s = t.connect, t.read
         self._http = httpx.Client(
             base_url=self.base,
             timeout=httpx.Timeout(t.read, connect=t.connect),
@@ -55,10 +57,15 @@ class FhirClient:
         """One request; transport problems as TargetError, error statuses as FhirError."""
         url = f"{self.base}/{path}"
         headers = {"Content-Type": FHIR_JSON} if body is not None else None
+        silence.check(self.base)  # a server that timed out earlier in this run is not waited for again
         try:
             response = self._http.request(method, path, params=params, json=body, headers=headers)
+        except httpx.ConnectTimeout:
+            raise TargetError(
+                silence.timed_out(self.base, self._connect_s, f"{method} {url}", "no connection")
+            ) from None
         except httpx.TimeoutException:
-            raise TargetError(f"{url}: no answer within the plan's timeout") from None
+            raise TargetError(silence.timed_out(self.base, self._read_s, f"{method} {url}")) from None
         except httpx.TransportError as exc:
             raise TargetError(f"{url}: {exc.__class__.__name__}: {exc}") from None
         if response.status_code >= 400:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import hl7
 
-from rehearsal import patient_gate
+from rehearsal import patient_gate, silence
 from rehearsal.errors import TargetError
 
 START_BLOCK = b"\x0b"
@@ -82,10 +82,11 @@ class MllpClient:
     closed it meanwhile.
     """
 
-    def __init__(self, uri: str, timeout: float = 5.0) -> None:
+    def __init__(self, uri: str, timeout: float = 5.0, connect_timeout: float | None = None) -> None:
         self.uri = uri
         self.host, self.port = parse_uri(uri)
         self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self._sock: socket.socket | None = None
         self._buffer = b""
 
@@ -106,9 +107,16 @@ class MllpClient:
     def _connect(self) -> socket.socket:
         if self._sock is None:
             try:
-                self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                silence.check(self.uri)  # a peer that timed out earlier in this run is not waited for again
+            except silence.Silent as exc:
+                raise MllpError(str(exc)) from None
+            try:
+                self._sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+                self._sock.settimeout(self.timeout)
             except TimeoutError:
-                raise MllpError(f"{self.uri}: no connection within {self.timeout:g} s") from None
+                raise MllpError(
+                    silence.timed_out(self.uri, self.connect_timeout, "MLLP connect", "no connection")
+                ) from None
             except OSError as exc:
                 raise MllpError(f"{self.uri}: cannot connect: {exc.strerror or exc}") from None
         return self._sock
@@ -134,7 +142,9 @@ class MllpClient:
             try:
                 chunk = sock.recv(65536)
             except TimeoutError:
-                raise MllpError(f"{self.uri}: no acknowledgement within {self.timeout:g} s") from None
+                raise MllpError(
+                    silence.timed_out(self.uri, self.timeout, f"MLLP {self.uri}", "no acknowledgement")
+                ) from None
             except OSError as exc:
                 raise MllpError(f"{self.uri}: connection lost: {exc.strerror or exc}") from None
             if not chunk:
@@ -153,9 +163,11 @@ class MllpClient:
             raise MllpError(f"{self.uri}: the acknowledgement is not HL7: {reply[:60]!r} ({exc})") from None
 
 
-def send_message(uri: str, message: str | hl7.Message, timeout: float = 5.0) -> hl7.Message:
-    """Open, send one message, close; the parsed ACK."""
-    with MllpClient(uri, timeout) as client:
+def send_message(
+    uri: str, message: str | hl7.Message, timeout: float = 5.0, connect_timeout: float | None = None
+) -> hl7.Message:
+    """Open, send one message, close; the parsed ACK (``connect_timeout`` defaults to ``timeout``)."""
+    with MllpClient(uri, timeout, connect_timeout) as client:
         return client.send(message)
 
 

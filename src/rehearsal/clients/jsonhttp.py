@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from rehearsal import silence
 from rehearsal.errors import TargetError
 from rehearsal.plan import Timeouts
 
@@ -26,6 +27,7 @@ class HttpError(TargetError):
 class JsonClient:
     def __init__(self, base: str, timeouts: Timeouts) -> None:
         self.base = base.rstrip("/")
+        self._connect_s, self._read_s = timeouts.connect, timeouts.read
         self._http = httpx.Client(
             base_url=self.base, timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect)
         )
@@ -42,10 +44,15 @@ class JsonClient:
     def response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The answer whatever its status (transport problems still raise HttpError)."""
         url = f"{self.base}{path}"
+        silence.check(self.base)  # a system that timed out earlier in this run is not waited for again
         try:
             return self._http.request(method, path, **kwargs)
+        except httpx.ConnectTimeout:
+            raise HttpError(
+                silence.timed_out(self.base, self._connect_s, f"{method} {url}", "no connection")
+            ) from None
         except httpx.TimeoutException:
-            raise HttpError(f"{method} {url}: no answer within the plan's timeout") from None
+            raise HttpError(silence.timed_out(self.base, self._read_s, f"{method} {url}")) from None
         except httpx.TransportError as exc:
             raise HttpError(f"{method} {url}: {exc.__class__.__name__}: {exc}") from None
 

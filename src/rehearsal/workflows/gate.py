@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rehearsal import silence
 from rehearsal.plan import Plan
 
 PROBES = {
@@ -41,37 +42,48 @@ NAMES = {
 
 def blocked(plan: Plan, needs: Iterable[str], plan_dir: Path | None = None) -> str | None:
     """Why a scenario needing these endpoints cannot run now (a central system is down), or None."""
-    env = plan.environment
-    timeout = httpx.Timeout(env.timeouts.read, connect=env.timeouts.connect)
     for field in dict.fromkeys(needs):
-        where = getattr(env, field, None)
+        where = getattr(plan.environment, field, None)
         if where is None:
             continue
-        problem = None
-        if field in PROBES:
-            url = where.rstrip("/") + PROBES[field]
-            try:
-                status = httpx.get(url, timeout=timeout).status_code
-                if status >= 500:
-                    problem = f"HTTP {status} från {url}"
-            except httpx.HTTPError as exc:
-                problem = f"{url}: {exc.__class__.__name__}"
-        elif "://" in where:
-            parts = urlsplit(where)
-            try:
-                socket.create_connection((parts.hostname, parts.port), timeout=env.timeouts.connect).close()
-            except OSError as exc:
-                problem = f"{where}: {exc.strerror or exc}"
-        elif not (
-            Path(where) if Path(where).is_absolute() or plan_dir is None else plan_dir / where
-        ).exists():
-            problem = f"{where} finns inte"
+        try:
+            silence.check(where)  # timed out earlier in this run: blocked at once, not after another wait
+            problem = _probe(plan, field, where, plan_dir)
+        except silence.Silent as exc:
+            problem = str(exc)
         if problem:
             return (
                 f"blockerad av central störning: {NAMES.get(field, field)} svarar inte ({problem}); "
                 "de centrala kontrollerna visar felet, kör om platsen när det är åtgärdat"
             )
     return None
+
+
+def _probe(plan: Plan, field: str, where: str, plan_dir: Path | None) -> str | None:
+    """What is wrong with one endpoint now, or None; a timeout is recorded (rehearsal.silence)."""
+    t = plan.environment.timeouts
+    if field in PROBES:
+        url = where.rstrip("/") + PROBES[field]
+        try:
+            status = httpx.get(url, timeout=httpx.Timeout(t.read, connect=t.connect)).status_code
+        except httpx.ConnectTimeout:
+            return silence.timed_out(where, t.connect, f"GET {url}", "no connection")
+        except httpx.TimeoutException:
+            return silence.timed_out(where, t.read, f"GET {url}")
+        except httpx.HTTPError as exc:
+            return f"{url}: {exc.__class__.__name__}"
+        return f"HTTP {status} från {url}" if status >= 500 else None
+    if "://" in where:
+        parts = urlsplit(where)
+        try:
+            socket.create_connection((parts.hostname, parts.port), timeout=t.connect).close()
+        except TimeoutError:
+            return silence.timed_out(where, t.connect, "connect", "no connection")
+        except OSError as exc:
+            return f"{where}: {exc.strerror or exc}"
+        return None
+    path = Path(where) if Path(where).is_absolute() or plan_dir is None else plan_dir / where
+    return None if path.exists() else f"{where} finns inte"
 
 
 def write_refusal(plan: Plan) -> str | None:
