@@ -119,7 +119,8 @@ def p95(values: list[float]) -> float:
 
 
 def sweep(devices: list[Device], concurrency: int) -> tuple[float, list]:
-    config = SweepConfig(timeout=TIMEOUT, concurrency=concurrency, max_open=8192)
+    """The sweep as the harness runs it; ``concurrency=1`` is one device at a time, nothing open beside it."""
+    config = SweepConfig(timeout=TIMEOUT, concurrency=concurrency, max_open=8192 if concurrency > 1 else 1)
     started = time.monotonic()
     reports = run_sweep(devices, config)
     return time.monotonic() - started, reports

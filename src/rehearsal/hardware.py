@@ -6,7 +6,8 @@ returns one :class:`DeviceReport` each — never an exception for what a device 
 report says ready or not and why: the probe's own problems, then EHR compatibility (the
 plan's approved models and required capabilities per kind), then supply thresholds.
 
-Bounded concurrency, without letting dead devices stall the sweep: at most
+Bounded concurrency, without letting dead devices stall the sweep: every printer is first
+asked whether it is there at all (a TCP connect, all at once up to ``max_open``), then at most
 ``concurrency`` probes are *active*; a probe that has not finished within the current
 hold time (an RTO, as TCP computes it: smoothed answer time + 4 × its deviation, from the
 devices that did answer) gives its slot to the next device and goes on waiting, up to its
@@ -44,7 +45,7 @@ from rehearsal.plan import (
     SupplyThresholds,
     Workstation,
 )
-from rehearsal.probes import ProbeError, ProtocolError, ipp, snmp, zpl
+from rehearsal.probes import ProbeError, ProtocolError, ipp, network, snmp, zpl
 from rehearsal.probes.workstation import check_workstation
 
 KINDS = ("document", "wristband", "label", "workstation")
@@ -545,14 +546,29 @@ class Gate:
 async def sweep(
     devices: Sequence[Device], config: SweepConfig, *, on_report: Callable[[DeviceReport], None] | None = None
 ) -> list[DeviceReport]:
-    """Probe every device (bounded, see :class:`Gate`); reports in the order of ``devices``."""
+    """Probe every device (bounded, see :class:`Gate`); reports in the order of ``devices``.
+
+    Whether a device is there at all is asked of every device at once, before its turn for
+    a probe: a TCP connect for IPP and ZPL printers, bounded only by ``max_open``; SNMP-only
+    printers (one UDP socket for all, paced per agent by :class:`snmp.Session`) likewise.
+    So a dead device's timeout runs alongside the live devices' probes instead of after
+    them, and 1,000 dead devices add at most one timeout to the sweep wherever they are in
+    the inventory.
+    """
     gate = Gate(config.concurrency, config.max_open, ceiling=config.timeout / 8)
+    doors = asyncio.Semaphore(config.max_open)
     needs_snmp = any("snmp" in d.protocol for d in devices)
     session = await snmp.Session().open() if needs_snmp else None
     try:
 
         async def one(device: Device) -> DeviceReport:
-            report = await gate.run(lambda: probe_device(device, config, session))
+            if device.protocol == "snmp":
+                async with doors:
+                    report = await probe_device(device, config, session)
+            elif device.protocol in ("ipp", "zpl") and (gone := await _unreachable(device, config, doors)):
+                report = DeviceReport(device, ready=False, reachable=False, problems=(gone,))
+            else:
+                report = await gate.run(lambda: probe_device(device, config, session))
             if on_report is not None:
                 on_report(report)
             return report
@@ -561,6 +577,20 @@ async def sweep(
     finally:
         if session is not None:
             session.close()
+
+
+async def _unreachable(device: Device, config: SweepConfig, doors: asyncio.Semaphore) -> str | None:
+    """Why a printer on TCP cannot be reached at all (the probe's own words), or None when it can."""
+    parts = urlsplit(device.address)
+    default = 631 if parts.scheme.startswith("ipp") else zpl.DEFAULT_PORT
+    host, port = parts.hostname or "", parts.port or default
+    async with doors:
+        latency = await network.tcp_latency(host, port, config.timeout)
+    if latency.error is None:
+        return None
+    if latency.error.startswith("timeout"):
+        return f"unreachable: no connection to {host}:{port} within {config.timeout:g} s"
+    return f"unreachable: {latency.error}"
 
 
 def run_sweep(devices: Sequence[Device], config: SweepConfig) -> list[DeviceReport]:
