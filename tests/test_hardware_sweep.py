@@ -342,3 +342,18 @@ def test_test_print_sends_a_labelled_label_to_ready_zpl_printers_only(zpl_fleet:
     label = zpl_fleet.printed(ok.id)[before[0]]
     assert label.startswith("^XA") and f"demo-gr1 s/{ok.id}" in label and "TESTUTSKRIFT" in label
     assert len(zpl_fleet.printed(silent.id)) == before[1]
+
+
+def test_supplies_low_warn_empty_fails_threshold_decides_between() -> None:
+    from rehearsal.hardware import supply_verdict
+    from rehearsal.plan import SupplyThresholds
+
+    levels = [("Black Toner", 0.0), ("Cyan", 12.0), ("Magenta", 55.0)]
+    assert supply_verdict(levels, SupplyThresholds()) == (
+        ["supply: Black Toner is empty"],
+        ["supply: Cyan at 12 %"],
+    )
+    assert supply_verdict(levels, SupplyThresholds(fail_below=15)) == (
+        ["supply: Black Toner is empty", "supply: Cyan at 12 % (plan requires at least 15 %)"],
+        [],
+    )

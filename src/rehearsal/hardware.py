@@ -250,9 +250,12 @@ def ipp_supplies(attrs: dict[str, list[Any]]) -> list[tuple[str, float]]:
 def supply_verdict(
     supplies: Iterable[tuple[str, float]], thresholds: SupplyThresholds
 ) -> tuple[list[str], list[str]]:
+    """Low is a warning unless the plan's ``fail_below`` says more; empty stops the printer either way."""
     problems, warnings = [], []
     for name, pct in supplies:
-        if thresholds.fail_below is not None and pct < thresholds.fail_below:
+        if pct <= 0:
+            problems.append(f"supply: {name} is empty")
+        elif thresholds.fail_below is not None and pct < thresholds.fail_below:
             problems.append(
                 f"supply: {name} at {pct:g} % (plan requires at least {thresholds.fail_below:g} %)"
             )
