@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from rehearsal import silence
+from rehearsal import patient_gate, silence
 from rehearsal.errors import TargetError
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 from rehearsal.plan import Environment
@@ -133,10 +133,12 @@ class FhirClient:
         return datetime.now(UTC)
 
     def patients_by_personnummer(self, personnummer: str) -> list[dict[str, Any]]:
+        patient_gate.check(personnummer, "söka efter")
         return self.search("Patient", {"identifier": f"urn:oid:{PERSONNUMMER_OID}|{personnummer}"})
 
     def patient_by_identifier(self, value: str) -> dict[str, Any] | None:
         """The one patient with this personnummer, samordningsnummer or reservnummer, or None."""
+        patient_gate.check(value.rpartition("|")[2], "söka efter")
         found = self.search("Patient", {"identifier": value})
         return found[0] if found else None
 
