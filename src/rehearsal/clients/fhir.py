@@ -78,7 +78,7 @@ class FhirClient:
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the json module
             raise TargetError(f"{response.request.url}: reply is not JSON") from None
         if not isinstance(data, dict):
             raise TargetError(f"{response.request.url}: reply is not a FHIR resource")
@@ -146,12 +146,34 @@ class FhirClient:
         return self.search(rtype, {"identifier": f"{HSA_ID_SYSTEM}|{hsa_id}"})
 
 
+MAX_OUTCOME_TEXT = 300  # characters of a server's own words kept in an error message
+
+
 def _outcome_text(response: httpx.Response) -> str:
+    """The OperationOutcome's diagnostics (else codes) as one line, else the reason phrase.
+
+    An error body can be anything (HTML from a proxy, truncated JSON, an ``issue`` that is not
+    a list of objects, diagnostics with line breaks): only strings in the expected places are
+    used, and the result is one line, because it ends up in a one-line TargetError.
+    """
     try:
-        issues = response.json().get("issue", [])
-        return "; ".join(i.get("diagnostics") or i.get("code", "") for i in issues) or response.reason_phrase
-    except (ValueError, AttributeError):
-        return response.reason_phrase
+        data = response.json()
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply, a 5000-digit number
+        data = None
+    issues = data.get("issue") if isinstance(data, dict) else None
+    texts = []
+    for issue in issues if isinstance(issues, list) else []:
+        said = [issue.get(k) for k in ("diagnostics", "code")] if isinstance(issue, dict) else []
+        texts += [t for t in said if isinstance(t, str) and t.strip()][:1]
+    return _one_line("; ".join(texts) or response.reason_phrase or "no reason given")
+
+
+def _one_line(text: str) -> str:
+    """Line breaks and runs of whitespace as one space, other control characters escaped, clipped."""
+    text = " ".join(text.split())
+    if len(text) > MAX_OUTCOME_TEXT:
+        text = text[:MAX_OUTCOME_TEXT] + "…"
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def supports_search(capabilities: dict[str, Any], resource: str, param: str) -> bool:

@@ -157,10 +157,7 @@ class MllpClient:
     def send(self, message: str | hl7.Message) -> hl7.Message:
         """Send one message; the peer's ACK, parsed (check it with :func:`ack_code`)."""
         reply = self.send_raw(frame(message))
-        try:
-            return parse(reply.decode(ENCODING))
-        except Exception as exc:  # python-hl7 raises several kinds on garbage
-            raise MllpError(f"{self.uri}: the acknowledgement is not HL7: {reply[:60]!r} ({exc})") from None
+        return read_ack(reply, self.uri, control_id(message))
 
 
 def send_message(
@@ -188,6 +185,8 @@ async def send_message_async(uri: str, message: str | hl7.Message, timeout: floa
         raise MllpError(f"{uri}: no acknowledgement within {timeout:g} s") from None
     except asyncio.IncompleteReadError:
         raise MllpError(f"{uri}: the peer closed the connection without an acknowledgement") from None
+    except asyncio.LimitOverrunError:  # more than the stream's 64 KiB without <FS><CR>: no ACK is that long
+        raise MllpError(f"{uri}: the acknowledgement runs past 64 KiB without an end block") from None
     except OSError as exc:
         raise MllpError(f"{uri}: connection lost: {exc.strerror or exc}") from None
     finally:
@@ -198,10 +197,52 @@ async def send_message_async(uri: str, message: str | hl7.Message, timeout: floa
             pass
     payload = block[:-2]
     payload = payload[payload.find(START_BLOCK) + 1 :] if START_BLOCK in payload else payload
+    return read_ack(payload, uri, control_id(message))
+
+
+ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
+
+
+def control_id(message: str | hl7.Message) -> str:
+    """MSH-10 of a message we send ('' when it has none to tell), read without parsing it."""
+    text = str(message).lstrip()
+    if not text.startswith("MSH") or len(text) < 4:
+        return ""
+    fields = text.replace("\n", "\r").split("\r", 1)[0].split(text[3])
+    return fields[9] if len(fields) > 9 else ""
+
+
+def read_ack(payload: bytes, where: str, control: str = "") -> hl7.Message:
+    """The peer's reply as the acknowledgement of our message ``control`` (MSH-10), or MllpError why not.
+
+    Checked here, once for every caller: a reply that is not UTF-8 HL7, has no MSA, has no
+    acknowledgement code in MSA-1, or acknowledges another message (MSA-2: a stale or a
+    foreign ACK) is no answer to what we sent, so :func:`ack_code` and :func:`ack_text` only
+    ever see a real ACK.
+    """
+    shown = repr(payload[:60])
     try:
-        return parse(payload.decode(ENCODING))
-    except Exception as exc:
-        raise MllpError(f"{uri}: the acknowledgement is not HL7: {payload[:60]!r} ({exc})") from None
+        ack = parse(payload.decode(ENCODING))
+    except UnicodeDecodeError as exc:
+        raise MllpError(f"{where}: the acknowledgement is not UTF-8 ({exc.reason}): {shown}") from None
+    except Exception as exc:  # python-hl7 raises several kinds on garbage
+        why = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise MllpError(f"{where}: the acknowledgement is not HL7: {shown} ({why!r})") from None
+    try:
+        ack.segment("MSA")
+    except KeyError:
+        raise MllpError(f"{where}: the acknowledgement has no MSA segment: {shown}") from None
+    code = field(ack, "MSA", 1)
+    if code not in ACK_CODES:
+        raise MllpError(
+            f"{where}: MSA-1 is {code[:20]!r}, not an acknowledgement code ({', '.join(ACK_CODES)})"
+        )
+    refers = field(ack, "MSA", 2)
+    if control and refers != control:
+        raise MllpError(
+            f"{where}: the acknowledgement is for message {refers[:60]!r}, not ours ({control!r})"
+        )
+    return ack
 
 
 # -- building messages ---------------------------------------------------------------------------

@@ -252,6 +252,10 @@ def _read(data: bytes, pos: int) -> tuple[int, bytes, int]:
     return tag, data[pos : pos + size], pos + size
 
 
+MAX_SUBIDENTIFIER = 2**64 - 1  # SMI allows 32 bits; beyond 64 it is garbage (and str() of it can fail)
+MAX_HEADER_INT = 8  # bytes of request id, error status, error index (SMI: 32-bit integers)
+
+
 def _decode_oid(body: bytes) -> str:
     if not body:
         raise MalformedReply("empty OID")
@@ -259,6 +263,8 @@ def _decode_oid(body: bytes) -> str:
     n = 0
     for byte in body[1:]:
         n = n << 7 | (byte & 0x7F)
+        if n > MAX_SUBIDENTIFIER:
+            raise MalformedReply("OID sub-identifier larger than 64 bits")
         if not byte & 0x80:
             parts.append(n)
             n = 0
@@ -291,6 +297,8 @@ def decode_response(data: bytes) -> tuple[int, int, int, list[tuple[str, Any]]]:
         tag, body, pos = _read(pdu, pos)
         if tag != 0x02:
             raise MalformedReply(f"expected an INTEGER in the PDU header, got tag 0x{tag:02x}")
+        if len(body) > MAX_HEADER_INT:
+            raise MalformedReply(f"PDU header INTEGER of {len(body)} bytes")
         fields.append(int.from_bytes(body, "big", signed=True) if body else 0)
     tag, binds, _ = _read(pdu, pos)
     if tag != 0x30:
@@ -583,9 +591,20 @@ def _is_ip(host: str) -> bool:
 
 
 def _text(value: Any) -> str:
+    """A DisplayString as one line: line breaks and other whitespace as one space, other control
+    characters escaped (it ends up in a one-line problem). A value of another type is no text."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace").strip("\x00 ")
-    return "" if value is None else str(value)
+        text = " ".join(value.decode("utf-8", errors="replace").strip("\x00 ").split())
+        return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    number = _number(value)
+    return "" if number is None else str(number)
+
+
+def _number(value: Any) -> int | None:
+    """An INTEGER/Gauge/Counter value that fits 64 bits; None for another type or a garbled giant."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 64:
+        return value
+    return None
 
 
 def readiness_from_mib(address: str, mib: dict[str, dict[str, Any]], **extra: Any) -> SnmpReadiness:
@@ -597,17 +616,17 @@ def readiness_from_mib(address: str, mib: dict[str, dict[str, Any]], **extra: An
     supplies = tuple(
         Supply(
             description=_text(mib[f"{SUPPLY}.6"].get(row)) or f"supply {row}",
-            kind=SUPPLY_TYPE.get(supply_type.get(row, 0), "other"),
+            kind=SUPPLY_TYPE.get(_number(supply_type.get(row)) or 0, "other"),
             level=level,
-            max_capacity=supply_max[row] if isinstance(supply_max.get(row), int) else -2,
+            max_capacity=max_capacity if (max_capacity := _number(supply_max.get(row))) is not None else -2,
         )
-        for row, level in mib[f"{SUPPLY}.9"].items()
-        if isinstance(level, int)
+        for row, value in mib[f"{SUPPLY}.9"].items()
+        if (level := _number(value)) is not None
     )
     alerts = tuple(
         Alert(
-            severity=ALERT_SEVERITY.get(severity, "other") if isinstance(severity, int) else "other",
-            code=int(mib[f"{ALERT}.7"].get(row, 0) or 0),
+            severity=ALERT_SEVERITY.get(_number(severity) or 0, "other"),
+            code=_number(mib[f"{ALERT}.7"].get(row)) or 0,
             description=_text(mib[f"{ALERT}.8"].get(row)),
         )
         for row, severity in mib[f"{ALERT}.2"].items()
@@ -628,7 +647,7 @@ def readiness_from_mib(address: str, mib: dict[str, dict[str, Any]], **extra: An
         error_bits=error_bits(raw_errors if isinstance(raw_errors, bytes) else b""),
         supplies=supplies,
         alerts=alerts,
-        languages=tuple(v for v in mib[INTERPRETER_LANG].values() if isinstance(v, int)),
+        languages=tuple(n for v in mib[INTERPRETER_LANG].values() if (n := _number(v)) is not None),
         **extra,
     )
 

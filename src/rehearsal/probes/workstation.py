@@ -14,6 +14,7 @@ problem naming the file and the field; it never stops a sweep.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ from rehearsal.plan import Baseline
 SCHEMA_ID = "rehearsal-workstation-facts/1"
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "workstation-facts.schema.json"
 MAX_FACTS_BYTES = 4 * 1024 * 1024
+MAX_EXACT_INT = 2**53  # beyond this a JSON number is not carried exactly (RFC 8259) nor formatted as float
+VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
+MAX_SHOWN = 200  # characters of a value quoted in a reason
 
 
 class FactsError(UsageError):
@@ -75,9 +79,35 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+def shown(text: object) -> str:
+    """A value from the file as it may appear in a one-line reason: control characters and line
+    breaks escaped (a reason is one line in a table or a terminal), long values clipped."""
+    text = str(text)
+    if len(text) > MAX_SHOWN:
+        text = text[:MAX_SHOWN] + "…"
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _field(path: Any) -> str:
     parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
-    return "".join(parts).lstrip(".") or "(file)"
+    return shown("".join(parts).lstrip(".")) or "(file)"
+
+
+def _odd_number(data: Any) -> tuple[list[Any], Any] | None:
+    """The first number no check can judge: NaN, ±Infinity (Python's json reads them) or an integer
+    too large to compare or print as a float. Iterative: a deep file must not exhaust the stack."""
+    stack: list[tuple[list[Any], Any]] = [([], data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return path, node
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_EXACT_INT:
+            return path, node
+        if isinstance(node, dict):
+            stack += [([*path, k], v) for k, v in reversed(node.items())]
+        elif isinstance(node, list):
+            stack += [([*path, i], v) for i, v in reversed(list(enumerate(node)))]
+    return None
 
 
 def validate(data: Any, where: str) -> None:
@@ -87,14 +117,20 @@ def validate(data: Any, where: str) -> None:
     validator = Draft202012Validator(schema(), format_checker=FormatChecker())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        shown = "; ".join(f"field {_field(e.absolute_path)}: {e.message}" for e in errors[:3])
+        listed = "; ".join(f"field {_field(e.absolute_path)}: {shown(e.message)}" for e in errors[:3])
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise FactsError(f"{where}: not valid workstation facts: {shown}{more}")
+        raise FactsError(f"{where}: not valid workstation facts: {listed}{more}")
+    # the schema's version patterns end in `$`, which Python's re also matches before a final newline
+    versions = [("os.version", data["os"]["version"]), ("citrix_workspace", data.get("citrix_workspace"))]
+    versions += [(f"browsers.{name}", v) for name, v in (data.get("browsers") or {}).items()]
+    for name, version in versions:
+        if version is not None and not VERSION.fullmatch(version):
+            raise FactsError(f"{where}: field {shown(name)}: not a version: {shown(repr(version))}")
     try:
         datetime.fromisoformat(data["collected_at"].replace("Z", "+00:00"))
     except ValueError:
         raise FactsError(
-            f"{where}: field collected_at: not an RFC 3339 time: {data['collected_at']!r}"
+            f"{where}: field collected_at: not an RFC 3339 time: {shown(repr(data['collected_at']))}"
         ) from None
 
 
@@ -117,6 +153,13 @@ def load_facts(path: str | Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FactsError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise FactsError(f"{path}: not JSON: {shown(exc)}") from None
+    except RecursionError:
+        raise FactsError(f"{path}: not JSON: nested too deeply") from None
+    odd = _odd_number(data)
+    if odd is not None:
+        raise FactsError(f"{path}: field {_field(odd[0])}: not a usable number: {shown(odd[1])}")
     if is_osquery(data):
         data = from_osquery(data, str(path))
     validate(data, str(path))
@@ -137,10 +180,12 @@ def _rows(data: dict[str, Any], table: str) -> list[dict[str, Any]]:
 
 
 def _num(value: Any) -> float | None:
+    """osquery's numbers are strings; one that is not a finite number is not reported at all."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def from_osquery(data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -212,10 +257,16 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"[0-9]+", text))
 
 
+def _version_key(text: str) -> tuple[tuple[int, str], ...]:
+    """Each number of a version as (digit count, digits): compares like the integers do, without
+    converting them (a collector's version of 5000 digits is beyond what int() reads)."""
+    return tuple((len(n), n) for n in (m.lstrip("0") for m in re.findall(r"[0-9]+", text)))
+
+
 def _older(found: str, minimum: str) -> bool:
-    have, need = version_tuple(found), version_tuple(minimum)
+    have, need = _version_key(found), _version_key(minimum)
     width = max(len(have), len(need))
-    return have + (0,) * (width - len(have)) < need + (0,) * (width - len(need))
+    return have + ((0, ""),) * (width - len(have)) < need + ((0, ""),) * (width - len(need))
 
 
 def citrix_version(text: str) -> str:
@@ -286,17 +337,17 @@ def findings_for(
         if not endpoints:
             add("endpoints", "no EHR endpoint measured from the workstation")
         for e in endpoints:
-            url, rule = e["url"], baseline.endpoints
+            url, rule = shown(e["url"]), baseline.endpoints
             if e.get("error"):
-                add("endpoint", f"{url}: {e['error']}")
+                add("endpoint", f"{url}: {shown(e['error'])}")
                 continue
             latency = e.get("latency_ms")
             if latency is not None and latency > rule.max_latency_ms:
                 add("endpoint-latency", f"{url}: {latency:g} ms, baseline at most {rule.max_latency_ms:g} ms")
-            if rule.tls_trusted and url.startswith("https") and e.get("tls_trusted") is not True:
+            if rule.tls_trusted and e["url"].startswith("https") and e.get("tls_trusted") is not True:
                 add("endpoint-tls", f"{url}: certificate not trusted by the workstation")
             days = e.get("cert_days_left")
-            if url.startswith("https") and days is not None and days < rule.min_cert_days:
+            if e["url"].startswith("https") and days is not None and days < rule.min_cert_days:
                 add(
                     "endpoint-cert",
                     f"{url}: certificate expires in {days:g} days (baseline {rule.min_cert_days})",

@@ -16,6 +16,7 @@ are complete. One connection per printer, the three commands one after another.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ DEFAULT_PORT = 9100
 DPI = {6: 152, 8: 203, 12: 300, 24: 600}
 STX, ETX = b"\x02", b"\x03"
 MAX_REPLY = 64 * 1024
+COUNT = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
 # ~HQES bits (Zebra programming guide): errors and warnings that matter for readiness
 ERROR_BITS = {
     0x1: "media out",
@@ -149,7 +151,13 @@ async def _frames(reader: asyncio.StreamReader, count: int, where: str, command:
     """Read until ``count`` STX…ETX frames arrived (they may come split over many packets)."""
     data = b""
     while data.count(ETX) < count:
-        chunk = await reader.read(4096)
+        try:
+            chunk = await reader.read(4096)
+        except ConnectionError as exc:  # a reset (RST) while we read: the printer dropped us
+            reason = exc.strerror or exc
+            raise ProtocolError(
+                f"{where} dropped the connection while answering {command} ({reason})"
+            ) from None
         if not chunk:
             raise ProtocolError(f"{where} closed the connection before answering {command}")
         data += chunk
@@ -174,13 +182,22 @@ async def query(host: str, port: int, command: str, frames: int, timeout: float)
         raise Unreachable(f"no connection to {where} within {timeout:g} s") from None
     try:
         async with asyncio.timeout(timeout):
-            writer.write(command.encode("ascii"))
-            await writer.drain()
+            await _send(writer, command, where)
             return await _frames(reader, frames, where, command)
     except TimeoutError:
         raise ProbeTimeout(f"no answer to {command} from {where} within {timeout:g} s") from None
     finally:
         writer.close()
+
+
+async def _send(writer: asyncio.StreamWriter, command: str, where: str) -> None:
+    """Write one command; a printer that reset the connection meanwhile is a bad reply, not a crash."""
+    try:
+        writer.write(command.encode("utf-8"))
+        await writer.drain()
+    except ConnectionError as exc:
+        what = command if len(command) <= 8 else "the label"
+        raise ProtocolError(f"{where} dropped the connection before {what} ({exc.strerror or exc})") from None
 
 
 def _flags(line: str, where: str, positions: Iterable[int]) -> list[bool]:
@@ -200,7 +217,7 @@ def parse_host_status(frames: list[str], where: str = "printer") -> dict[str, An
     paper_out, paused = _flags(frames[0], where, (1, 2))
     head_open, ribbon_out = _flags(frames[1], where, (2, 3))
     fields = frames[0].split(",")
-    buffered = int(fields[4]) if len(fields) > 4 and fields[4].strip().isdigit() else None
+    buffered = int(fields[4]) if len(fields) > 4 and COUNT.fullmatch(fields[4].strip()) else None
     return {
         "paper_out": paper_out,
         "paused": paused,
@@ -227,7 +244,7 @@ def parse_extended_status(frame: str) -> tuple[int | None, int | None]:
 def parse_identification(frame: str) -> tuple[str, str, int | None]:
     """The ~HI answer: model, firmware, dots per mm."""
     fields = [f.strip() for f in frame.split(",")]
-    dpmm = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+    dpmm = int(fields[2]) if len(fields) > 2 and COUNT.fullmatch(fields[2]) else None
     return fields[0], fields[1] if len(fields) > 1 else "", dpmm
 
 
@@ -295,8 +312,7 @@ async def _ask(
     where: str,
 ) -> list[str]:
     async with asyncio.timeout_at(asyncio.get_running_loop().time() + max(0.0, deadline - time.monotonic())):
-        writer.write(command.encode("ascii"))
-        await writer.drain()
+        await _send(writer, command, where)
         return await _frames(reader, frames, where, command)
 
 
