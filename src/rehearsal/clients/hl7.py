@@ -155,7 +155,8 @@ class MllpClient:
         return block[start + 1 :] if start >= 0 else block
 
     def send(self, message: str | hl7.Message) -> hl7.Message:
-        """Send one message; the peer's ACK, parsed (check it with :func:`ack_code`)."""
+        """Send one message; the peer's ACK to it, parsed and checked by :func:`read_ack` (then
+        :func:`ack_code` tells accepted from refused)."""
         reply = self.send_raw(frame(message))
         return read_ack(reply, self.uri, control_id(message))
 
