@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-  Collect the facts of this Windows workstation for the go-live rehearsal (docs/workstation-facts.schema.json).
+  Collect the facts of this Windows workstation for the go-live rehearsal (src/rehearsal/probes/workstation-facts.schema.json).
 
 .DESCRIPTION
   Reads CIM (Win32_OperatingSystem, Win32_ComputerSystem, Win32_LogicalDisk, Win32_VideoController),

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Collect the facts of this Linux workstation for the go-live rehearsal (docs/workstation-facts.schema.json).
+"""Collect the facts of this Linux workstation for the go-live rehearsal.
+
+The format: src/rehearsal/probes/workstation-facts.schema.json.
 
 Standard library only, Python 3.8+: it runs on the workstation, not in the harness.
 

@@ -178,7 +178,7 @@ def test_generated_reference_facts_are_valid_and_meet_the_demo_baseline() -> Non
 
 def test_schema_file_is_the_documented_one() -> None:
     assert schema()["properties"]["schema"]["const"] == "rehearsal-workstation-facts/1"
-    assert (ROOT / "docs" / "workstation-facts.schema.json").is_file()
+    assert (ROOT / "src" / "rehearsal" / "probes" / "workstation-facts.schema.json").is_file()
 
 
 # --- endpoints and the Linux collector against a real HTTPS server ------------------------------------

@@ -2,7 +2,7 @@
 
 A workstation cannot be asked over the network the way a printer can; a collector runs on
 it (``collectors/collect-workstation.ps1`` on Windows, ``collect_workstation.py`` on Linux,
-or osquery) and leaves a JSON facts file (``docs/workstation-facts.schema.json``). This
+or osquery) and leaves a JSON facts file (``rehearsal/probes/workstation-facts.schema.json``). This
 module reads such a file, validates it, and checks every rule of the baseline, giving one
 finding per broken rule. A file that is missing, not JSON or not valid facts is one clear
 problem naming the file and the field; it never stops a sweep.
@@ -26,7 +26,7 @@ from rehearsal.errors import UsageError
 from rehearsal.plan import Baseline
 
 SCHEMA_ID = "rehearsal-workstation-facts/1"
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "workstation-facts.schema.json"
+SCHEMA_PATH = Path(__file__).with_name("workstation-facts.schema.json")  # package data: works installed
 MAX_FACTS_BYTES = 4 * 1024 * 1024
 MAX_EXACT_INT = 2**53  # beyond this a JSON number is not carried exactly (RFC 8259) nor formatted as float
 VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
