@@ -1026,3 +1026,28 @@ def test_fhir_error_bodies_the_fuzz_broke(fhir_server: tuple[str, Holder], body:
     finally:
         holder.case = None
     assert str(caught.value) == f"GET {base}/Patient/x: HTTP 400: {reason}"
+
+
+@pytest.mark.parametrize(
+    "bundle",
+    [
+        {"resourceType": "Bundle", "entry": [5, None, "x", {"resource": 7}]},
+        {"resourceType": "Bundle", "entry": {"resource": {"resourceType": "Patient"}}},
+        {"resourceType": "Bundle", "link": [3, {"relation": "next", "url": 5}], "entry": []},
+        {"resourceType": "Bundle", "link": "next"},
+    ],
+)
+def test_a_search_bundle_of_odd_shape_gives_what_is_a_resource(
+    fhir_server: tuple[str, Holder], bundle: dict[str, Any]
+) -> None:
+    """A third-party server's 2xx Bundle of the wrong shape: no crash, no resources made up."""
+    base, holder = fhir_server
+    environment = Environment(
+        name="fuzz", kind="test", fhir_base=base, web_base="http://127.0.0.1:1/", allowed_hosts=["127.0.0.1"]
+    )
+    holder.case = HttpCase(200, "application/fhir+json", json.dumps(bundle).encode(), "right")
+    try:
+        with FhirClient(environment) as client:
+            assert client.search("Patient") == []
+    finally:
+        holder.case = None

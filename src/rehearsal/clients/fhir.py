@@ -91,17 +91,27 @@ class FhirClient:
         return self.get("metadata")
 
     def search(self, rtype: str, params: Params = None) -> list[dict[str, Any]]:
-        """Every resource of a search (the entries of the searchset Bundle, following ``next`` links)."""
+        """Every resource of a search (the entries of the searchset Bundle, following ``next`` links).
+
+        A third-party server's Bundle may be odd (``entry`` not a list, an entry that is a number):
+        what is not a resource is skipped, never a crash.
+        """
         bundle = self.get(rtype, params)
-        found = [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+        found = _resources(bundle)
         for _ in range(100):  # a server that pages: follow `next`, bounded
+            links = bundle.get("link")
             following = next(
-                (lk.get("url") for lk in bundle.get("link") or [] if lk.get("relation") == "next"), None
+                (
+                    lk.get("url")
+                    for lk in (links if isinstance(links, list) else [])
+                    if isinstance(lk, dict) and lk.get("relation") == "next"
+                ),
+                None,
             )
-            if not following:
+            if not isinstance(following, str) or not following:
                 break
-            bundle = self._json(self.request("GET", str(following).removeprefix(f"{self.base}/")))
-            found += [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+            bundle = self._json(self.request("GET", following.removeprefix(f"{self.base}/")))
+            found += _resources(bundle)
         return found
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
@@ -144,6 +154,15 @@ class FhirClient:
 
     def by_hsa_id(self, rtype: str, hsa_id: str) -> list[dict[str, Any]]:
         return self.search(rtype, {"identifier": f"{HSA_ID_SYSTEM}|{hsa_id}"})
+
+
+def _resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = bundle.get("entry")
+    return [
+        e["resource"]
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
 
 
 MAX_OUTCOME_TEXT = 300  # characters of a server's own words kept in an error message
