@@ -183,7 +183,7 @@ def web(page: Any, plan: Plan, request: pytest.FixtureRequest) -> Any:
     silence.check(plan.environment.web_base)  # timed out earlier in this run: fail now, not after a wait
     page.set_default_timeout(t.read * 1000)
     page.set_default_navigation_timeout((t.connect + t.read) * 1000)
-    expect.set_options(timeout=t.read * 1000)  # Playwright's assertions wait 5 s unless told
+    expect.set_options(timeout=(t.connect + t.read) * 1000)  # often after a navigation; else 5 s
     request.node.stash[WEB_PAGE] = page
     return page
 
