@@ -16,6 +16,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -1051,3 +1052,45 @@ def test_a_search_bundle_of_odd_shape_gives_what_is_a_resource(
             assert client.search("Patient") == []
     finally:
         holder.case = None
+
+
+def _streaming_peer(chunk: bytes, pause: float) -> tuple[socket.socket, int]:
+    """An MLLP peer that reads the message, then sends ``chunk`` every ``pause`` s, never an end block."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            try:
+                while True:
+                    conn.sendall(chunk)
+                    threading.Event().wait(pause)
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("chunk", "pause", "reason"),
+    [
+        (b"\x0bMSH", 0.2, "within 1 s"),  # trickles: the timeout is for the whole reply
+        (b"x" * 65536, 0.0, "more than 1048576 bytes without an end of block"),  # floods
+    ],
+)
+def test_an_mllp_peer_that_never_ends_its_reply_is_cut_off(chunk: bytes, pause: float, reason: str) -> None:
+    server, port = _streaming_peer(chunk, pause)
+    uri = f"mllp://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(mllp.MllpError, match=reason) as caught:
+            mllp.send_message(uri, "MSH|^~\\&|A|B|C|D|20261126||ADT^A01|C-1|P|2.5.1", timeout=1.0)
+    finally:
+        server.close()
+    assert time.monotonic() - started < 3.0
+    assert_one_line(str(caught.value), uri)

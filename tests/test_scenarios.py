@@ -60,7 +60,7 @@ def quick(data: dict[str, Any]) -> None:
     data["criteria"] = [
         c for c in data["criteria"] if c["kind"] != "load_slo" and c.get("aspect") != "organisatorisk"
     ]
-    data["environment"]["timeouts"] = {"connect": 3, "read": 4, "device": 2}
+    data["environment"]["timeouts"] = {"connect": 3, "read": 10, "device": 2}  # a stall silences a component
     data["coexistence"]["lab"] = {"result_delay_s": 0.2, "result_within_s": 5}
     data["coexistence"]["bridge"] = {"poll_interval_s": 0.2, "batch": 50}
 

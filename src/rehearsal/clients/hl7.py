@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -27,6 +28,7 @@ from rehearsal.errors import TargetError
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
+MAX_BLOCK = 1 << 20  # bytes read for one reply before giving up on its end block (an ACK is < 1 KiB)
 ENCODING = "utf-8"
 VERSION = "2.5.1"
 #: PID-3 identifier type and assigning authority for a Swedish personnummer.
@@ -138,8 +140,14 @@ class MllpClient:
         raise AssertionError("unreachable")
 
     def _read_block(self, sock: socket.socket) -> bytes:
+        """The next framed block, within ``timeout`` for the whole reply (a peer trickling bytes
+        does not get a fresh timeout per byte) and at most :data:`MAX_BLOCK` bytes."""
+        deadline = time.monotonic() + self.timeout
         while END_BLOCK not in self._buffer:
+            if len(self._buffer) > MAX_BLOCK:
+                raise MllpError(f"{self.uri}: more than {MAX_BLOCK} bytes without an end of block")
             try:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
                 chunk = sock.recv(65536)
             except TimeoutError:
                 raise MllpError(
