@@ -915,7 +915,7 @@ def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
                 ok = actual >= limit
                 msg = (
                     f"throughput {actual:.2f} req/s {'≥' if ok else '<'} {limit:g} req/s "
-                    f"({good} successful requests in {result.measured_s:.1f} s)"
+                    f"({good} successful requests in {result.measured_s or result.elapsed_s:.1f} s)"
                     f"{top if not ok and good == 0 else ''}"  # nothing got through: say why
                 )
             if incomplete:
