@@ -1,7 +1,7 @@
 """A run stopped at any point keeps what it recorded, reports itself incomplete (NO-GO), and
 `rehearse rerun` completes it.
 
-Ten stops across one run of the demo plan at one site (without its load profile, to keep
+Twenty stops across one run of the demo plan at one site (without its load profile, to keep
 the suite fast), cycling SIGINT, SIGTERM and SIGKILL sent to `rehearse run`.
 """
 
@@ -22,7 +22,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
-POINTS = 10
+POINTS = 20
 
 
 def cli(reports: Path, *args: str) -> list[str]:
