@@ -22,6 +22,11 @@ interleaved pairs), against one timeout period: 40 % silent
 hosts (connect() never completes: listeners with a full backlog drop the SYNs), 30 %
 closed TCP ports (refused), 30 % SNMP agents that never answer (UDP silence, each on an
 address of its own as printers are).
+
+On loopback every simulated printer answers within microseconds and shares the two cores
+with the sweep, so "one at a time" is nearly as fast as concurrent (ratio ~1.3x): there is
+no waiting to overlap. ``--zpl-delay-ms 20`` gives the ZPL printers a LAN printer's answer
+time, and the ratio shows what concurrency buys in the field (~30x at 10,000).
 """
 
 from __future__ import annotations
