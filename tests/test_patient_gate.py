@@ -108,3 +108,9 @@ def test_clients_refuse_before_connecting(listener: CountingListener) -> None:
         with pytest.raises(patient_gate.NotATestIdentity):
             call()
     assert listener.count == 0
+
+
+def test_the_own_patient_without_century_is_still_the_own() -> None:
+    assert patient_gate.check("1212121212", "söka efter") == "1212121212"
+    with pytest.raises(patient_gate.NotATestIdentity):
+        patient_gate.check("8001010019", "söka efter")

@@ -41,6 +41,11 @@ def key(identity: str) -> str:
     return re.sub(r"[\s+-]", "", identity).upper()
 
 
+def _short(value: str) -> str:
+    # Compared without the century, so 121212-1212 on a screen is Tolvan's 19121212-1212.
+    return value[-10:] if value.isdigit() else value
+
+
 def mask(identity: str) -> str:
     """Enough to find the record again with the hospital's own tools, not the whole number."""
     value = key(identity)
@@ -50,13 +55,13 @@ def mask(identity: str) -> str:
 def only(identities: Iterable[str]) -> None:
     """Close the gate to everyone but these (the plan's ``test_identities``)."""
     global _allowed
-    _allowed = {key(i) for i in identities}
+    _allowed = {_short(key(i)) for i in identities}
 
 
 def admit(identity: str) -> None:
     """Let in a reservnummer the run has just made for an unidentified patient."""
     if _allowed is not None:
-        _allowed.add(key(identity))
+        _allowed.add(_short(key(identity)))
 
 
 def reopen() -> None:
@@ -66,7 +71,7 @@ def reopen() -> None:
 
 
 def allowed(identity: str) -> bool:
-    return _allowed is None or key(identity) in _allowed
+    return _allowed is None or _short(key(identity)) in _allowed
 
 
 def check(identity: str, doing: str) -> str:
@@ -95,7 +100,7 @@ def identities_in(text: str) -> list[str]:
     """Every valid personnummer, samordningsnummer or reservnummer in ``text``, as written there.
 
     A number written without its century (``121212-1212``) counts when some century makes it
-    valid; it is compared with the run's own on its last ten digits.
+    valid (it is compared with the run's own on its last ten digits).
     """
     found: list[str] = []
     for century, ymd, _sep, tail in _NUMBER.findall(text):
@@ -106,13 +111,6 @@ def identities_in(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _short(value: str) -> str:
-    return value[-10:] if value.isdigit() else value
-
-
 def foreign_in(text: str) -> list[str]:
     """The identities in ``text`` the run may not touch (masked), e.g. on a page about to be photographed."""
-    if _allowed is None:
-        return []
-    own = {_short(a) for a in _allowed}
-    return [mask(i) for i in identities_in(text) if _short(key(i)) not in own]
+    return [mask(i) for i in identities_in(text) if not allowed(i)]
