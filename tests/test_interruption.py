@@ -25,6 +25,12 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 POINTS = 20
 
 
+def ctrl_c_works() -> None:
+    """In the child: SIGINT as a terminal gives it, even when this suite was started in the
+    background of a script (which ignores SIGINT, and Python then keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(reports: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "rehearsal", "--reports", str(reports), *args]
 
@@ -81,8 +87,10 @@ def test_twenty_stops_lose_nothing_and_rerun_completes(hospital):
     for point in range(POINTS):
         sig = SIGNALS[point % len(SIGNALS)]
         before = set(reports.glob("*/2*"))
-        proc = subprocess.Popen(cli(reports, "run", "--plan", str(plan), *one_site), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            cli(reports, "run", "--plan", str(plan), *one_site),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_works,
+        )  # fmt: skip
         deadline = time.monotonic() + 0.2 + length * point / POINTS
         seen: dict[str, str] = {}
         while time.monotonic() < deadline and proc.poll() is None:

@@ -603,6 +603,7 @@ def test_ctrl_c_during_rehearse_load_with_workers_reports_the_figures_so_far_as_
     proc = subprocess.Popen(
         cli(reports, "load", "--plan", str(loaded.path), "--workers", "2"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if this suite ignores it
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
