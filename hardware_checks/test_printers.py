@@ -14,7 +14,7 @@ import pytest
 
 from rehearsal.hardware import DeviceReport
 from rehearsal.plan import Plan
-from rehearsal.pytest_plugin import plan_for, sites_in_scope
+from rehearsal.pytest_plugin import parametrize_devices
 
 TITLES = {
     "sv": {"document": "Skrivare", "wristband": "Armbandsskrivare", "label": "Etikettskrivare"},
@@ -53,18 +53,7 @@ DESCRIPTION = {
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One case per (site, printer), id ``site/printer``: plan ids, so history survives URI changes."""
-    if "device" not in metafunc.fixturenames:
-        return
-    if plan_for(metafunc.config) is None:
-        metafunc.parametrize(("site", "device"), [])
-        return
-    cases = [(s.id, p.id) for s in sites_in_scope(metafunc.config) for p in s.printers]
-    if not cases:
-        skip = pytest.mark.skip(reason="no printers at the sites in scope")
-        metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id="no-printers")])
-        return
-    metafunc.parametrize(("site", "device"), cases, ids=[f"{s}/{p}" for s, p in cases])
+    parametrize_devices(metafunc, lambda site: site.printers, "printers")
 
 
 def test_printer_ready(

@@ -13,7 +13,7 @@ import pytest
 
 from rehearsal.hardware import DeviceReport
 from rehearsal.plan import Plan
-from rehearsal.pytest_plugin import plan_for, sites_in_scope
+from rehearsal.pytest_plugin import parametrize_devices
 
 DESCRIPTION = {
     "sv": (
@@ -30,17 +30,7 @@ DESCRIPTION = {
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "device" not in metafunc.fixturenames:
-        return
-    if plan_for(metafunc.config) is None:
-        metafunc.parametrize(("site", "device"), [])
-        return
-    cases = [(s.id, w.id) for s in sites_in_scope(metafunc.config) for w in s.workstations]
-    if not cases:
-        skip = pytest.mark.skip(reason="no workstations at the sites in scope")
-        metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id="no-workstations")])
-        return
-    metafunc.parametrize(("site", "device"), cases, ids=[f"{s}/{w}" for s, w in cases])
+    parametrize_devices(metafunc, lambda site: site.workstations, "workstations")
 
 
 def test_workstation_ready(

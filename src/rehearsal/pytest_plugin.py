@@ -9,7 +9,7 @@ session to a site, an aspect or a rerun's selection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,27 @@ def sites_in_scope(config: pytest.Config) -> list[Site]:
         return []
     wanted = config.getoption("--rehearsal-site")
     return [s for s in plan.sites if not wanted or s.id in wanted]
+
+
+def parametrize_devices(
+    metafunc: pytest.Metafunc, devices_of: Callable[[Site], Iterable[Any]], what: str
+) -> None:
+    """One case per (site, device) of the sites in scope, id ``site/device``.
+
+    Plan ids, not addresses: the id stays the same when a printer's URI changes, so history and
+    a rerun's selection find the device again. No devices in scope: one skipped case saying so.
+    """
+    if "device" not in metafunc.fixturenames:
+        return
+    if plan_for(metafunc.config) is None:
+        metafunc.parametrize(("site", "device"), [])
+        return
+    cases = [(s.id, d.id) for s in sites_in_scope(metafunc.config) for d in devices_of(s)]
+    if not cases:
+        skip = pytest.mark.skip(reason=f"no {what} at the sites in scope")
+        metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id=f"no-{what}")])
+        return
+    metafunc.parametrize(("site", "device"), cases, ids=[f"{s}/{d}" for s, d in cases])
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

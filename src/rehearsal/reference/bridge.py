@@ -67,6 +67,7 @@ from rehearsal.reference.hospital import (
     serve_http,
     stop_http,
 )
+from rehearsal.reference.mllp_peer import answer_each_block
 
 log = logging.getLogger("rehearsal.reference.bridge")
 
@@ -884,25 +885,8 @@ class Bridge(Component):
     # -- MLLP inbound: results from the lab ------------------------------------------------------
 
     async def _mllp_client(self, reader: Any, writer: Any) -> None:
-        try:
-            while True:
-                try:
-                    block = await reader.readblock()
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                except Exception:  # noqa: BLE001 - not MLLP: answer once, then hang up
-                    writer.write(mllp.frame(_bare_ack("AR", "", "not an MLLP block")))
-                    await writer.drain()
-                    return
-                try:
-                    reply = self.receive_result(block)
-                except Exception as exc:  # a bug must come back as an error ACK, not a dropped line
-                    log.exception("bridge: result not taken")
-                    reply = _bare_ack("AE", "", f"the bridge could not take it: {exc.__class__.__name__}")
-                writer.write(mllp.frame(reply))
-                await writer.drain()
-        finally:
-            writer.close()
+        could_not = "the bridge could not take it"
+        await answer_each_block(reader, writer, self.receive_result, _bare_ack, could_not)
 
     def receive_result(self, block: bytes) -> str:
         """Take one ORU^R01 into the right queue; the ACK to send back (AA, or AE/AR with the reason)."""

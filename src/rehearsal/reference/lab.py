@@ -50,6 +50,7 @@ from rehearsal.reference.bridge import (
 )
 from rehearsal.reference.faults import LAB_RESULTS_LOST, FaultBoard
 from rehearsal.reference.hospital import Component, Hospital, LoopThread, bind_socket, endpoint_address
+from rehearsal.reference.mllp_peer import answer_each_block
 
 log = logging.getLogger("rehearsal.reference.lab")
 
@@ -211,25 +212,7 @@ class LabSystem(Component):
     # -- MLLP ----------------------------------------------------------------------------------
 
     async def _client(self, reader: Any, writer: Any) -> None:
-        try:
-            while True:
-                try:
-                    block = await reader.readblock()
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                except Exception:  # noqa: BLE001 - not an MLLP block: say so once, then hang up
-                    writer.write(mllp.frame(_bare_ack("AR", "", "not an MLLP block")))
-                    await writer.drain()
-                    return
-                try:
-                    reply = self.receive(block)
-                except Exception as exc:  # a bug must come back as an error ACK, not a dropped line
-                    log.exception("lab: order not taken")
-                    reply = _bare_ack("AE", "", f"the lab could not take the order: {exc.__class__.__name__}")
-                writer.write(mllp.frame(reply))
-                await writer.drain()
-        finally:
-            writer.close()
+        await answer_each_block(reader, writer, self.receive, _bare_ack, "the lab could not take the order")
 
     def receive(self, block: bytes) -> str:
         """Take one message; the ACK to send back. Schedules the result of an accepted order."""
