@@ -65,10 +65,18 @@ class CupsPeer:
     writes (``log/error_log`` is the place to look when something goes wrong).
     """
 
-    def __init__(self, workdir: Path, *, port: int | None = None, start_timeout: float = 10.0) -> None:
-        self.workdir = Path(workdir)
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        start_timeout: float = 10.0,
+        extra_files_directives: Sequence[str] = (),
+    ) -> None:
+        self.workdir = Path(workdir).resolve()  # cupsd refuses relative configuration paths
         self.port = port or _free_loopback_port()
         self.start_timeout = start_timeout
+        self.extra_files_directives = tuple(extra_files_directives)
         self.server = f"127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -108,7 +116,8 @@ class CupsPeer:
             "\n".join(
                 [
                     "FileDevice Yes",  # queues may print to file:///dev/null
-                    "Printcap",  # no /etc/printcap
+                    # every directive has a value: cupsd 2.4.2-3+deb12u10 refuses a bare one
+                    f"Printcap {root / 'printcap'}",  # never /etc/printcap
                     f"ServerRoot {root}",
                     f"RequestRoot {root / 'spool'}",
                     f"TempDir {root / 'spool' / 'temp'}",
@@ -119,12 +128,38 @@ class CupsPeer:
                     f"AccessLog {root / 'log' / 'access_log'}",
                     f"ErrorLog {root / 'log' / 'error_log'}",
                     f"PageLog {root / 'log' / 'page_log'}",
+                    *self.extra_files_directives,
                     "",
                 ]
             ),
             encoding="utf-8",
         )
         return cupsd_conf, files_conf
+
+    def _check_config(self, cupsd_conf: Path, files_conf: Path) -> None:
+        """``cupsd -t``: a configuration a stricter CUPS release refuses fails here, in its words.
+
+        Without it a refused configuration shows only as "exited with status 1: no log
+        written", since cupsd stops before it opens its error log.
+        """
+        done = subprocess.run(
+            [CUPSD, "-t", "-c", str(cupsd_conf), "-s", str(files_conf)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=self.start_timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            said = [
+                line.strip()
+                for line in (done.stderr + "\n" + done.stdout).splitlines()
+                if line.strip() and "banner" not in line
+            ]
+            raise CupsPeerError(
+                f"private cupsd refused its configuration (cupsd -t, status {done.returncode}): "
+                + " | ".join(said or ["no message"])
+            )
 
     def start(self) -> None:
         """Start the scheduler in the foreground and return once it accepts connections."""
@@ -135,6 +170,7 @@ class CupsPeer:
         if not Path(CUPSD).exists():
             raise CupsPeerError(f"{CUPSD} not found: {HOW_TO_INSTALL}")
         cupsd_conf, files_conf = self._write_config()
+        self._check_config(cupsd_conf, files_conf)
         self._output = open(self.workdir / "cupsd.out", "wb")  # closed in stop()
         self._proc = subprocess.Popen(
             [CUPSD, "-f", "-c", str(cupsd_conf), "-s", str(files_conf)],
