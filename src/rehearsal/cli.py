@@ -17,7 +17,7 @@ from typing import Any
 
 from rehearsal import attest
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
-from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan
+from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan, unset_passwords
 from rehearsal.preflight import check_reachable
 from rehearsal.run import Run, load_run
 from rehearsal.runner import Outcome, content_root, execute
@@ -193,6 +193,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plan":
         loaded = load_plan(args.path)
         print(f"{loaded.path}: ok ({len(loaded.plan.sites)} sites, {len(loaded.plan.criteria)} criteria)")
+        # Passwords belong to the machine that runs the rehearsal, not to the plan: a plan
+        # checked at a desk is still a good plan, but say what `rehearse run` will refuse.
+        env = _reference_credentials(state_dir, loaded)
+        for line in unset_passwords(loaded, {**os.environ, **env}):
+            print(f"note: {line}; `rehearse run` refuses until it is", file=sys.stderr)
         return ExitCode.GO
     if args.command == "demo":
         loaded = load_plan(_plan_path(args.plan))
@@ -201,9 +206,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         loaded = load_plan(_plan_path(args.plan))
         for site in args.site:
             loaded.plan.site(site)
+        env = _require_passwords(state_dir, loaded)
         if set(args.aspect or ASPECTS) - {"organisatorisk"}:  # the roster needs no target
             check_reachable(loaded.plan)
-        env = _reference_credentials(state_dir, loaded)
         outcome = execute(
             reports,
             loaded,
@@ -292,8 +297,8 @@ def _load(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
 
     loaded = load_plan(_plan_path(args.plan))
     check(loaded.plan)  # production or a host outside allowed_hosts: exit 2 before any connection
+    env = _require_passwords(state_dir, loaded)
     check_reachable(loaded.plan)
-    env = _reference_credentials(state_dir, loaded)
     outcome, narrowed = execute_load(reports, loaded, workers=args.workers, env=env)
     return _report(outcome.run, narrowed, outcome)
 
@@ -320,6 +325,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     if not selection:
         print(f"rehearse rerun: nothing failed or missing in run {parent.id}; nothing to rerun")
         return _report(parent, loaded)
+    env = _require_passwords(state_dir, loaded)
     ids = set(selection.nodeids or [])
     if (
         selection.whole_plan
@@ -328,7 +334,6 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     ):
         check_reachable(loaded.plan)
     print(f"rehearse rerun of {parent.id}: {selection.describe()}", flush=True)
-    env = _reference_credentials(state_dir, loaded)
     outcome = execute(
         reports, loaded, parent=parent, selection=selection.nodeids, env=env,
         attestations=_attestation_files([], loaded),
@@ -405,6 +410,15 @@ def _keep_credentials(state_dir: Path, made: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.writelines(f"{k}={v}\n" for k, v in made.items())
+
+
+def _require_passwords(state_dir: Path, loaded: LoadedPlan) -> dict[str, str]:
+    """The reference hospital's passwords, refusing the plan (exit 2) when a user's is unset."""
+    env = _reference_credentials(state_dir, loaded)
+    unset = unset_passwords(loaded, {**os.environ, **env})
+    if unset:
+        raise PlanError(unset)
+    return env
 
 
 def _reference_credentials(state_dir: Path, loaded: LoadedPlan) -> dict[str, str]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import stat
+from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +37,26 @@ from rehearsal.identities import (
     check_personnummer,
 )
 
+
+def _port_of(value: str) -> int | None:
+    """The URL's port, None when it names none; ValueError for 0 or one outside 1–65535.
+
+    urlsplit only checks the range when ``.port`` is read, which would happen later (the
+    preflight) as an internal error; and port 0 would silently mean the scheme's default.
+    """
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None and parts.netloc.endswith(":"):
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        given = parts.netloc.rpartition(":")[2]
+        raise ValueError(f"port {given or '(empty)'} is not between 1 and 65535 in {value!r}")
+    return port
+
+
 Aspect = Literal["organisatorisk", "klinisk", "teknisk"]
 ASPECTS: tuple[str, ...] = ("organisatorisk", "klinisk", "teknisk")
 Severity = Literal["blocker", "critical", "normal", "minor"]
@@ -41,7 +64,8 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_len
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` as a timeout or a duration would silently lift the time bound
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Timeouts(_Model):
@@ -82,7 +106,8 @@ class Environment(_Model):
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme != "mllp" or not parts.hostname or not parts.port or parts.path not in ("", "/"):
+        port = _port_of(value)
+        if parts.scheme != "mllp" or not parts.hostname or not port or parts.path not in ("", "/"):
             raise ValueError(f"expected mllp://host:port, got {value!r}")
         return value.rstrip("/")
 
@@ -92,7 +117,7 @@ class Environment(_Model):
         if value is None or "://" not in value:
             return value  # an LDIF file
         parts = urlsplit(value)
-        if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or not parts.port:
+        if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or not _port_of(value):
             raise ValueError(f"expected ldap://host:port or the path of an LDIF file, got {value!r}")
         return value.rstrip("/")
 
@@ -102,6 +127,7 @@ class Environment(_Model):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {value!r}")
+        _port_of(value)
         return value.rstrip("/")
 
     def host_allowed(self, url: str) -> bool:
@@ -130,7 +156,7 @@ class Printer(_Model):
     @classmethod
     def _ipp_uri(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in ("ipp", "ipps", "tcp", "snmp") or not parts.hostname or not parts.port:
+        if parts.scheme not in ("ipp", "ipps", "tcp", "snmp") or not parts.hostname or not _port_of(value):
             raise ValueError(f"expected ipp://host:port/path (or tcp:// for ZPL), got {value!r}")
         return value
 
@@ -310,6 +336,14 @@ class LoadProfile(_Model):
     """Locust worker processes on this machine (0 = one process); `rehearse load --workers N` overrides."""
     master_bind: str = "127.0.0.1"
     """Where the Locust master listens for workers (``HOST`` or ``HOST:PORT``); loopback unless opened."""
+
+    @field_validator("master_bind")
+    @classmethod
+    def _master_bind(cls, value: str) -> str:
+        host, colon, port = value.strip().rpartition(":") if ":" in value else (value.strip(), "", "")
+        if not host or (colon and not (port.isdigit() and 1 <= int(port) <= 65535)):
+            raise ValueError(f"expected HOST or HOST:PORT with a port between 1 and 65535, got {value!r}")
+        return value
 
     @field_validator("mix")
     @classmethod
@@ -536,24 +570,72 @@ def _identity(check: Any, value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+MAX_PLAN_BYTES = 8 * 1024 * 1024
+"""A region's plan (hundreds of sites, thousands of devices) is well under 2 MB; checking an
+87 MB one took 259 s and 7.9 GB, so anything this large is refused before it is parsed."""
+
+
+class _PlanConstructor(_LOADER):  # type: ignore[misc, valid-type]
+    """The plan's YAML loader: an impossible date is a located plan error, not a crash.
+
+    PyYAML's timestamp constructor raises a bare ValueError (``2026-02-30``), which has no
+    mark; here it becomes a ConstructorError at the date's own line.
+    """
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"not a date: {node.value!r} ({exc})", node.start_mark
+            ) from None
+
+
+_PlanConstructor.add_constructor("tag:yaml.org,2002:timestamp", _PlanConstructor.construct_yaml_timestamp)
+
+
+def _read_plan(path: Path) -> bytes:
+    """The plan's bytes, refusing what is not a regular file (a FIFO would block) or too large."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PlanError([f"{path}: cannot read plan: {exc.strerror or exc}"]) from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise PlanError([f"{path}: cannot read plan: not a regular file"])
+        raw = file.read(MAX_PLAN_BYTES + 1)
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(
+            [f"{path}:1: (file): plan is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB; split the wave"]
+        )
+    return raw
+
+
 def load_plan(path: str | Path) -> LoadedPlan:
     """Read and validate a plan; raise PlanError listing every problem with its line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PlanError([f"{path}: cannot read plan: {exc.strerror or exc}"]) from None
+    raw = _read_plan(path)
+    root: yaml.Node | None = None
     try:
         text = raw.decode("utf-8")
-        root = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER)
+        loader = _PlanConstructor(text)
+        try:
+            root = loader.get_single_node()
+            duplicates = _duplicate_keys(path, root)
+            if duplicates:
+                raise PlanError(duplicates)
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except UnicodeDecodeError as exc:
         raise PlanError([f"{path}:1: (file): not UTF-8 text ({exc.reason})"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PlanError([f"{path}:{line}: (yaml): {problem}"]) from None
+        field = _field_at(root, mark) if root is not None and mark is not None else "(yaml)"
+        raise PlanError([f"{path}:{line}: {field}: {problem}"]) from None
     if not isinstance(data, dict):
         raise PlanError([f"{path}:1: (plan): expected a mapping of plan fields, got {type(data).__name__}"])
     try:
@@ -561,6 +643,75 @@ def load_plan(path: str | Path) -> LoadedPlan:
     except ValidationError as exc:
         raise PlanError([_describe(path, root, err) for err in exc.errors()]) from None
     return LoadedPlan(plan=plan, path=path, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def unset_passwords(loaded: LoadedPlan, environ: Mapping[str, str]) -> list[str]:
+    """Each plan user whose ``password_env`` is unset or empty, as ``file:line: field: message``.
+
+    Checked before a run sends anything: without it every login fails one by one against the
+    target, and the run ends NO-GO for a reason that is the operator's, not the environment's.
+    """
+    missing = [
+        (("sites", i, "users", j, "password_env"), user.password_env)
+        for i, site in enumerate(loaded.plan.sites)
+        for j, user in enumerate(site.users)
+        if not environ.get(user.password_env)
+    ]
+    if not missing:
+        return []
+    try:  # the lines, from the same bytes the plan was validated from
+        raw = _read_plan(loaded.path)
+        root = yaml.compose(raw.decode("utf-8"), Loader=_LOADER)
+        if hashlib.sha256(raw).hexdigest() != loaded.sha256:
+            root = None
+    except (PlanError, yaml.YAMLError, UnicodeDecodeError):
+        root = None
+    return [
+        f"{loaded.path}:{_line_of(root, loc)}: {'.'.join(map(str, loc))}: "
+        f"environment variable {name} is not set (it holds this user's password)"
+        for loc, name in missing
+    ]
+
+
+def _walk(node: yaml.Node, where: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], yaml.Node]]:
+    """Every node of the tree with its path of keys and indexes (iterative: no recursion limit)."""
+    stack = [(where, node)]
+    while stack:
+        where, node = stack.pop()
+        yield where, node
+        if isinstance(node, yaml.MappingNode):
+            stack += [((*where, str(k.value)), v) for k, v in reversed(node.value)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [((*where, str(i)), v) for i, v in reversed(list(enumerate(node.value)))]
+
+
+def _duplicate_keys(path: Path, root: yaml.Node | None) -> list[str]:
+    """A key given twice in one mapping: YAML keeps the last silently (``kind: production`` then
+    ``kind: test`` would run as test), so the plan is refused naming both lines."""
+    problems = []
+    for where, node in _walk(root) if root is not None else ():
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        first: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                continue
+            line = key.start_mark.line + 1
+            if key.value in first:
+                field = ".".join(_printable(p) for p in (*where, key.value))
+                earlier = first[key.value]
+                problems.append(f"{path}:{line}: {field}: duplicate key (first given on line {earlier})")
+            else:
+                first[key.value] = line
+    return problems
+
+
+def _field_at(root: yaml.Node, mark: Any) -> str:
+    """The dotted field of the scalar at ``mark`` (where a value could not be constructed)."""
+    for where, node in _walk(root):
+        if isinstance(node, yaml.ScalarNode) and node.start_mark.index == mark.index and where:
+            return ".".join(_printable(p) for p in where)
+    return "(yaml)"
 
 
 def _describe(path: Path, root: yaml.Node | None, err: Any) -> str:
