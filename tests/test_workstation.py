@@ -7,6 +7,7 @@ import asyncio
 import copy
 import http.server
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -139,6 +140,15 @@ def test_missing_file_says_the_collector_has_not_reported(tmp_path: Path) -> Non
     assert r.problems == [
         f"{tmp_path / 'nope.json'}: no facts file (the collector has not reported from this workstation)"
     ]
+
+
+def test_a_fifo_as_facts_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO would block the sweep for good on open(): it is a finding, not a wait."""
+    path = tmp_path / "ws01.json"
+    os.mkfifo(path)
+    r = check_workstation("ws01", path, BASELINE)
+    assert r.problems == [f"{path}: not a regular file (a facts file is a plain JSON file)"]
+    assert not r.ready and not r.reachable
 
 
 def test_osquery_results_are_accepted(tmp_path: Path) -> None:

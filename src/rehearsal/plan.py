@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -31,6 +29,7 @@ from pydantic import (
 )
 
 from rehearsal.errors import UsageError
+from rehearsal.files import NotRegularFile, TooLarge, read_bounded
 from rehearsal.identities import (
     IdentityError,
     check_hsa_id,
@@ -597,19 +596,15 @@ _PlanConstructor.add_constructor("tag:yaml.org,2002:timestamp", _PlanConstructor
 def _read_plan(path: Path) -> bytes:
     """The plan's bytes, refusing what is not a regular file (a FIFO would block) or too large."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise PlanError([f"{path}: cannot read plan: {exc.strerror or exc}"]) from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PlanError([f"{path}: cannot read plan: not a regular file"])
-        raw = file.read(MAX_PLAN_BYTES + 1)
-    if len(raw) > MAX_PLAN_BYTES:
+        return read_bounded(path, MAX_PLAN_BYTES)
+    except NotRegularFile:
+        raise PlanError([f"{path}: cannot read plan: not a regular file"]) from None
+    except TooLarge:
         raise PlanError(
             [f"{path}:1: (file): plan is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB; split the wave"]
-        )
-    return raw
+        ) from None
+    except OSError as exc:
+        raise PlanError([f"{path}: cannot read plan: {exc.strerror or exc}"]) from None
 
 
 def load_plan(path: str | Path) -> LoadedPlan:

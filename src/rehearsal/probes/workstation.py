@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal.errors import UsageError
+from rehearsal.files import NotRegularFile, TooLarge, read_bounded
 from rehearsal.plan import Baseline
 
 SCHEMA_ID = "rehearsal-workstation-facts/1"
@@ -138,9 +139,11 @@ def load_facts(path: str | Path) -> dict[str, Any]:
     """Read a facts file (ours or osquery's JSON) and validate it; FactsError says what and where."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FACTS_BYTES:
-            raise FactsError(f"{path}: facts file larger than {MAX_FACTS_BYTES // 1024 // 1024} MiB")
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_bounded(path, MAX_FACTS_BYTES).decode("utf-8-sig")
+    except TooLarge:
+        raise FactsError(f"{path}: facts file larger than {MAX_FACTS_BYTES // 1024 // 1024} MiB") from None
+    except NotRegularFile:
+        raise FactsError(f"{path}: not a regular file (a facts file is a plain JSON file)") from None
     except FileNotFoundError:
         raise FactsError(
             f"{path}: no facts file (the collector has not reported from this workstation)"
