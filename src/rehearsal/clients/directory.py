@@ -81,26 +81,27 @@ def dn_parts(dn: str) -> tuple[tuple[str, str], ...]:
     Attribute names are lower-cased and values compared case-insensitively by callers;
     multi-valued RDNs keep their first value (the directory we build has none).
     """
-    parts, current, escaped = [], [], False
-    raw = dn.strip()
-    i = 0
-    while i < len(raw):
-        char = raw[i]
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = other_value = False  # after an unescaped "+": the RDN's further values, skipped
+    for char in dn.strip():
         if escaped:
-            current.append("\\" + char)
+            if not other_value:
+                current.append("\\" + char)
             escaped = False
         elif char == "\\":
             escaped = True
         elif char == ",":
             parts.append("".join(current))
-            current = []
-        else:
+            current, other_value = [], False
+        elif char == "+":
+            other_value = True
+        elif not other_value:
             current.append(char)
-        i += 1
     parts.append("".join(current))
     out = []
     for part in parts:
-        name, _, value = part.split("+", 1)[0].partition("=")
+        name, _, value = part.partition("=")
         out.append((name.strip().lower(), _unescape(value.strip())))
     return tuple(out)
 
@@ -155,7 +156,7 @@ def parse_ldif(text: str) -> list[dict[str, list[str]]]:
         if not sep:
             raise ValueError(f"line {number}: not 'attribute: value': {line[:60]!r}")
         if rest.startswith(":"):
-            value = base64.b64decode(rest[1:].strip()).decode("utf-8")
+            value = _base64_value(rest[1:].strip(), number)
         elif rest.startswith("<"):
             raise ValueError(f"line {number}: URL values are not supported in an export")
         else:
@@ -168,6 +169,20 @@ def parse_ldif(text: str) -> list[dict[str, list[str]]]:
     if record:
         records.append(record)
     return records
+
+
+def _base64_value(text: str, number: int) -> str:
+    """A ``::`` value: UTF-8 text as text; binary (``userCertificate;binary``, a photo) kept as
+    its base64, since only names and HSA-ids are compared and one certificate must not make
+    the whole export unreadable."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(f"line {number}: not base64 after '::'") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
 
 
 def _get(record: dict[str, Any], name: str) -> list[str]:
