@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from rehearsal import silence
 from rehearsal.errors import RehearsalError, UsageError
+from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import LoadedPlan, LoadPath, LoadProfile, Plan
 
 if TYPE_CHECKING:
@@ -617,6 +618,7 @@ def _spawn(
         stdout=log,
         stderr=subprocess.STDOUT,
         process_group=process_group,
+        preexec_fn=die_with_parent(signal.SIGKILL),  # a killed session leaves no Locust behind
     )
 
 

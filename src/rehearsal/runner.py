@@ -7,7 +7,6 @@ and lets an interrupted session still write what it found: run.json is updated i
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rehearsal import attest
+from rehearsal import attest, lifetime
 from rehearsal.plan import LoadedPlan
 from rehearsal.run import Run, chain, create_run, finish_run
 
@@ -74,6 +73,7 @@ def pytest_command(
         "--rootdir", str(root),
         "-p", "no:cacheprovider",
         "-p", "no:locust",
+        "-p", "rehearsal.lifetime", "--rehearsal-parent-pid", str(os.getpid()),
         "-o", f"bdd_features_base_dir={root / 'features'}",
         "--rehearsal-plan", str(loaded.path.resolve()),
         "--rehearsal-run-dir", str(run.dir),
@@ -97,14 +97,6 @@ def pytest_command(
         selection.write_text("\n".join(run.selection) + "\n", encoding="utf-8")
         cmd += ["--rehearsal-only", str(selection)]
     return cmd
-
-
-def _die_with_parent() -> None:
-    """In the child: if the CLI is killed outright, stop the session too (Linux)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @contextmanager
@@ -144,13 +136,19 @@ def execute(
     log = None if interactive else (run.dir / "pytest.log").open("w", encoding="utf-8")
     interrupted = False
     rc: int | None = None
+    lock = lifetime.RunLock(run.dir).acquire()  # held by the child too: "still running" until both are gone
+    # The child gets SIGTERM when this thread ends, kill -9 included; it then takes its own
+    # children (Chromium, Locust) down with it (rehearsal.lifetime).
     proc = subprocess.Popen(
         cmd,
         cwd=root,
         env={**os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT if log else None,
+        pass_fds=(lock.fd,),
+        preexec_fn=lifetime.die_with_parent(signal.SIGTERM),
     )
+    lock.note_child(proc.pid)
     try:
         with _terminate_raises():
             rc = proc.wait()
@@ -166,4 +164,5 @@ def execute(
         if log:
             log.close()
         run = finish_run(run, complete=not interrupted and rc in FINISHED)
+        lock.release()
     return Outcome(run, interrupted, rc)

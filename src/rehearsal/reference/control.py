@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from rehearsal.errors import TargetError, UsageError
+from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import LoadedPlan
 from rehearsal.reference.faults import REGISTRY, not_implemented, parse_fault
 from rehearsal.reference.hospital import ADMIN_PATH, Hospital, listen_address
@@ -87,8 +88,15 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def up(loaded: LoadedPlan, faults: list[str], state_dir: Path, timeout: float = 30) -> dict[str, Any]:
-    """Start the plan's reference hospital detached; return its state once it answers health checks."""
+def up(
+    loaded: LoadedPlan, faults: list[str], state_dir: Path, timeout: float = 30, *, with_parent: bool = False
+) -> dict[str, Any]:
+    """Start the plan's reference hospital detached; return its state once it answers health checks.
+
+    `with_parent`: the hospital gets SIGTERM (and stops its printers and directory) when the
+    calling thread ends, ``kill -9`` included: ``rehearse demo`` leaves nothing running. Without
+    it (``rehearse reference up``) the hospital outlives the command, as asked.
+    """
     state_dir = Path(state_dir)
     running_state = status(state_dir)
     if running_state is not None:
@@ -112,7 +120,12 @@ def up(loaded: LoadedPlan, faults: list[str], state_dir: Path, timeout: float = 
         command += ["--fault", fault]
     with open(log_path, "wb") as log:
         child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM) if with_parent else None,
         )
     _children[child.pid] = child
     admin_url = f"http://{f'[{host}]' if ':' in host else host}:{port}{ADMIN_PATH}"
@@ -238,8 +251,9 @@ def clear_fault(state_dir: Path, fault: str) -> list[str]:
 def running(
     loaded: LoadedPlan, faults: list[str], state_dir: Path, timeout: float = 30
 ) -> Iterator[dict[str, Any]]:
-    """The hospital for the duration of a ``with`` block; stopped on exit, exceptions and Ctrl-C included."""
-    state = up(loaded, faults, state_dir, timeout)
+    """The hospital for the duration of a ``with`` block; stopped on exit, exceptions and Ctrl-C
+    included, and by the kernel if this process is killed outright."""
+    state = up(loaded, faults, state_dir, timeout, with_parent=True)
     try:
         yield state
     finally:
