@@ -322,20 +322,27 @@ def _close_step(request: pytest.FixtureRequest, step: Any, exc: BaseException | 
 
 
 def _screenshot(item: pytest.Item, page: Any, step_name: str) -> None:
-    """A screenshot of the step, unless the page shows a patient who is not one of the run's own."""
+    """A screenshot of the step, unless the page shows a patient who is not one of the run's own.
+
+    The gate reads everything the picture or the trace could show (frames, field values, CSS
+    generated content, attributes), before the picture and again after it, so a page that
+    changes in between is not kept either. Refused: no picture, the test's trace is dropped
+    at teardown, and one masked line says why.
+    """
+    name = patient_gate.mask_all(step_name)
     try:
-        foreign = patient_gate.foreign_in(page.inner_text("body", timeout=2_000))
-        if foreign:
+        seen = patient_gate.foreign_on_page(page)
+        shot = page.screenshot(full_page=True) if seen.clean else b""
+        if seen.clean:
+            seen = patient_gate.foreign_on_page(page)
+        if not seen.clean:
             _FOREIGN_ON_SCREEN.add(item.nodeid)
-            evidence.attach_text(
-                f"Ingen skärmbild: {step_name}",
-                f"Sidan visade {len(foreign)} identitet(er) som inte är repetitionens testpatienter "
-                f"({', '.join(foreign)}); ingen skärmbild och inget Playwright-spår sparas.",
-            )
+            evidence.attach_text(f"Ingen skärmbild: {name}", seen.reason())
             return
-        evidence.attach_png(f"Skärmbild: {step_name}", page.screenshot(full_page=True))
+        evidence.attach_png(f"Skärmbild: {name}", shot)
     except Exception as shot_error:  # a dead page must not hide the step's own result
-        evidence.attach_text("Skärmbild saknas", str(shot_error).splitlines()[0] if str(shot_error) else "")
+        said = str(shot_error).splitlines()[0] if str(shot_error) else ""
+        evidence.attach_text("Skärmbild saknas", patient_gate.mask_all(said))
 
 
 def pytest_bdd_after_step(request: pytest.FixtureRequest, step: Any, **_: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
+from rehearsal import patient_gate
 from rehearsal.pages import (
     LoginPage,
     PatientPage,
@@ -57,9 +58,9 @@ def log_in(
         shown = page.error.all_inner_texts()
         heading = web.get_by_role("heading", level=1).all_inner_texts()
         said = " / ".join([*heading, *shown]) or web.url
-        raise AssertionError(
+        raise AssertionError(  # the screen's words, with any patient number on it masked
             f"{site.id}: inloggningen som {login.user.hsa_id} ({login.user.name}, {login.user.role}) "
-            f"nådde inte patientsökningen: {said}"
+            f"nådde inte patientsökningen: {patient_gate.mask_all(said)}"
         )
     if sessions is not None:
         sessions[site.id] = web.context.cookies()
