@@ -11,8 +11,10 @@ column); an agent that answers *tooBig* is asked again with fewer rows.
 
 Why not pysnmp: measured on this machine, pysnmp 7 (v1arch, raw OIDs) spends ~14 ms of CPU
 decoding one GETBULK answer of 80 bindings, which caps a sweep at ~70 printers/s. The BER
-subset SNMPv2c needs is ~100 lines; one UDP socket serves a whole sweep and matches
-answers by request id; silence is resent within the timeout (UDP loses datagrams).
+subset SNMPv2c needs is ~100 lines; one UDP socket (per source address) serves a whole
+sweep; an answer counts only from the address and port asked, with the request's id and
+community (anything else is ignored, not believed); silence is resent within the timeout
+(UDP loses datagrams).
 
     probe_snmp(host, port, community, timeout)   -> SnmpReadiness   never raises for the wire
     probe_all(targets, timeout, concurrency)     -> list[SnmpReadiness]
@@ -26,8 +28,9 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from rehearsal.devtext import clean
 from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
 
 SYS_DESCR = "1.3.6.1.2.1.1.1"
@@ -51,6 +54,7 @@ COLUMNS = (
     f"{ALERT}.8",
 )
 MAX_REPETITIONS = 4
+SNMP_V2C = 1  # the message version field of SNMPv2c (v1 is 0)
 MAX_ROUNDS = 8
 TRIES = 2  # sends per request within the timeout (UDP: a lost datagram is resent once)
 
@@ -233,7 +237,7 @@ def encode_request(
     binds = _tlv(0x30, b"".join(_tlv(0x30, _oid(o) + b"\x05\x00") for o in oids))
     head = _int(request_id) + (_int(bulk[0]) + _int(bulk[1]) if bulk else _int(0) + _int(0))
     pdu = _tlv(0xA5 if bulk else 0xA0, head + binds)
-    return _tlv(0x30, _int(1) + _tlv(0x04, community.encode()) + pdu)
+    return _tlv(0x30, _int(SNMP_V2C) + _tlv(0x04, community.encode()) + pdu)
 
 
 def _read(data: bytes, pos: int) -> tuple[int, bytes, int]:
@@ -281,13 +285,28 @@ def _decode_value(tag: int, body: bytes) -> Any:
     return None  # NULL, noSuchObject, noSuchInstance, endOfMibView
 
 
-def decode_response(data: bytes) -> tuple[int, int, int, list[tuple[str, Any]]]:
-    """(request id, error status, error index, [(oid, value)]); end-of-table markers are None."""
+class Reply(NamedTuple):
+    """One decoded Response-PDU and the envelope it came in (version, community)."""
+
+    version: int
+    community: bytes
+    request_id: int
+    status: int
+    index: int
+    binds: list[tuple[str, Any]]
+
+
+def decode_message(data: bytes) -> Reply:
+    """A Response-PDU with its envelope; end-of-table markers are None. Raises MalformedReply."""
     tag, message, _ = _read(data, 0)
     if tag != 0x30:
         raise MalformedReply(f"not an SNMP message (starts with tag 0x{tag:02x})")
     tag, version, pos = _read(message, 0)
-    _, _community, pos = _read(message, pos)
+    if tag != 0x02 or len(version) > MAX_HEADER_INT:
+        raise MalformedReply("the SNMP version is not a small INTEGER")
+    tag, community, pos = _read(message, pos)
+    if tag != 0x04:
+        raise MalformedReply(f"the community is not an OCTET STRING (tag 0x{tag:02x})")
     tag, pdu, _ = _read(message, pos)
     if tag != 0xA2:
         raise MalformedReply(f"not a Response-PDU (tag 0x{tag:02x})")
@@ -312,7 +331,14 @@ def decode_response(data: bytes) -> tuple[int, int, int, list[tuple[str, Any]]]:
         if otag != 0x06:
             raise MalformedReply("variable binding without an OID")
         found.append((_decode_oid(oid), _decode_value(vtag, value)))
-    return fields[0], fields[1], fields[2], found
+    number = int.from_bytes(version, "big", signed=True) if version else 0
+    return Reply(number, bytes(community), fields[0], fields[1], fields[2], found)
+
+
+def decode_response(data: bytes) -> tuple[int, int, int, list[tuple[str, Any]]]:
+    """(request id, error status, error index, [(oid, value)]) of :func:`decode_message`."""
+    reply = decode_message(data)
+    return reply.request_id, reply.status, reply.index, reply.binds
 
 
 OVERTAKEN = 2  # later answers from one agent after which an unanswered request counts as dropped
@@ -366,17 +392,46 @@ class _Agent:
 ERROR_STATUS = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr"}
 
 
-class Session(asyncio.DatagramProtocol):
-    """One UDP socket for a whole sweep: requests matched to answers by request id.
+@dataclass
+class _Pending:
+    """A request waiting for its answer, and what an answer must match to be taken as one."""
+
+    future: asyncio.Future[Reply]
+    address: tuple[str, int]
+    community: bytes
+
+
+def source_address(ip: str) -> str:
+    """The local address the kernel's route to ``ip`` leaves from (loopback for loopback targets):
+    a UDP connect() sends nothing, it only picks the route. Raises OSError without a route."""
+    if ip.startswith("127."):
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((ip, 161))
+        return str(probe.getsockname()[0])
+
+
+class Session:
+    """UDP sockets for a whole sweep: one per local source address, shared by every printer behind it.
+
+    An answer is taken only when it comes from the address and port the request went to and
+    carries the request's id, the SNMP version and the community we sent (RFC 3416 §4.1 and
+    the v1/v2c community): on a shared socket anything else (a neighbour's id, a forged
+    source port, another community) is someone else's datagram, ignored while the request
+    waits on until its own deadline. Request ids are random, so they cannot be guessed from
+    a neighbour's. Each socket is bound to the route's own source address for its agents
+    (127.0.0.1 for loopback), never to every interface.
 
     Our own BER codec instead of pysnmp: measured here, pysnmp spends ~14 ms of CPU on one
     GETBULK answer of 80 bindings (pyasn1), which alone would cap a sweep at ~70 printers/s.
     """
 
     def __init__(self, per_agent: int = 16, per_agent_cap: int = 48) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self._waiting: dict[int, asyncio.Future[bytes]] = {}
-        self._next_id = random.randrange(1, 1 << 30)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: dict[str, socket.socket] = {}  # local source address -> its socket
+        self._sources: dict[str, str] = {}  # agent address -> our source address for it
+        self._waiting: dict[int, _Pending] = {}
+        self.ignored = 0  # datagrams that answered nothing we asked (counted for tests and reviewers)
         # UDP has no back-pressure: an agent asked more than it can answer drops datagrams and
         # every drop costs a resend (a simulator serving thousands of communities on one port is
         # such an agent). So at most `per_agent` printers are asked at once per agent address.
@@ -416,33 +471,77 @@ class Session(asyncio.DatagramProtocol):
         return release, finish
 
     async def open(self) -> Session:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:  # many answers at once: a larger receive buffer drops fewer of them
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        except OSError:
-            pass
-        sock.bind(("0.0.0.0", 0))
-        await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        """Ready for requests on the running loop (sockets are made as agents are first asked)."""
+        self._loop = asyncio.get_running_loop()
         return self
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _socket_for(self, ip: str) -> socket.socket:
+        """The socket requests to ``ip`` leave from: bound to the route's source address, shared."""
+        source = self._sources.get(ip)
+        if source is None:
+            try:
+                source = self._sources[ip] = source_address(ip)
+            except OSError as exc:
+                raise Unreachable(f"no route to {ip}: {exc.strerror or exc}") from None
+        sock = self._sockets.get(source)
+        if sock is None:
+            assert self._loop is not None, "open() the session first"
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:  # many answers at once: a larger receive buffer drops fewer of them
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            except OSError:
+                pass
+            try:
+                sock.bind((source, 0))
+            except OSError as exc:
+                sock.close()
+                raise Unreachable(f"cannot send to {ip} from {source}: {exc.strerror or exc}") from None
+            sock.setblocking(False)
+            self._loop.add_reader(sock.fileno(), self._drain, sock)
+            self._sockets[source] = sock
+        return sock
+
+    def local_address(self, ip: str) -> tuple[str, int]:
+        """Where requests to ``ip`` leave from (address, port): never 0.0.0.0."""
+        return self._socket_for(ip).getsockname()
+
+    def _drain(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data, addr = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error queued on the socket: nothing to take
+                return
+            self.datagram_received(data, addr)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         try:
-            request_id = decode_response(data)[0]
+            reply = decode_message(data)
         except MalformedReply:
+            self.ignored += 1
             return  # not ours to judge here: a garbled answer is a lost answer
-        future = self._waiting.pop(request_id, None)
-        if future is not None and not future.done():
-            future.set_result(data)
+        pending = self._waiting.get(reply.request_id)
+        if (
+            pending is None
+            or (addr[0], addr[1]) != pending.address
+            or reply.community != pending.community
+            or reply.version != SNMP_V2C
+        ):
+            self.ignored += 1  # a neighbour's id, another port or community: not an answer to us
+            return
+        del self._waiting[reply.request_id]
+        if not pending.future.done():
+            pending.future.set_result(reply)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        for future in self._waiting.values():
-            future.cancel()
+        for sock in self._sockets.values():
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._sockets.clear()
+        for pending in self._waiting.values():
+            pending.future.cancel()
 
     async def __aenter__(self) -> Session:
         return await self.open()
@@ -461,13 +560,14 @@ class Session(asyncio.DatagramProtocol):
         release: Callable[[bool], None] | None = None,
     ) -> list[tuple[str, Any]]:
         """Send, resend on silence (``tries`` in all within ``timeout``), decode the answer."""
-        assert self.transport is not None, "open() the session first"
-        self._next_id = self._next_id % ((1 << 31) - 1) + 1
-        request_id = self._next_id
+        sock = self._socket_for(address[0])
+        request_id = random.randrange(1, 1 << 31)
+        while request_id in self._waiting:
+            request_id = random.randrange(1, 1 << 31)
         message = encode_request(community, request_id, oids, bulk=bulk)
         where = f"{address[0]}:{address[1]}"
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = _Pending(future, (address[0], address[1]), community.encode())
         agent = self.agent(address)
         number = 0
         loop = asyncio.get_running_loop()
@@ -476,7 +576,7 @@ class Session(asyncio.DatagramProtocol):
             deadline = loop.time() + timeout
             number = agent.sending(release)
             sent, answers_then, resends = time.monotonic(), agent.answers, 0
-            self.transport.sendto(message, address)
+            _send(sock, message, address)
             if release is not None:
                 timer = loop.call_later(agent.hold, agent.release_if_silent, answers_then, release)
             while True:
@@ -486,7 +586,7 @@ class Session(asyncio.DatagramProtocol):
                         f"no SNMP answer from {where} (community {community!r}) within {timeout:g} s"
                     )
                 try:
-                    data = await asyncio.wait_for(asyncio.shield(future), min(left, timeout / tries))
+                    reply = await asyncio.wait_for(asyncio.shield(future), min(left, timeout / tries))
                 except TimeoutError:
                     # resend when the agent answered others meanwhile (ours was lost) or we are its only
                     # question; a busy agent that answered nobody is stalled, a resend would queue twice
@@ -496,7 +596,7 @@ class Session(asyncio.DatagramProtocol):
                         agent.waiting.pop(number, None)
                         number = agent.sending(release)
                         answers_then = agent.answers
-                        self.transport.sendto(message, address)
+                        _send(sock, message, address)
                     continue
                 agent.answered(number)
                 if not resends:
@@ -507,12 +607,20 @@ class Session(asyncio.DatagramProtocol):
                 timer.cancel()
             self._waiting.pop(request_id, None)
             agent.waiting.pop(number, None)
-        _, status, index, binds = decode_response(data)
-        if status:
-            raise ProtocolError(
-                f"SNMP error {ERROR_STATUS.get(status, status)} from {where} (binding {index})"
-            )
-        return binds
+        if reply.status:
+            status = ERROR_STATUS.get(reply.status, reply.status)
+            raise ProtocolError(f"SNMP error {status} from {where} (binding {reply.index})")
+        return reply.binds
+
+
+def _send(sock: socket.socket, message: bytes, address: tuple[str, int]) -> None:
+    """One datagram; a full send buffer is a lost datagram (resent like one), no route is unreachable."""
+    try:
+        sock.sendto(message, address)
+    except (BlockingIOError, InterruptedError):
+        pass
+    except OSError as exc:
+        raise Unreachable(f"cannot send to {address[0]}:{address[1]}: {exc.strerror or exc}") from None
 
 
 def _within(oid: str, column: str) -> bool:
@@ -591,11 +699,10 @@ def _is_ip(host: str) -> bool:
 
 
 def _text(value: Any) -> str:
-    """A DisplayString as one line: line breaks and other whitespace as one space, other control
-    characters escaped (it ends up in a one-line problem). A value of another type is no text."""
+    """A DisplayString as one line of plain text (:func:`rehearsal.devtext.clean`: the agent chose
+    these bytes, and they end up in a terminal and a Markdown table). Another type is no text."""
     if isinstance(value, bytes):
-        text = " ".join(value.decode("utf-8", errors="replace").strip("\x00 ").split())
-        return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+        return clean(value.decode("utf-8", errors="replace"))
     number = _number(value)
     return "" if number is None else str(number)
 
