@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -35,6 +36,11 @@ from rehearsal.identities import (
     check_hsa_id,
     check_personnummer,
 )
+
+
+def _repeated(values: list[str]) -> list[str]:
+    """The values that occur more than once, sorted (linear: a region has thousands of devices)."""
+    return sorted(value for value, n in Counter(values).items() if n > 1)
 
 
 def _port_of(value: str) -> int | None:
@@ -357,7 +363,7 @@ class LoadProfile(_Model):
     @model_validator(mode="after")
     def _unique_paths(self) -> LoadProfile:
         ids = [p.id for p in self.paths]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        dupes = _repeated(ids)
         if dupes:
             raise ValueError(f"paths: duplicate id {', '.join(dupes)}")
         return self
@@ -479,12 +485,12 @@ class Plan(_Model):
     def _unique_units(self) -> Plan:
         """Unit ids are unique in the plan; an HSA-id names one site, unit or user only."""
         ids = [u.id for s in self.sites for u in s.units] + [s.id for s in self.sites]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        dupes = _repeated(ids)
         if dupes:
             raise ValueError(f"sites: unit id also used by another unit or site: {', '.join(dupes)}")
         hsa = [s.hsa_id for s in self.sites] + [u.hsa_id for s in self.sites for u in s.units]
         hsa += list({u.hsa_id for s in self.sites for u in s.users})
-        dupes = sorted({h for h in hsa if hsa.count(h) > 1})
+        dupes = _repeated(hsa)
         if dupes:
             raise ValueError(f"sites: HSA-id used twice: {', '.join(dupes)}")
         return self
@@ -497,7 +503,7 @@ class Plan(_Model):
             ("workstations", [w.id for s in self.sites for w in s.workstations]),
             ("criteria", [c.id for c in self.criteria]),
         ):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            dupes = _repeated(ids)
             if dupes:
                 raise ValueError(f"{label}: duplicate id {', '.join(dupes)}")
         return self
