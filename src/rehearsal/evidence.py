@@ -3,17 +3,30 @@
 Steps, checks and probes say *what* they found through these functions; how it lands in
 the report (labels, parameters, attachments) is decided here, so the go/no-go and the
 report can slice every result the same way (see docs/design.md, Evidence conventions).
+
+Nothing reaches ``allure-results`` unredacted (docs/design.md, Secrets): :func:`redact_results`
+turns allure-pytest's own file writer into :class:`RedactingFileLogger`, so every result and
+container (titles, steps, parameters, failure messages and tracebacks) and every attachment
+(text, JSON, zips such as Playwright traces) passes :mod:`rehearsal.redact` on its way to disk,
+whoever called ``allure`` — these functions, pytest-bdd or allure-pytest itself.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import allure
+import allure_commons
+from allure_commons.logger import AllureFileLogger
+from attr import asdict
+
+from rehearsal import redact
 
 LABELS = ("aspect", "site", "severity", "criterion", "device", "rehearsal", "run", "nodeid", "attestation")
 _SEVERITY = {
@@ -90,3 +103,53 @@ def attach_file(name: str, path: str | Path) -> None:
         allure.attach.file(str(path), name=name, extension=path.suffix.lstrip(".") or None)
     else:
         allure.attach.file(str(path), name=name, attachment_type=kind)
+
+
+class RedactingFileLogger(AllureFileLogger):
+    """allure-pytest's file writer with :mod:`rehearsal.redact` between every item and the disk.
+
+    Same files, same names, same atomic ``.tmp`` then rename; only the content is redacted
+    (results and containers field by field, so the JSON stays valid; attachments as text,
+    bytes or zip archives by what they are).
+    """
+
+    def _report_item(self, item: Any) -> None:
+        indent = 4 if os.environ.get("ALLURE_INDENT_OUTPUT") else None
+        filename = item.file_pattern.format(prefix=uuid.uuid4())
+        data = redact.json_value(asdict(item, filter=lambda _, v: v or v is False))
+        tmp = self._report_dir / f"{filename}.tmp"
+        with open(tmp, "w", encoding="utf8") as out:
+            json.dump(data, out, indent=indent, ensure_ascii=False)
+        os.replace(tmp, self._report_dir / filename)
+
+    @allure_commons.hookimpl
+    def report_attached_file(self, source: Any, file_name: str) -> None:
+        self._write(file_name, redact.current().bytes_by_kind(Path(source).read_bytes()))
+
+    @allure_commons.hookimpl
+    def report_attached_data(self, body: str | bytes, file_name: str) -> None:
+        masked = (
+            redact.text(body).encode("utf-8")
+            if isinstance(body, str)
+            else redact.current().bytes_by_kind(body)
+        )
+        self._write(file_name, masked)
+
+    def _write(self, file_name: str, content: bytes) -> None:
+        tmp = self._report_dir / f"{file_name}.tmp"
+        tmp.write_bytes(content)
+        os.replace(tmp, self._report_dir / file_name)
+
+
+def redact_results() -> None:
+    """Make allure-pytest's file writer(s) in this process redact what they write (idempotent).
+
+    The writer stays the same registered object (allure-pytest unregisters it at the end of
+    the session by that object); it is re-registered so the redacting methods are the hooks.
+    """
+    manager = allure_commons.plugin_manager
+    for plugin in list(manager.get_plugins()):
+        if type(plugin) is AllureFileLogger:
+            manager.unregister(plugin)
+            plugin.__class__ = RedactingFileLogger
+            manager.register(plugin)

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from rehearsal import silence
 from rehearsal.errors import RehearsalError, UsageError
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import LoadedPlan, LoadPath, LoadProfile, Plan
@@ -418,24 +417,18 @@ def resolve_patient_ids(plan: Plan) -> dict[str, str]:
     One standard FHIR search for all of them (``identifier=a,b,c``). Any trouble yields {}:
     the flows then look them up themselves under load. Only called after the guard.
     """
-    import httpx
+    from rehearsal.clients.http import GuardedClient  # httpx only when asked: the locustfile imports us
 
     env = plan.environment
     system = "urn:oid:1.2.752.129.2.1.3.1"
     wanted = {re.sub(r"\D", "", i.personnummer): i.personnummer for i in plan.test_identities}
     values = ",".join(f"{system}|{i.personnummer}" for i in plan.test_identities)
-    try:
-        silence.check(env.fhir_base)  # timed out earlier in this run: no second wait before the load
-        answer = httpx.get(
-            f"{env.fhir_base}/Patient",
-            params={"identifier": values, "_format": "json"},
-            timeout=httpx.Timeout(env.timeouts.read, connect=env.timeouts.connect),
-        )
+    try:  # allowed hosts, this origin only, a total deadline; a timeout is recorded (rehearsal.silence)
+        field = "environment.fhir_base"
+        with GuardedClient(env.fhir_base, env.timeouts, env.allowed_hosts, field=field) as http:
+            answer = http.request("GET", "Patient", params={"identifier": values, "_format": "json"})
         bundle = answer.json() if answer.status_code == 200 else {}
-    except httpx.TimeoutException:
-        silence.timed_out(env.fhir_base, env.timeouts.read, "GET Patient (test identities before the load)")
-        return {}
-    except (httpx.HTTPError, ValueError, silence.Silent):
+    except (RehearsalError, ValueError):  # HttpError, HostRefused, silence.Silent: the flows look up
         return {}
     found: dict[str, str] = {}
     for entry in (bundle.get("entry") or []) if isinstance(bundle, dict) else []:

@@ -18,7 +18,7 @@ import allure
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from rehearsal import attest, evidence, patient_gate, silence
+from rehearsal import attest, evidence, patient_gate, redact, silence
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
@@ -200,8 +200,12 @@ def web(page: Any, plan: Plan, request: pytest.FixtureRequest) -> Any:
     """The browser page on the target's web UI; steps after which it is screenshotted."""
     from playwright.sync_api import expect
 
+    from rehearsal.browser import guard_hosts
+
     t = plan.environment.timeouts
     silence.check(plan.environment.web_base)  # timed out earlier in this run: fail now, not after a wait
+    hosts = plan.environment.allowed_hosts  # a request elsewhere is aborted and named in the evidence
+    guard_hosts(page.context, hosts, lambda line: evidence.attach_text("Stoppad förfrågan", line))
     page.set_default_timeout(t.read * 1000)
     page.set_default_navigation_timeout((t.connect + t.read) * 1000)
     expect.set_options(timeout=(t.connect + t.read) * 1000)  # often after a navigation; else 5 s
@@ -363,7 +367,27 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if report.nodeid in _FOREIGN_ON_SCREEN:  # its DOM snapshots hold what the screenshot would have
             Path(str(path)).unlink()
             continue
+        redact.file(path)  # fill values, snapshots, request bodies: the copy in playwright/ as well
         evidence.attach_file("Playwright-spår (trace.zip: npx playwright show-trace)", Path(str(path)))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """From the first result on, nothing is written with a secret in it (docs/design.md, Secrets)."""
+    loaded = loaded_plan_for(session.config)
+    if loaded is None:
+        return
+    redact.register_plan(loaded.plan)
+    evidence.redact_results()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Any Playwright output not handed over at teardown (an interrupted test) is redacted too."""
+    run_dir = session.config.getoption("--rehearsal-run-dir", None)
+    if loaded_plan_for(session.config) is None or not run_dir:
+        return
+    for path in sorted((Path(run_dir) / "playwright").rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            redact.file(path)
 
 
 def pytest_bdd_step_error(

@@ -11,12 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rehearsal import attest, lifetime
+from rehearsal import attest, lifetime, redact
 from rehearsal.plan import LoadedPlan
 from rehearsal.run import Run, chain, create_run, finish_run
 
@@ -99,6 +100,43 @@ def pytest_command(
     return cmd
 
 
+class _RedactedLog:
+    """pytest.log as the child writes it, every line through the redactor before it reaches disk.
+
+    Stands in for the log file in ``Popen(stdout=…)``: ``fileno()`` is the write end of a pipe,
+    and a thread copies what arrives line by line (a secret never spans two lines), flushed
+    as it goes, so the log is as current as a plain file would be. ``close()`` lets go of the
+    write end once the child is done; the copy ends when the last writer has gone.
+    """
+
+    JOIN_S = 10.0  # a straggler still holding the pipe (a browser being killed) is not waited for
+
+    def __init__(self, path: Path, redactor: redact.Redactor) -> None:
+        self._read, self._write = os.pipe()
+        self._out = path.open("wb")
+        self._redactor = redactor
+        self._thread = threading.Thread(target=self._copy, name="pytest.log", daemon=True)
+        self._thread.start()
+
+    def fileno(self) -> int:
+        return self._write
+
+    def _copy(self) -> None:
+        try:
+            with os.fdopen(self._read, "rb") as source:
+                for line in source:
+                    self._out.write(self._redactor.data(line))
+                    self._out.flush()
+        finally:
+            self._out.close()
+
+    def close(self) -> None:
+        if self._write >= 0:
+            os.close(self._write)
+            self._write = -1
+        self._thread.join(timeout=self.JOIN_S)
+
+
 @contextmanager
 def _terminate_raises() -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
@@ -128,12 +166,16 @@ def execute(
     for site in sites or []:
         loaded.plan.site(site)
     root = content_root()
-    run = create_run(reports_root, loaded, parent=parent, selection=selection, sites=sites, aspects=aspects)
+    run = create_run(
+        reports_root, loaded, parent=parent, selection=selection, sites=sites, aspects=aspects,
+        attestations=attestations,
+    )  # fmt: skip
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
-    cmd = pytest_command(
-        run, loaded, sites or [], aspects or [], root, [*(attestations or []), *inherited], interactive, paths
-    )
-    log = None if interactive else (run.dir / "pytest.log").open("w", encoding="utf-8")
+    given = run.copies("attestations")  # the copies kept in the run folder: what it used is what it shows
+    files = [*given, *inherited]
+    cmd = pytest_command(run, loaded, sites or [], aspects or [], root, files, interactive, paths)
+    secrets = redact.for_plan(loaded.plan, {**os.environ, **(env or {})})
+    log = None if interactive else _RedactedLog(run.dir / "pytest.log", secrets)
     interrupted = False
     rc: int | None = None
     lock = lifetime.RunLock(run.dir).acquire()  # held by the child too: "still running" until both are gone
