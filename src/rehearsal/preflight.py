@@ -2,7 +2,8 @@
 
 A rehearsal against an environment that is down would fail every check and look like a
 NO-GO on everything; the test lead needs "the target is unreachable" instead (exit 2),
-said once, naming the endpoint and the plan field it came from.
+said once, naming the endpoint and the plan field it came from. The same holds for an
+endpoint on a host the plan does not allow: refused before the first connection.
 """
 
 from __future__ import annotations
@@ -24,7 +25,25 @@ def endpoints(plan: Plan) -> dict[str, str]:
     }
 
 
+def check_hosts(plan: Plan) -> None:
+    """Every HTTP endpoint of the plan is on a host in ``environment.allowed_hosts``, or nothing runs.
+
+    The HTTP layer refuses every request to another host anyway (rehearsal.clients.http);
+    said here once, before any connection, the test lead gets one line instead of a run of
+    refusals.
+    """
+    env = plan.environment
+    for field in ("fhir_base", "web_base", "legacy_base", "bridge_base"):
+        url = getattr(env, field)
+        if url and not env.host_allowed(url):
+            raise TargetError(
+                f"environment.{field} ({url}): host {urlsplit(url).hostname!r} is not in "
+                f"environment.allowed_hosts ({', '.join(env.allowed_hosts)}): nothing is sent to it"
+            )
+
+
 def check_reachable(plan: Plan) -> None:
+    check_hosts(plan)
     timeout = plan.environment.timeouts.connect
     seen: set[tuple[str, int]] = set()
     for field, url in endpoints(plan).items():

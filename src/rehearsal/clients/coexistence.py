@@ -23,7 +23,8 @@ class LegacyClient(JsonClient):
     def for_plan(cls, plan: Plan) -> LegacyClient:
         if plan.environment.legacy_base is None:
             raise UsageError("the plan names no legacy EHR (environment.legacy_base)")
-        return cls(plan.environment.legacy_base, plan.environment.timeouts)
+        env = plan.environment
+        return cls(env.legacy_base, env.timeouts, env.allowed_hosts, field="environment.legacy_base")
 
     def send_referral(self, personnummer: str, from_unit: str, to_unit: str, text: str) -> dict[str, Any]:
         """A referral written at a legacy unit (``from_unit`` HSA-id) to any unit of the plan."""
@@ -63,7 +64,8 @@ class BridgeClient(JsonClient):
     def for_plan(cls, plan: Plan) -> BridgeClient:
         if plan.environment.bridge_base is None:
             raise UsageError("the plan names no bridge (environment.bridge_base)")
-        return cls(plan.environment.bridge_base, plan.environment.timeouts)
+        env = plan.environment
+        return cls(env.bridge_base, env.timeouts, env.allowed_hosts, field="environment.bridge_base")
 
     def heartbeat(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body): 503 is an answer here (the worker stopped), not an error."""

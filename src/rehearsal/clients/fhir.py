@@ -1,8 +1,11 @@
 """A small FHIR R4 REST client: the calls the scenarios make, with the plan's timeouts.
 
-Transport failures become TargetError naming the URL, so a scenario fails with
-"what and where" instead of an httpx traceback. An answer with an error status is a
-:class:`FhirError` carrying the status, so a check can tell "refused (403)" from "down
+Requests go through the harness's one HTTP layer (:mod:`rehearsal.clients.http`): only to
+hosts in ``environment.allowed_hosts``, only to the origin of ``environment.fhir_base`` (a
+Bundle ``next`` link or a redirect elsewhere is refused, naming the link), within one total
+deadline per call. Transport failures become TargetError naming the URL, so a scenario
+fails with "what and where" instead of an httpx traceback. An answer with an error status
+is a :class:`FhirError` carrying the status, so a check can tell "refused (403)" from "down
 (503)". With ``auth=(hsa_id, password)`` every request runs as that plan user (HTTP Basic),
 the way a clinician's client would; without it the client is a system (the bridge, the lab).
 """
@@ -15,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from rehearsal import patient_gate, silence
+from rehearsal import patient_gate
+from rehearsal.clients.http import GuardedClient, HttpError
 from rehearsal.errors import TargetError
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 from rehearsal.plan import Environment
@@ -24,24 +28,23 @@ FHIR_JSON = "application/fhir+json"
 Params = dict[str, str] | list[tuple[str, str]] | None
 
 
-class FhirError(TargetError):
+class FhirError(HttpError):
     """The server answered with an error status; ``status`` is the HTTP status."""
 
     def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
 
 
 class FhirClient:
     def __init__(self, environment: Environment, auth: tuple[str, str] | None = None) -> None:
-        t = environment.timeouts
         self.base = environment.fhir_base
-        self._connect_s, self._read_s = t.connect, t.read
-        self._http = httpx.Client(
-            base_url=self.base,
-            timeout=httpx.Timeout(t.read, connect=t.connect),
-            headers={"Accept": FHIR_JSON},
+        self._http = GuardedClient(
+            self.base,
+            environment.timeouts,
+            environment.allowed_hosts,
+            field="environment.fhir_base",
             auth=auth,
+            headers={"Accept": FHIR_JSON},
         )
 
     def __enter__(self) -> FhirClient:
@@ -53,24 +56,16 @@ class FhirClient:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, *, params: Params = None, body: Any = None) -> httpx.Response:
-        """One request; transport problems as TargetError, error statuses as FhirError."""
-        url = f"{self.base}/{path}"
+    def request(
+        self, method: str, path: str, *, params: Params = None, body: Any = None, link: str | None = None
+    ) -> httpx.Response:
+        """One request (``path`` below the base, or a link of this origin); transport problems as
+        TargetError, error statuses as FhirError."""
         headers = {"Content-Type": FHIR_JSON} if body is not None else None
-        silence.check(self.base)  # a server that timed out earlier in this run is not waited for again
-        try:
-            response = self._http.request(method, path, params=params, json=body, headers=headers)
-        except httpx.ConnectTimeout:
-            raise TargetError(
-                silence.timed_out(self.base, self._connect_s, f"{method} {url}", "no connection")
-            ) from None
-        except httpx.TimeoutException:
-            raise TargetError(silence.timed_out(self.base, self._read_s, f"{method} {url}")) from None
-        except httpx.TransportError as exc:
-            raise TargetError(f"{url}: {exc.__class__.__name__}: {exc}") from None
+        response = self._http.request(method, path, params=params, json=body, headers=headers, link=link)
         if response.status_code >= 400:
             raise FhirError(
-                f"{method} {url}: HTTP {response.status_code}: {_outcome_text(response)}",
+                f"{method} {self._http.url(path)}: HTTP {response.status_code}: {_outcome_text(response)}",
                 response.status_code,
             )
         return response
@@ -93,6 +88,9 @@ class FhirClient:
     def search(self, rtype: str, params: Params = None) -> list[dict[str, Any]]:
         """Every resource of a search (the entries of the searchset Bundle, following ``next`` links).
 
+        A ``next`` link to another origin than ``environment.fhir_base`` is refused (HostRefused,
+        naming the link) before anything is sent: the client's credentials stay with its server.
+
         A third-party server's Bundle may be odd (``entry`` not a list, an entry that is a number):
         what is not a resource is skipped, never a crash.
         """
@@ -110,7 +108,7 @@ class FhirClient:
             )
             if not isinstance(following, str) or not following:
                 break
-            bundle = self._json(self.request("GET", following.removeprefix(f"{self.base}/")))
+            bundle = self._json(self.request("GET", following, link="the Bundle's next link"))
             found += _resources(bundle)
         return found
 

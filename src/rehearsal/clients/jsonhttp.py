@@ -1,36 +1,38 @@
 """A JSON-over-HTTP client with the plan's timeouts, for the coexistence systems' plain APIs.
 
-The legacy EHR and the bridge speak plain JSON, not FHIR. Every failure becomes one
-:class:`HttpError` (a TargetError) naming method, URL and status, so a scenario's message
-says what was asked of whom.
+The legacy EHR and the bridge speak plain JSON, not FHIR. Requests go through the
+harness's one HTTP layer (:mod:`rehearsal.clients.http`: allowed hosts, one origin, a
+total deadline per call). Every failure becomes one :class:`HttpError` (a TargetError)
+naming method, URL and status, so a scenario's message says what was asked of whom.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
-from rehearsal import silence
-from rehearsal.errors import TargetError
+from rehearsal.clients.http import GuardedClient, HostRefused, HttpError
 from rehearsal.plan import Timeouts
 
-
-class HttpError(TargetError):
-    """No answer, or an error status (``status``; None when there was no answer)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+__all__ = ["HostRefused", "HttpError", "JsonClient"]
 
 
 class JsonClient:
-    def __init__(self, base: str, timeouts: Timeouts) -> None:
+    """One coexistence system at ``base``; ``allowed_hosts`` defaults to the base's own host only."""
+
+    def __init__(
+        self,
+        base: str,
+        timeouts: Timeouts,
+        allowed_hosts: Iterable[str] | None = None,
+        *,
+        field: str | None = None,
+    ) -> None:
         self.base = base.rstrip("/")
-        self._connect_s, self._read_s = timeouts.connect, timeouts.read
-        self._http = httpx.Client(
-            base_url=self.base, timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect)
-        )
+        hosts = list(allowed_hosts) if allowed_hosts is not None else [httpx.URL(self.base).host]
+        self._http = GuardedClient(self.base, timeouts, hosts, field=field)
 
     def __enter__(self) -> JsonClient:
         return self
@@ -43,18 +45,7 @@ class JsonClient:
 
     def response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The answer whatever its status (transport problems still raise HttpError)."""
-        url = f"{self.base}{path}"
-        silence.check(self.base)  # a system that timed out earlier in this run is not waited for again
-        try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.ConnectTimeout:
-            raise HttpError(
-                silence.timed_out(self.base, self._connect_s, f"{method} {url}", "no connection")
-            ) from None
-        except httpx.TimeoutException:
-            raise HttpError(silence.timed_out(self.base, self._read_s, f"{method} {url}")) from None
-        except httpx.TransportError as exc:
-            raise HttpError(f"{method} {url}: {exc.__class__.__name__}: {exc}") from None
+        return self._http.request(method, path, **kwargs)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """JSON of a 2xx answer; HttpError otherwise, with the server's own ``error`` text."""
@@ -64,6 +55,7 @@ class JsonClient:
                 detail = response.json().get("error") or response.text[:200]
             except (ValueError, AttributeError):
                 detail = response.text[:200]
+            detail = " ".join(str(detail).split())[:200]  # one line, whatever the server put in it
             raise HttpError(
                 f"{method} {self.base}{path}: HTTP {response.status_code}: {detail}", response.status_code
             )

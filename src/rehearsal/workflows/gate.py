@@ -18,9 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from rehearsal import silence
+from rehearsal.clients.http import GuardedClient, HttpError
 from rehearsal.plan import Plan
 
 PROBES = {
@@ -64,14 +63,12 @@ def _probe(plan: Plan, field: str, where: str, plan_dir: Path | None) -> str | N
     t = plan.environment.timeouts
     if field in PROBES:
         url = where.rstrip("/") + PROBES[field]
-        try:
-            status = httpx.get(url, timeout=httpx.Timeout(t.read, connect=t.connect)).status_code
-        except httpx.ConnectTimeout:
-            return silence.timed_out(where, t.connect, f"GET {url}", "no connection")
-        except httpx.TimeoutException:
-            return silence.timed_out(where, t.read, f"GET {url}")
-        except httpx.HTTPError as exc:
-            return f"{url}: {exc.__class__.__name__}"
+        env = plan.environment
+        try:  # the harness's one HTTP layer: allowed hosts, this origin only, a total deadline
+            with GuardedClient(where, t, env.allowed_hosts, field=f"environment.{field}") as http:
+                status = http.request("GET", PROBES[field], follow_redirects=False).status_code
+        except HttpError as exc:  # a timeout is recorded there (rehearsal.silence)
+            return str(exc)
         return f"HTTP {status} från {url}" if status >= 500 else None
     if "://" in where:
         parts = urlsplit(where)

@@ -23,8 +23,7 @@ import asyncio
 import time
 from urllib.parse import urlsplit
 
-import httpx
-
+from rehearsal.clients.http import GuardedClient, HttpError
 from rehearsal.plan import Plan, Printer
 from rehearsal.probes.zpl import probe_zpl
 
@@ -35,17 +34,17 @@ class PrinterWitness:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         env = plan.environment
-        self._http = httpx.Client(timeout=httpx.Timeout(env.timeouts.read, connect=env.timeouts.connect))
+        field = "environment.web_base"
+        self._http = GuardedClient(env.web_base, env.timeouts, env.allowed_hosts, field=field)
 
     def close(self) -> None:
         self._http.close()
 
     def labels(self, printer: Printer) -> list[str] | None:
         """Every label the printer took, when it can tell (a simulated one); None otherwise."""
-        url = f"{self.plan.environment.web_base}{ADMIN}"
         try:
-            response = self._http.get(url, params={"printer": printer.id})
-        except httpx.HTTPError:
+            response = self._http.request("GET", ADMIN, params={"printer": printer.id})
+        except HttpError:
             return None
         if response.status_code != 200:
             return None
