@@ -9,6 +9,12 @@ appears in what changed during the rehearsal — in the new EHR (Patient, Encoun
 ServiceRequest, Task, DiagnosticReport, Observation changed since the run began), in the
 bridge's messages of the run and in the legacy EHR's referrals of the run — and lists
 every identity that is neither.
+
+The guard itself never fetches a patient it may not see: it reads the run's own patients by
+their identities, and of everything else that changed it asks only for ids and patient
+references (``_elements``). A changed patient that is not the run's own is named by its id
+in the EHR (``Patient/…``), which the hospital's own tools can open; its record, number and
+name are never fetched. Numbers in what it reports are masked.
 """
 
 from __future__ import annotations
@@ -69,39 +75,70 @@ def created(run_dir: Path) -> set[str]:
 
 @dataclass
 class Touched:
-    """Every identity seen, with where it was seen (for the message)."""
+    """Every identity seen, with where it was seen (for the message).
+
+    Keys are identities in digit form, or ``Patient/{id}`` for a patient of the EHR that is
+    not the run's own and so was never read.
+    """
 
     seen: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, identity: str, where: str) -> None:
         if identity:
-            self.seen.setdefault(digits(identity), set()).add(where)
+            name = identity if identity.startswith("Patient/") else digits(identity)
+            self.seen.setdefault(name, set()).add(where)
 
     def to_json(self) -> dict[str, list[str]]:
-        return {k: sorted(v) for k, v in sorted(self.seen.items())}
+        """For the attachment: every number masked (``19121212-****``), the run's own included."""
+        masked: dict[str, set[str]] = {}
+        for k, v in self.seen.items():
+            masked.setdefault(patient_gate.mask_all(k), set()).update(patient_gate.mask_all(w) for w in v)
+        return {k: sorted(v) for k, v in sorted(masked.items())}
 
 
-def touched_in_ehr(fhir: FhirClient, since: str, touched: Touched) -> None:
-    """Patients changed since ``since``, and patients of every resource of :data:`TOUCHING` changed since."""
+#: Where each type of :data:`TOUCHING` names its patient (asked for alone, with ``_elements``).
+PATIENT_ELEMENTS = {"Encounter": "subject", "ServiceRequest": "subject", "Task": "for",
+                    "DiagnosticReport": "subject", "Observation": "subject"}  # fmt: skip
+_BATCH = 20
+
+
+def own_patients(fhir: FhirClient, identities: Iterable[str]) -> dict[str, list[str]]:
+    """Patient id → identifier values, for the run's own identities only (searched by them)."""
+    wanted = list(dict.fromkeys(i.strip() for i in identities if i and i.strip()))
+    found: dict[str, list[str]] = {}
+    for at in range(0, len(wanted), _BATCH):  # OR within one search parameter (FHIR 3.1.1.4.3)
+        for patient in fhir.search("Patient", {"identifier": ",".join(wanted[at : at + _BATCH])}):
+            values = [str(i.get("value", "")) for i in patient.get("identifier") or [] if isinstance(i, dict)]
+            found[str(patient.get("id"))] = [v for v in values if v]
+    return found
+
+
+def touched_in_ehr(
+    fhir: FhirClient, since: str, touched: Touched, allowed: Iterable[str] | None = None
+) -> None:
+    """Patients changed since ``since``, and patients of every resource of :data:`TOUCHING` changed since.
+
+    ``allowed`` are the identities the run may see (default: the patient gate's, i.e. the
+    plan's test identities and the reservnummer this run made). Only those patients are read;
+    any other is added as ``Patient/{id}`` from an id-only answer.
+    """
+    own = own_patients(fhir, patient_gate.own() if allowed is None else allowed)
     patient_ids: dict[str, set[str]] = {}
-    for patient in fhir.search("Patient", {"_lastUpdated": f"ge{since}"}):
-        patient_ids.setdefault(str(patient["id"]), set()).add("Patient")
+    for patient in fhir.search("Patient", {"_lastUpdated": f"ge{since}", "_elements": "id"}):
+        patient_ids.setdefault(str(patient.get("id")), set()).add("Patient")
     for rtype in TOUCHING:
-        for resource in fhir.search(rtype, {"_lastUpdated": f"ge{since}"}):
-            for key in ("subject", "for", "patient"):
-                pid = reference_id(resource.get(key), "Patient")
-                if pid:
-                    patient_ids.setdefault(pid, set()).add(f"{rtype}/{resource.get('id')}")
+        element = PATIENT_ELEMENTS[rtype]
+        for resource in fhir.search(rtype, {"_lastUpdated": f"ge{since}", "_elements": element}):
+            pid = reference_id(resource.get(element), "Patient")
+            if pid:
+                patient_ids.setdefault(pid, set()).add(f"{rtype}/{resource.get('id')}")
     for pid, where in patient_ids.items():
-        patient = fhir.read("Patient", pid)
-        values = [
-            (PATIENT_SYSTEMS.get(str(i.get("system")), str(i.get("system"))), str(i.get("value", "")))
-            for i in patient.get("identifier") or []
-        ]
-        if not values:
-            touched.add(f"Patient/{pid} (utan identitet)", ", ".join(sorted(where)))
-        for _, value in values:
-            touched.add(value, "nya journalen: " + ", ".join(sorted(where))[:200])
+        said = "nya journalen: " + ", ".join(sorted(where))[:200]
+        if pid not in own:
+            touched.add(f"Patient/{pid}", said)  # not the run's own: never read
+            continue
+        for value in own[pid]:
+            touched.add(value, said)
 
 
 def touched_in_messages(messages: Iterable[dict[str, Any]], where: str, touched: Touched) -> None:
@@ -119,10 +156,14 @@ def problems(plan: Plan, touched: Touched, own: set[str]) -> list[str]:
     for identity, where in sorted(touched.seen.items()):
         if identity in allowed or identity in own:
             continue
+        seen_in = patient_gate.mask_all("; ".join(sorted(where)))
+        if identity.startswith("Patient/"):
+            found.append(f"{identity} (inte en testidentitet; posten hämtades inte), sedd i: {seen_in}")
+            continue
         kind = (
             "reservnummer som repetitionen inte skapat"
             if is_reservnummer(identity)
             else "inte en testidentitet"
         )
-        found.append(f"{patient_gate.mask(identity)} ({kind}), sedd i: {'; '.join(sorted(where))}")
+        found.append(f"{patient_gate.mask(identity)} ({kind}), sedd i: {seen_in}")
     return found

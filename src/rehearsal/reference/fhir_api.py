@@ -147,10 +147,12 @@ class FhirApi:
         self, request: Request, name: str, form: list[tuple[str, str]] | None = None
     ) -> Response:
         """Search by query string (GET) or form body (POST [type]/_search); strict about unknown names."""
-        criteria, limit = [], None
+        criteria, limit, elements = [], None, None
         items = list(request.query_params.multi_items()) + (form or [])
         for key, value in items:
-            if key == "_count":
+            if key == "_elements":  # only these top-level elements (and id, meta): FHIR R4 3.1.1.5.9
+                elements = {"resourceType", "id", "meta", *(e.strip() for e in value.split(",") if e.strip())}
+            elif key == "_count":
                 if not value.isdigit():
                     raise FhirError(
                         400, Issue(f"_count must be a non-negative integer, got {value!r}", "value")
@@ -172,7 +174,7 @@ class FhirApi:
                 "entry": [
                     {
                         "fullUrl": f"{self.base}/{r['resourceType']}/{r['id']}",
-                        "resource": r,
+                        "resource": r if elements is None else _subset(r, elements),
                         "search": {"mode": "match"},
                     }
                     for r in found
@@ -224,6 +226,14 @@ class FhirApi:
 
     async def unknown(self, request: Request) -> Response:
         raise FhirError(404, Issue(f"no FHIR endpoint at {request.url.path}", "not-found"))
+
+
+def _subset(resource: dict[str, Any], elements: set[str]) -> dict[str, Any]:
+    """The resource with only the asked-for elements, marked SUBSETTED as R4 asks."""
+    kept = {k: v for k, v in resource.items() if k in elements}
+    tag = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+    kept["meta"] = {**(resource.get("meta") or {}), "tag": [tag]}
+    return kept
 
 
 async def _json_body(request: Request) -> Any:
