@@ -4,6 +4,11 @@ A run interrupted half-way has no result for some items; they are as much "not p
 as a failure, so a rerun takes them too. What a run meant to run is in its
 ``planned.txt`` (written by the plugin after collection); a run killed before that
 has no list, and its rerun repeats the whole plan.
+
+A run recorded as incomplete whose processes are all gone and whose every planned test
+has its own result is complete after all (its CLI was killed after the last test):
+:func:`settle` marks it so, for ``rehearse report`` and ``rehearse rerun``. A run still
+going (its lock held, :mod:`rehearsal.lifetime`) is never settled and never rerun.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rehearsal import lifetime
+from rehearsal.errors import UsageError
 from rehearsal.results import MergedResult, failed_nodeids, merge
-from rehearsal.run import PLANNED_FILE, Run, chain
+from rehearsal.run import PLANNED_FILE, Run, chain, mark_complete
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,50 @@ def select(parent: Run) -> tuple[Selection, list[MergedResult]]:
     if meant is None:
         return Selection([], [], [], whole_plan=True), merged
     incomplete = {r.results_dir.resolve() for r in runs if not r.complete}
-    cut_short = {  # skipped or unknown because the run stopped under it, not because it does not apply
+    cut_short = {
         m.latest.nodeid
         for m in merged
-        if m.latest.status in ("skipped", "unknown")
-        and not m.latest.labels.get("attestation")
-        and Path(m.latest.results_dir).resolve() in incomplete
+        if _cut_short(m) and Path(m.latest.results_dir).resolve() in incomplete
     }
     have = {m.latest.nodeid for m in merged} - cut_short
     return Selection(failed_nodeids(merged), [n for n in pending if n], sorted(meant - have)), merged
+
+
+def _cut_short(result: MergedResult) -> bool:
+    """Skipped or unknown because an incomplete run stopped under it, not because it does not apply."""
+    return result.latest.status in ("skipped", "unknown") and not result.latest.labels.get("attestation")
+
+
+def unrecorded(run: Run) -> list[str] | None:
+    """The node ids the run planned that have no result of its own; None if it never said what it planned."""
+    path = run.dir / PLANNED_FILE
+    if not path.exists():
+        return None
+    meant = set(path.read_text(encoding="utf-8").split()) - {""}
+    have = {m.latest.nodeid for m in merge([run.results_dir]) if run.complete or not _cut_short(m)}
+    return sorted(meant - have)
+
+
+def refuse_if_running(run: Run, doing: str) -> None:
+    """UsageError when a process of the run still holds its lock: its results are not final."""
+    pids = lifetime.still_running(run.dir)
+    if pids is not None:
+        raise UsageError(
+            f"run {run.id} is still running (pid {', '.join(map(str, pids))}); wait for it to end "
+            f"or stop it, then {doing}"
+        )
+
+
+def settle(run: Run) -> tuple[Run, str | None]:
+    """An incomplete run with no process left and every planned result recorded is marked complete.
+
+    Returns the run (as recorded now) and a line saying what was done, or None. A run still
+    running or missing results stays as it is.
+    """
+    if run.complete or lifetime.still_running(run.dir) is not None:
+        return run, None
+    missing = unrecorded(run)
+    if missing is None or missing:
+        return run, None
+    why = "every planned test has its result (its command ended before recording that)"
+    return mark_complete(run, why), f"run {run.id}: {why}; marked complete"
