@@ -153,6 +153,10 @@ def _refused(response: Any, user: Any = None) -> str:
     """
     if response.status_code == 0:
         return _no_answer(response, user)
+    location = response.headers.get("location") if 300 <= response.status_code < 400 else None
+    if location:  # Clinician.max_redirects = 0: not followed, so no credentials went anywhere else
+        where = " ".join(str(location).split())[:200]
+        return f"HTTP {response.status_code}: redirect to {where} not followed"
     body = _json(response)
     words = ""
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":

@@ -75,6 +75,8 @@ class Clinician(FastHttpUser):
     wait_time = _think_time(os.environ.get("REHEARSAL_THINK_TIME", "0.2-0.8"))
     connection_timeout = PLAN.environment.timeouts.connect
     network_timeout = PLAN.environment.timeouts.read
+    max_redirects = 0  # a redirect is an answer (a failure of its path), never followed: it could lead
+    # the user's Authorization header to another host (the guard checked only --host)
     plan = PLAN
     identities = PLAN.test_identities
     role: str | None = None

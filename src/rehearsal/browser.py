@@ -2,14 +2,20 @@
 
 Playwright cannot download its browser on our machines, so the Debian Chromium is used
 when Playwright has none; and Chromium's background calls to Google are resolved to
-nothing, so a rehearsal in a hospital network never calls out.
+nothing, so a rehearsal in a hospital network never calls out. Host names outside
+``environment.allowed_hosts`` resolve to nothing, but an address literal (``127.0.0.2``,
+``10.1.2.3``) needs no resolving: :func:`guard_hosts` aborts every request of the page
+to a host outside the list and says so in one line.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -33,3 +39,39 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], pytestcon
         "--no-first-run",
     ]
     return args
+
+
+def outside(allowed_hosts: Iterable[str]) -> re.Pattern[str]:
+    """A regex matching every URL that goes anywhere but http(s)/ws(s) to one of ``allowed_hosts``.
+
+    A regex (not a Python function) so Playwright's driver does the matching: requests to
+    allowed hosts are never paused on their way to the target.
+    """
+    hosts = "|".join(re.escape(f"[{h}]" if ":" in h else h) for h in allowed_hosts)
+    target = rf"(?:https?|wss?)://(?:[^/?#@]*@)?(?:{hosts})(?::\d+)?(?:[/?#]|$)"
+    return re.compile(rf"^(?!(?:data|blob|about):|{target})", re.IGNORECASE)  # data: etc. never leave
+
+
+def guard_hosts(context: Any, allowed_hosts: Iterable[str], refused: Callable[[str], None]) -> None:
+    """Abort every request of the browser ``context`` to a host outside ``allowed_hosts``.
+
+    ``refused`` is told once per origin, in one line naming the request: a page that pulls
+    a script from elsewhere is stopped, and the evidence says what and where.
+    """
+    allowed = list(allowed_hosts)
+    told: set[str] = set()
+
+    def abort(route: Any) -> None:
+        request = route.request
+        route.abort("blockedbyclient")
+        parts = urlsplit(request.url)
+        origin = f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+        if origin not in told:
+            told.add(origin)
+            shown = " ".join(request.url.split())[:200]
+            refused(
+                f"{request.method} {shown}: stopped in the browser: host {parts.hostname!r} is not in "
+                f"environment.allowed_hosts ({', '.join(allowed)})"
+            )
+
+    context.route(outside(allowed), abort)
