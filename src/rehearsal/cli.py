@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rehearsal import attest
+from rehearsal import attest, lifetime
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan, unset_passwords
 from rehearsal.preflight import check_reachable
-from rehearsal.run import Run, load_run
+from rehearsal.reports_folder import folder_error
+from rehearsal.rerun import refuse_if_running, settle
+from rehearsal.run import Run, load_run, plan_of
 from rehearsal.runner import Outcome, content_root, execute
 
 EPILOG = """examples:
@@ -169,6 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rehearse: interrupted", file=sys.stderr)
         return ExitCode.ERROR
+    except OSError as exc:  # a write the reports folder refused (full, read-only): the path and what to do
+        if exc.filename is None or os.environ.get("REHEARSAL_DEBUG"):
+            raise
+        print(f"rehearse: {folder_error(exc)}", file=sys.stderr)
+        return ExitCode.ERROR
     except Exception as exc:  # internal error: one line unless debugging
         if os.environ.get("REHEARSAL_DEBUG"):
             raise
@@ -224,8 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "hardware":
         return _hardware(reports, state_dir, args)
     if args.command == "report":
-        run = load_run(reports, args.run)
-        return _report(run, load_plan(run.plan_path), compare=args.compare)
+        return _report_of(reports, args.run, args.compare)
     if args.command == "attest":
         return _attest(reports, args)
     if args.command == "rerun":
@@ -265,7 +271,7 @@ def _sibling_attestations(loaded: LoadedPlan) -> Path:
 
 def _attest(reports: Path, args: argparse.Namespace) -> int:
     run = load_run(reports, args.run)
-    plan = load_plan(run.plan_path).plan
+    plan = plan_of(run)[0].plan
     if args.site:
         plan.site(args.site)
     made = attest.record(
@@ -320,7 +326,12 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     from rehearsal.rerun import select
 
     parent = load_run(reports, ref)
-    loaded = load_plan(parent.plan_path)
+    refuse_if_running(parent, "rerun")  # its results are not final, and it is using the hospital
+    parent = _settled(parent)
+    _, note = plan_of(parent)
+    loaded = load_plan(parent.plan_path)  # runs in the plan's own folder (paths in it are relative to it)
+    if note:
+        print(f"rehearse: {note.split(';')[0]}; this rerun runs the plan on disk", file=sys.stderr)
     selection, merged = select(parent)
     if not selection:
         print(f"rehearse rerun: nothing failed or missing in run {parent.id}; nothing to rerun")
@@ -339,6 +350,29 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
         attestations=_attestation_files([], loaded),
     )  # fmt: skip
     return _report(outcome.run, loaded, outcome)
+
+
+def _settled(run: Run) -> Run:
+    """The run, marked complete first if it ended without saying so but has every result."""
+    run, note = settle(run)
+    if note:
+        print(f"rehearse: {note}", file=sys.stderr)
+    return run
+
+
+def _report_of(reports: Path, ref: str | None, compare: str | None) -> int:
+    """`rehearse report`: decide on the plan the run was made with, saying so if the disk's differs."""
+    run = load_run(reports, ref)
+    running = lifetime.still_running(run.dir)
+    if running is not None:
+        pids = ", ".join(map(str, running))
+        print(f"rehearse: run {run.id} is still running (pid {pids}); what it has so far:", file=sys.stderr)
+    else:
+        run = _settled(run)
+    loaded, note = plan_of(run)
+    if note:
+        print(f"rehearse: {note}", file=sys.stderr)
+    return _report(run, loaded, compare=compare)
 
 
 def _report(run: Run, loaded: LoadedPlan, outcome: Outcome | None = None, compare: str | None = None) -> int:
