@@ -32,6 +32,7 @@ from typing import Any
 from rehearsal.findings import count_open
 from rehearsal.gonogo import CENTRAL, Decision
 from rehearsal.plan import ASPECTS, Plan
+from rehearsal.reports_folder import write_atomic
 from rehearsal.results import FAILED, MergedResult
 from rehearsal.run import Run
 
@@ -397,6 +398,4 @@ def _put(path: Path, record: dict[str, Any]) -> None:
             continue
         seen.add(r["run"])
         unique.append(text)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(unique) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(unique) + "\n")  # no temporary left behind when the disk refuses

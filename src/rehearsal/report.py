@@ -43,6 +43,7 @@ from rehearsal.history import WaveHistory, changes, items_of, snapshot
 from rehearsal.pack import ALLURE_DIR, EvidencePack, render_html, render_markdown, text_for
 from rehearsal.pack import allure_result_id as allure_result_id
 from rehearsal.plan import ASPECTS, Plan
+from rehearsal.reports_folder import write_atomic
 from rehearsal.results import ResultWarning, merge
 from rehearsal.run import Run, chain, load_run
 from rehearsal.waivers import load_waivers
@@ -115,7 +116,7 @@ def build_evidence(
     """Everything but the Allure report: decide, record the run in its wave, write gonogo.*."""
     runs = chain(run)
     merged = merge([r.results_dir for r in runs])
-    waivers = load_waivers(plan, plan_path if plan_path is not None else run.plan_path)
+    waivers = _waivers(run, plan, plan_path)
     decision = decide(
         plan,
         merged,
@@ -137,6 +138,16 @@ def build_evidence(
     )
     write_gonogo(pack, plan, run)
     return pack
+
+
+def _waivers(run: Run, plan: Plan, plan_path: str | Path | None) -> tuple[Any, ...]:
+    """The waivers file beside the plan as it is now (the panel may accept a risk after the run),
+    else the copy the run kept of it (the plan's folder has moved or the file is gone)."""
+    base = Path(plan_path if plan_path is not None else run.plan_path)
+    copies = run.copies("waivers")
+    if plan.waivers_file and not (base.parent / plan.waivers_file).is_file() and copies:
+        return load_waivers(plan.model_copy(update={"waivers_file": copies[0].name}), copies[0])
+    return load_waivers(plan, base)
 
 
 def _changes(
@@ -487,6 +498,4 @@ def _env_name(name: str, env_id: str, taken: set[str]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)  # the old file stays whole and no temporary is left when the disk refuses
