@@ -40,6 +40,7 @@ from urllib.parse import urlencode, urlsplit
 
 import gevent.lock
 
+from rehearsal import redact
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 
 PERSONNUMMER_SYSTEM = f"urn:oid:{PERSONNUMMER_OID}"
@@ -155,7 +156,7 @@ def _refused(response: Any, user: Any = None) -> str:
         return _no_answer(response, user)
     location = response.headers.get("location") if 300 <= response.status_code < 400 else None
     if location:  # Clinician.max_redirects = 0: not followed, so no credentials went anywhere else
-        where = " ".join(str(location).split())[:200]
+        where = redact.text(" ".join(str(location).split()))[:200]
         return f"HTTP {response.status_code}: redirect to {where} not followed"
     body = _json(response)
     words = ""
@@ -163,7 +164,7 @@ def _refused(response: Any, user: Any = None) -> str:
         words = "; ".join(
             str(i.get("diagnostics", "")) for i in body.get("issue") or [] if isinstance(i, dict)
         )
-    return f"HTTP {response.status_code}" + (f": {words}" if words else "")
+    return f"HTTP {response.status_code}" + (f": {redact.text(words)}" if words else "")  # an echoed header
 
 
 def _no_answer(response: Any, user: Any) -> str:

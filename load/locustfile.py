@@ -31,6 +31,7 @@ from pathlib import Path
 from flows import login, tasks_for
 from locust import FastHttpUser, between, constant, events
 
+from rehearsal import redact
 from rehearsal.errors import RehearsalError
 from rehearsal.load import ENV_PLAN, ENV_WORKER_COUNTS, RoleMix, check, referral_receivers
 from rehearsal.plan import Plan, load_plan
@@ -46,6 +47,7 @@ def _plan() -> Plan:
         sys.exit(str(exc))
     if plan.load is None:
         sys.exit(f"{path}: the plan has no load section, so there is nothing to run")
+    redact.register_plan(plan)  # the server's words in failure messages reach Locust's CSV, log and HTML
     return plan
 
 
