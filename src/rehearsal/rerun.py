@@ -19,7 +19,7 @@ from pathlib import Path
 from rehearsal import lifetime
 from rehearsal.errors import UsageError
 from rehearsal.results import MergedResult, failed_nodeids, merge
-from rehearsal.run import PLANNED_FILE, Run, chain, mark_complete
+from rehearsal.run import PLANNED_FILE, Run, chain, discard_partial, mark_complete
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,10 @@ def settle(run: Run) -> tuple[Run, str | None]:
     Returns the run (as recorded now) and a line saying what was done, or None. A run still
     running or missing results stays as it is.
     """
-    if run.complete or lifetime.still_running(run.dir) is not None:
+    if lifetime.still_running(run.dir) is not None:
+        return run, None
+    discard_partial(run)  # what its processes were writing when they died
+    if run.complete:
         return run, None
     missing = unrecorded(run)
     if missing is None or missing:

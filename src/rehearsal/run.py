@@ -164,6 +164,22 @@ def finish_run(run: Run, complete: bool) -> Run:
     return done
 
 
+def discard_partial(run: Run) -> list[Path]:
+    """Remove the temporary files a writer left in the run folder (killed mid-write, disk full).
+
+    Every writer here and in allure-pytest writes ``NAME.tmp`` and renames it when whole, so
+    once no process of the run is left a ``*.tmp`` is never a result, only a leftover.
+    """
+    gone = []
+    for tmp in [*run.dir.glob("*.tmp"), *run.results_dir.glob("*.tmp")]:  # pathlib's * matches .names too
+        try:
+            tmp.unlink()
+            gone.append(tmp)
+        except OSError:
+            pass
+    return gone
+
+
 def mark_complete(run: Run, why: str) -> Run:
     """A run recorded as incomplete whose every planned test turned out to have its result."""
     done = replace(run, finished=run.finished or _now(), complete=True, completed_by=why)

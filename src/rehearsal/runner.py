@@ -7,6 +7,7 @@ and lets an interrupted session still write what it found: run.json is updated i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from rehearsal import attest, lifetime, redact
 from rehearsal.plan import LoadedPlan
-from rehearsal.run import Run, chain, create_run, finish_run
+from rehearsal.run import Run, chain, create_run, discard_partial, finish_run
 
 CONTENT = ("scenarios", "hardware_checks", "load")
 RERUN_FILE = "selection.txt"
@@ -122,13 +123,20 @@ class _RedactedLog:
         return self._write
 
     def _copy(self) -> None:
+        refused = False  # the disk refused a write (full): keep draining, or the child blocks on the pipe
         try:
             with os.fdopen(self._read, "rb") as source:
                 for line in source:
-                    self._out.write(self._redactor.data(line))
-                    self._out.flush()
+                    if refused:
+                        continue
+                    try:
+                        self._out.write(self._redactor.data(line))
+                        self._out.flush()
+                    except OSError:
+                        refused = True
         finally:
-            self._out.close()
+            with contextlib.suppress(OSError):
+                self._out.close()
 
     def close(self) -> None:
         if self._write >= 0:
@@ -205,6 +213,9 @@ def execute(
     finally:
         if log:
             log.close()
-        run = finish_run(run, complete=not interrupted and rc in FINISHED)
-        lock.release()
+        try:
+            discard_partial(run)  # a write the child never finished (killed, disk full) is no result
+            run = finish_run(run, complete=not interrupted and rc in FINISHED)
+        finally:
+            lock.release()
     return Outcome(run, interrupted, rc)
