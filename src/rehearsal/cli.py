@@ -19,7 +19,7 @@ from rehearsal import attest, lifetime
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan, unset_passwords
 from rehearsal.preflight import check_reachable
-from rehearsal.reports_folder import folder_error
+from rehearsal.reports_folder import REFUSALS, folder_error
 from rehearsal.rerun import refuse_if_running, settle
 from rehearsal.run import Run, load_run, plan_of
 from rehearsal.runner import Outcome, content_root, execute
@@ -158,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         args = _parser().parse_args(argv)
         return int(_dispatch(args))
@@ -171,10 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rehearse: interrupted", file=sys.stderr)
         return ExitCode.ERROR
-    except OSError as exc:  # a write the reports folder refused (full, read-only): the path and what to do
-        if exc.filename is None or os.environ.get("REHEARSAL_DEBUG"):
+    except OSError as exc:  # a write the folder refused (full, read-only): the path and what to do
+        if os.environ.get("REHEARSAL_DEBUG"):
             raise
-        print(f"rehearse: {folder_error(exc)}", file=sys.stderr)
+        where = exc.filename if exc.filename is not None else (_reports_root(args) if args else None)
+        if where is None or (exc.filename is None and exc.errno not in REFUSALS):
+            print(f"rehearse: internal error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        else:
+            print(f"rehearse: {folder_error(exc, where)}", file=sys.stderr)
         return ExitCode.ERROR
     except Exception as exc:  # internal error: one line unless debugging
         if os.environ.get("REHEARSAL_DEBUG"):

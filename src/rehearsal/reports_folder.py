@@ -19,6 +19,8 @@ from rehearsal.errors import UsageError
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+#: errnos by which a folder refuses a write (as opposed to a bug or a missing file)
+REFUSALS = frozenset(_FULL | _READ_ONLY)
 
 
 class ReportsFolderError(UsageError):

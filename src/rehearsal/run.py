@@ -106,7 +106,10 @@ def _copy_inputs(folder: Path, loaded: LoadedPlan, attestations: list[Path]) -> 
         sources.append(("waivers", waivers, f"waivers-{waivers.name}"))
     inputs = []
     for role, source, name in sources:
-        shutil.copyfile(source, used / name)
+        try:
+            shutil.copyfile(source, used / name)
+        except OSError as exc:  # copyfile names the source; it is the copy the folder refused
+            raise folder_error(OSError(exc.errno, exc.strerror), used / name) from None
         digest = hashlib.sha256((used / name).read_bytes()).hexdigest()
         inputs.append({"role": role, "source": str(source), "copy": f"{USED_DIR}/{name}", "sha256": digest})
     return inputs
