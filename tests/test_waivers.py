@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,12 +184,18 @@ def test_a_region_wide_line_is_waived_only_when_every_failing_site_is(make_plan:
     assert decision.decision == "GO" and line.status == "waived" and len(line.waivers) == 2
 
 
-def test_a_pending_line_is_never_waived(plan_with_waiver: Callable[..., Plan]) -> None:
+def test_a_pending_line_is_waived_like_a_failed_one_until_the_waiver_expires(
+    plan_with_waiver: Callable[..., Plan],
+) -> None:
+    """Issue #13: a line still without results can be accepted as a known risk too."""
     plan = plan_with_waiver()
     results = green(plan, except_=("tech-printers", "sas-boras"))
     decision = decision_on(plan, results, date(2026, 11, 26))
     line = next(x for x in decision.criteria if x.id == "tech-printers" and x.site == "sas-boras")
-    assert line.status == "pending" and decision.decision == "NO-GO"
+    assert line.status == "waived" and decision.headline == "GO med 1 undantag (godkänt av Eva Strand)"
+    expired = decision_on(plan, results, EXPIRY + timedelta(days=1))
+    line = next(x for x in expired.criteria if x.id == "tech-printers" and x.site == "sas-boras")
+    assert line.status == "pending" and expired.decision == "NO-GO"
 
 
 def test_a_findings_line_that_passes_only_thanks_to_waivers_is_waived(make_plan: Callable[..., Path]) -> None:

@@ -402,9 +402,12 @@ def _print_decision(run: Run, decision: dict[str, Any]) -> None:
     if not decision.get("complete"):
         lines.append("  the run is INCOMPLETE")
     for c in decision["criteria"]:
-        if c["status"] != "pass":
+        if c["status"] not in ("pass", "not_applicable"):
             where = f" [{c['site']}]" if c.get("site") else ""
             lines.append(f"  {c['status'].upper():7} {c['id']}{where}: {c['details']}")
+    na = sum(1 for c in decision["criteria"] if c["status"] == "not_applicable")
+    if na:  # listed with their reasons in gonogo.html/.md/.json
+        lines.append(f"  N/A     {na} line(s) not applicable at their site; reasons in gonogo.md")
     lines.append(f"  go/no-go: {run.dir / 'gonogo.html'}")
     lines.append(f"  report:   {run.dir / 'allure-report' / 'index.html'}")
     print("\n".join(lines))

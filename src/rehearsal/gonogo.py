@@ -3,8 +3,11 @@
 :func:`decide` is a pure function, so the same inputs always give the same verdict and the
 verdict can be re-taken at any time (after a rerun, on another machine, in a test). Each
 plan criterion becomes one scorecard line, or one line per site when ``per_site`` is set;
-a line is ``pass``, ``fail`` or ``pending`` (no evidence yet). The decision is GO only when
-every line passes: a missing result is never taken as a good one.
+a line is ``pass``, ``fail`` or ``pending`` (no evidence yet), or ``not_applicable`` with the
+reason when the plan says the criterion cannot apply there and nothing reported on it (a site
+still on the legacy EHR, one without that kind of device: :mod:`rehearsal.applicability`).
+The decision is GO only when every applicable line passes: a missing result is never taken as
+a good one.
 
 Which results feed a line is decided by the Allure labels every test carries (see
 docs/design.md, Evidence conventions): ``criterion`` picks the line, ``site`` the site,
@@ -13,8 +16,8 @@ docs/design.md, Evidence conventions): ``criterion`` picks the line, ``site`` th
 Failed items are grouped into findings (:mod:`rehearsal.findings`); a criterion of kind
 ``findings`` passes when no finding in its scope is open and critical and at most
 ``max_high`` are open and high. Waivers (:mod:`rehearsal.waivers`) valid on ``today`` turn
-a line that would fail into ``waived`` (never ``pass``); the decision is then GO *with N
-waivers*, and its headline names who accepted each.
+a line that would fail, or is still pending, into ``waived`` (never ``pass``); the decision
+is then GO *with N waivers*, and its headline names who accepted each.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
 
+from rehearsal import applicability
 from rehearsal import findings as _findings
 from rehearsal import waivers as _waivers
 from rehearsal.findings import Finding
 from rehearsal.plan import ASPECTS, Criterion, Plan, Waiver
 from rehearsal.results import FAILED, MergedResult, TestResult
 
-Status = Literal["pass", "fail", "pending", "waived"]
+Status = Literal["pass", "fail", "pending", "waived", "not_applicable"]
+DONE: tuple[str, ...] = ("pass", "waived", "not_applicable")
+"""Line statuses a GO allows: passed, waived, or not applicable there."""
 CENTRAL = "central"
 COUNTED = ("passed", "failed", "broken", "skipped")
 
@@ -158,6 +164,9 @@ class Decision:
     def waived(self) -> list[Line]:
         return [line for line in self.criteria if line.status == "waived"]
 
+    def not_applicable(self) -> list[Line]:
+        return [line for line in self.criteria if line.status == "not_applicable"]
+
     def used_waivers(self) -> list[Waiver]:
         """The distinct waivers the decision rests on, in plan order."""
         return [use.waiver for use in self.waivers if use.used]
@@ -191,7 +200,8 @@ def decide(
     waivers: Sequence[Waiver] = (),
     today: date | None = None,
 ) -> Decision:
-    """Take the go/no-go decision for one run chain; GO only if every line passes or is waived.
+    """Take the go/no-go decision for one run chain; GO only if every line that applies passes
+    or is waived.
 
     `waivers` are judged on `today` (default: the local date): expired ones no longer count.
     """
@@ -219,12 +229,14 @@ def decide(
             )
         elif criterion.per_site:
             for site, items in _by_site(plan, mine).items():
-                lines.append(_judge(criterion, site, items, text))
+                na = None if items else _not_applicable(plan, criterion, site)
+                lines.append(na or _judge(criterion, site, items, text))
         else:
-            lines.append(_judge(criterion, None, mine, text))
+            na = None if mine else _not_applicable(plan, criterion, None)
+            lines.append(na or _judge(criterion, None, mine, text))
     lines = [_waive_line(line, waivers, today, text) for line in lines]
     found = _mark_blocking(plan, found, lines)
-    go = all(line.status in ("pass", "waived") for line in lines)
+    go = all(line.status in DONE for line in lines)
     uses = tuple(_use(w, today, lines, found) for w in waivers)
     return Decision(
         decision="GO" if go else "NO-GO",
@@ -276,7 +288,8 @@ def _findings_lines(
         mine = [f for f in scoped if place is None or f.site == place]
         ran_here = [r for r in ran if place is None or (r.site or CENTRAL) == place]
         if not ran_here:
-            lines.append(_line(criterion, place, "pending", text["no_results"], ()))
+            na = _not_applicable(plan, criterion, place)
+            lines.append(na or _line(criterion, place, "pending", text["no_results"], ()))
             continue
         with_waivers = _findings.count_open(mine)
         without = _findings.count_open([replace(f, status="open") for f in mine])
@@ -301,6 +314,17 @@ def _findings_lines(
     return lines
 
 
+def _not_applicable(plan: Plan, criterion: Criterion, place: str | None) -> Line | None:
+    """The ``not_applicable`` line, with the reason, where the plan says the criterion cannot
+    apply (a plan site, or region-wide when no site qualifies); None where it can."""
+    site = next((s for s in plan.sites if s.id == place), None)
+    if place is None:
+        why = applicability.region_reason(plan, criterion)
+    else:
+        why = applicability.reason(plan, criterion, site) if site else None
+    return _line(criterion, place, "not_applicable", why, ()) if why else None
+
+
 def _aspect_of(plan: Plan, result: TestResult) -> str | None:
     criterion = plan.criterion(result.criterion) if result.criterion else None
     return criterion.aspect if criterion else None
@@ -314,9 +338,9 @@ def _waive_finding(finding: Finding, waivers: Sequence[Waiver], today: date) -> 
 
 
 def _waive_line(line: Line, waivers: Sequence[Waiver], today: date, text: dict[str, str]) -> Line:
-    """A failing line covered by valid waivers becomes ``waived``; a region-wide line needs
-    a waiver without a site, or one for every site its failures come from."""
-    if line.status != "fail":
+    """A failing or pending line covered by valid waivers becomes ``waived``; a region-wide
+    line needs a waiver without a site, or one for every site its failures come from."""
+    if line.status not in ("fail", "pending"):
         return line
     chosen: list[Waiver] = []
     whole = _waivers.covering(waivers, line.id, line.site, today)

@@ -87,7 +87,14 @@ TEXT: dict[str, dict[str, Any]] = {
         "region": "hela regionen",
         "none": "–",
         "open_short": "{n} fynd",
-        "status_names": {"pass": "Godkänd", "fail": "Underkänd", "pending": "Väntar", "waived": "Undantagen"},
+        "status_names": {
+            "pass": "Godkänd",
+            "fail": "Underkänd",
+            "pending": "Väntar",
+            "waived": "Undantagen",
+            "not_applicable": "Ej tillämplig",
+        },
+        "not_applicable": " · {n} ej tillämpliga",
         "severity_names": {"critical": "Kritisk", "high": "Hög", "normal": "Normal"},
         "aspects": {"organisatorisk": "Organisatorisk", "klinisk": "Klinisk", "teknisk": "Teknisk"},
         "waivers_heading": "Undantag",
@@ -160,7 +167,14 @@ TEXT: dict[str, dict[str, Any]] = {
         "region": "whole region",
         "none": "–",
         "open_short": "{n} finding(s)",
-        "status_names": {"pass": "Pass", "fail": "Fail", "pending": "Pending", "waived": "Waived"},
+        "status_names": {
+            "pass": "Pass",
+            "fail": "Fail",
+            "pending": "Pending",
+            "waived": "Waived",
+            "not_applicable": "Not applicable",
+        },
+        "not_applicable": " · {n} not applicable",
         "severity_names": {"critical": "Critical", "high": "High", "normal": "Normal"},
         "aspects": {"organisatorisk": "Organisational", "klinisk": "Clinical", "teknisk": "Technical"},
         "waivers_heading": "Waivers",
@@ -745,14 +759,16 @@ def _changes_html(changes: Changes, plan: Plan, t: dict[str, Any]) -> str:
 
 
 def summary(d: Decision, t: dict[str, Any]) -> str:
+    """Counts of the lines by status; lines not applicable are not among the total."""
     statuses = [line.status for line in d.criteria]
+    na = statuses.count("not_applicable")
     return t["summary"].format(
         passed=statuses.count("pass"),
         waived=statuses.count("waived"),
-        total=len(statuses),
+        total=len(statuses) - na,
         failed=statuses.count("fail"),
         pending=statuses.count("pending"),
-    )
+    ) + (t["not_applicable"].format(n=na) if na else "")
 
 
 def site_name(plan: Plan, site_id: str | None, t: dict[str, Any]) -> str:

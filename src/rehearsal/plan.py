@@ -369,6 +369,17 @@ class LoadProfile(_Model):
         return self
 
 
+CheckedKind = Literal["document", "wristband", "label", "workstation"]
+CHECKED_KINDS: tuple[str, ...] = ("document", "wristband", "label", "workstation")
+DEVICE_CRITERIA: dict[str, str] = {
+    "document": "tech-printers",
+    "wristband": "tech-wristband-printers",
+    "label": "tech-label-printers",
+    "workstation": "tech-workstations",
+}
+"""The documented criterion id each kind of checked device feeds (hardware_checks/)."""
+
+
 class Criterion(_Model):
     """One line of the go/no-go scorecard; tests feed it through their `criterion` label."""
 
@@ -384,6 +395,18 @@ class Criterion(_Model):
     """Who fixes this criterion's findings: a command-centre role (that site's holder) or a roster name."""
     max_high: int | None = Field(None, ge=0)
     """Kind ``findings``: no open critical finding and at most this many open high ones (default 0)."""
+    system: Literal["new", "legacy", "any"] | None = None
+    """Only at sites working in this EHR (``sites[].system``); default ``new`` for aspect klinisk
+    (clinical workflows are those of the new EHR), ``any`` otherwise. Elsewhere: not applicable."""
+    device_kinds: list[CheckedKind] | None = None
+    """Only at sites with a device of one of these kinds (elsewhere: not applicable). For kind
+    ``device_readiness`` also the kinds it counts; default by its id (:data:`DEVICE_CRITERIA`)."""
+
+    @property
+    def needs_system(self) -> str | None:
+        """The EHR a site must work in for this criterion to apply there (None: any)."""
+        system = self.system or ("new" if self.aspect == "klinisk" else "any")
+        return None if system == "any" else system
 
     @model_validator(mode="after")
     def _max_high_only_for_findings(self) -> Criterion:
@@ -509,6 +532,17 @@ class Plan(_Model):
         return self
 
     @model_validator(mode="after")
+    def _one_criterion_per_device_kind(self) -> Plan:
+        """A device result feeds one readiness line: two listing the same kind would split it."""
+        kinds = [k for c in self.criteria if c.kind == "device_readiness" for k in c.device_kinds or ()]
+        dupes = _repeated(kinds)
+        if dupes:
+            raise ValueError(
+                f"criteria: device kind in device_kinds of two device_readiness criteria: {', '.join(dupes)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _evidence_refs(self) -> Plan:
         """Waivers and owners must name criteria, sites, roles and people the plan has."""
         criteria = {c.id for c in self.criteria}
@@ -546,6 +580,27 @@ class Plan(_Model):
 
     def criterion(self, criterion_id: str) -> Criterion | None:
         return next((c for c in self.criteria if c.id == criterion_id), None)
+
+    def device_criterion(self, kind: str) -> Criterion | None:
+        """The criterion a kind of checked device feeds (``document`` … ``workstation``).
+
+        The ``device_readiness`` criterion listing it in ``device_kinds``, else the one with its
+        documented id (unless that one lists other kinds), else the first ``device_readiness``
+        criterion without ``device_kinds``, else the first one: device results are never unscored.
+        """
+        readiness = [c for c in self.criteria if c.kind == "device_readiness"]
+        listed = next((c for c in readiness if c.device_kinds and kind in c.device_kinds), None)
+        documented = self.criterion(DEVICE_CRITERIA.get(kind, ""))
+        if documented is not None and documented.device_kinds:
+            documented = None
+        unlisted = next((c for c in readiness if not c.device_kinds), None)
+        return listed or documented or unlisted or next(iter(readiness), None)
+
+    def kinds_of(self, criterion: Criterion) -> set[str]:
+        """The device kinds a criterion is about: those it counts (device_readiness) or lists."""
+        if criterion.kind == "device_readiness":
+            return {k for k in CHECKED_KINDS if self.device_criterion(k) is criterion}
+        return set(criterion.device_kinds or ())
 
 
 class LoadedPlan(BaseModel):

@@ -1,4 +1,5 @@
-"""Waivers: failures the go/no-go panel accepted as known risks, by whom and until when.
+"""Waivers: failures (or lines still without results) the go/no-go panel accepted as known
+risks, by whom and until when.
 
 A waiver names a criterion (and optionally one site), a reason, who accepted it, the date
 it was accepted and its expiry. It lives in the plan (``waivers:``) or in a separate YAML
@@ -6,8 +7,9 @@ file (``waivers_file:``, relative to the plan) so the panel can accept a risk la
 touching the plan the run was made with; ``rehearse report`` reads both every time.
 
 A waiver counts from its date through its expiry (inclusive). It never turns a failure
-into a pass: the scorecard line becomes ``waived`` and the decision says "GO with N
-waivers" when it rests on them. Once expired it stops counting and the failure blocks again.
+into a pass: a failed or pending line it covers becomes ``waived`` and the decision says
+"GO with N waivers" when it rests on them. Once expired it stops counting and the line
+blocks again. A line that is not applicable needs no waiver.
 """
 
 from __future__ import annotations

@@ -1,0 +1,89 @@
+"""Where a criterion can apply: a site on the legacy EHR has no new-EHR workflows, a site without
+label printers no label-printer readiness.
+
+A per-site criterion that cannot have results at a site would otherwise stay *pending* there for
+ever and keep the decision NO-GO. The plan says where each criterion applies:
+
+- ``criteria[].system``: only at sites whose ``sites[].system`` is this EHR; default ``new``
+  for aspect ``klinisk`` (the clinical workflows rehearsed are the new EHR's), else ``any``;
+- the device kinds it is about: for ``device_readiness`` the kinds it counts
+  (:meth:`rehearsal.plan.Plan.device_criterion`), for others ``criteria[].device_kinds``;
+  the site needs at least one device of one of them.
+
+:func:`reason` says why not (in the plan's language), or None. The go/no-go decision shows such
+a line as ``not_applicable`` with that reason, and the per-site tests are not generated there;
+a line that does get results is judged on them, whatever the plan says.
+"""
+
+from __future__ import annotations
+
+from rehearsal.plan import Criterion, Plan, Site
+
+_TEXT = {
+    "sv": {
+        "legacy": "{site} arbetar ännu i det äldre journalsystemet (system: legacy); kriteriet gäller "
+        "den nya journalen",
+        "new": "{site} arbetar i den nya journalen (system: new); kriteriet gäller det äldre journalsystemet",
+        "devices": "{site} har inga {kinds} i planen",
+        "no_site": "ingen plats i planen där kriteriet gäller: {why}",
+        "or": " eller ",
+        "kinds": {
+            "document": "dokumentskrivare",
+            "wristband": "armbandsskrivare",
+            "label": "etikettskrivare",
+            "workstation": "arbetsstationer",
+        },
+    },
+    "en": {
+        "legacy": "{site} still works in the legacy EHR (system: legacy); the criterion is about the new EHR",
+        "new": "{site} works in the new EHR (system: new); the criterion is about the legacy EHR",
+        "devices": "{site} has no {kinds} in the plan",
+        "no_site": "no site of the plan where the criterion applies: {why}",
+        "or": " or ",
+        "kinds": {
+            "document": "document printers",
+            "wristband": "wristband printers",
+            "label": "label printers",
+            "workstation": "workstations",
+        },
+    },
+}
+NEVER = ("run_complete",)
+"""Kinds that apply wherever the run is: the run itself."""
+
+
+def kinds_at(site: Site) -> set[str]:
+    """The kinds of checked device the site has in the plan."""
+    found = {p.kind for p in site.printers}
+    return found | ({"workstation"} if site.workstations else set())
+
+
+def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
+    """Why `criterion` cannot apply at `site` (plan language), or None when it can."""
+    if criterion.kind in NEVER:
+        return None
+    text = _TEXT.get(plan.language, _TEXT["en"])
+    needs = criterion.needs_system
+    if needs is not None and site.system != needs:
+        return text[site.system].format(site=site.id)
+    kinds = plan.kinds_of(criterion)
+    if kinds and not kinds & kinds_at(site):
+        names = [text["kinds"].get(k, k) for k in sorted(kinds)]
+        return text["devices"].format(site=site.id, kinds=text["or"].join(names))
+    return None
+
+
+def region_reason(plan: Plan, criterion: Criterion) -> str | None:
+    """Why a region-wide `criterion` applies nowhere (no plan site qualifies), or None."""
+    reasons = [reason(plan, criterion, site) for site in plan.sites]
+    if not reasons or not all(reasons):
+        return None
+    text = _TEXT.get(plan.language, _TEXT["en"])
+    return text["no_site"].format(why="; ".join(r for r in reasons if r))
+
+
+def applicable_sites(plan: Plan, criterion: Criterion | None, sites: list[Site]) -> list[Site]:
+    """The sites of `sites` where `criterion` applies (all of them without a criterion)."""
+    if criterion is None:
+        return list(sites)
+    return [s for s in sites if reason(plan, criterion, s) is None]
