@@ -192,10 +192,10 @@ def inventory(plan: Plan, plan_dir: Path | None = None, sites: Iterable[str] | N
 
 
 def criterion_for(plan: Plan, kind: str) -> Criterion | None:
-    """The plan criterion a device kind feeds: its documented id, else the first device_readiness one."""
-    return plan.criterion(CRITERIA[kind]) or next(
-        (c for c in plan.criteria if c.kind == "device_readiness"), None
-    )
+    """The plan criterion a device kind feeds: the one listing it in ``device_kinds``, else its
+    documented id, else the first device_readiness one (Plan.device_criterion, which go/no-go
+    also uses to tell where a readiness line applies)."""
+    return plan.device_criterion(kind)
 
 
 # --- judging --------------------------------------------------------------------------------
