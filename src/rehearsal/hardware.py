@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from rehearsal.devtext import clean, md_cell
 from rehearsal.plan import (
     Baseline,
     Criterion,
@@ -80,6 +81,8 @@ FORMATS = {
     "application/vnd.zebra-zpl": "zpl",
 }
 IPP_ATTRIBUTES = (*ipp.READINESS_ATTRIBUTES, "printer-resolution-supported")
+PRINT_JOB_ID = 2  # request-id of the test print's Print-Job (its answer must carry it)
+LINE_LIMIT = 1000  # characters of one problem line (device text in it is cut at devtext.LIMIT)
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ def ipp_supplies(attrs: dict[str, list[Any]]) -> list[tuple[str, float]]:
         if level < 0 or top <= 0 or fields.get("class") == "receptacleThatIsFilled":
             continue
         name = descriptions[i] if i < len(descriptions) else fields.get("type", f"supply {i + 1}")
-        found.append((name, round(100.0 * level / top, 1)))
+        found.append((clean(name) or f"supply {i + 1}", round(100.0 * level / top, 1)))
     return found
 
 
@@ -294,7 +297,7 @@ async def _ipp(device: Device, config: SweepConfig) -> _Found:
     try:
         attrs = await ipp.get_printer_attributes(device.address, config.timeout, IPP_ATTRIBUTES)
     except ProbeError as exc:
-        error = f"{exc.kind}: {exc}"
+        error = clean(f"{exc.kind}: {exc}", LINE_LIMIT)
         found = _Found(isinstance(exc, ProtocolError), [error], details={"ipp": {"error": error}})
         found.elapsed = time.monotonic() - started
         return found
@@ -375,14 +378,14 @@ async def probe_device(device: Device, config: SweepConfig, session: snmp.Sessio
         printed = await _test_print(device, config)
         if printed.startswith("failed"):
             problems.append(f"test print {printed}")
-    return DeviceReport(
+    return DeviceReport(  # what the device said enters the record here: one clean line each (devtext)
         device=device,
         ready=reachable and not problems,
         reachable=reachable,
-        problems=tuple(dict.fromkeys(problems)),
-        warnings=tuple(warnings),
-        make_and_model=model,
-        capabilities=tuple(caps),
+        problems=tuple(dict.fromkeys(clean(p, LINE_LIMIT) for p in problems)),
+        warnings=tuple(dict.fromkeys(clean(w, LINE_LIMIT) for w in warnings)),
+        make_and_model=clean(model),
+        capabilities=tuple(clean(c) for c in caps),
         elapsed_s=round(max((f.elapsed for f in found), default=time.monotonic() - started), 4),
         details=details,
         test_print=printed,
@@ -422,7 +425,7 @@ def _print_job(uri: str, job_name: str, document: bytes) -> bytes:
         n, v = name.encode(), value.encode()
         return bytes([tag]) + struct.pack(">H", len(n)) + n + struct.pack(">H", len(v)) + v
 
-    head = bytes((2, 0)) + struct.pack(">HI", 0x0002, 2) + b"\x01"  # Print-Job
+    head = bytes((2, 0)) + struct.pack(">HI", 0x0002, PRINT_JOB_ID) + b"\x01"  # Print-Job
     head += attr(0x47, "attributes-charset", "utf-8") + attr(0x48, "attributes-natural-language", "sv")
     head += attr(0x45, "printer-uri", uri) + attr(0x42, "requesting-user-name", "rehearsal")
     head += attr(0x42, "job-name", job_name) + attr(0x49, "document-format", "application/pdf")
@@ -452,12 +455,13 @@ async def _test_print(device: Device, config: SweepConfig) -> str:
                 reply = ipp.decode_response(
                     await ipp._exchange(host, port, path, ipp._insecure_tls() if secure else None, body)
                 )
+            ipp.check_reply(reply, PRINT_JOB_ID, (2, 0), f"{host}:{port}{path}")
             if reply.status >= 0x0400:
                 return f"failed: Print-Job answered {ipp.IPP_STATUS.get(reply.status, hex(reply.status))}"
             return "sent: test page"
         return "skipped: no print path over SNMP"
     except (ProbeError, ipp.MalformedReply, TimeoutError) as exc:
-        return f"failed: {exc or 'timeout'}"
+        return clean(f"failed: {exc or 'timeout'}", LINE_LIMIT)
 
 
 # --- the sweep ----------------------------------------------------------------------------------
@@ -649,10 +653,13 @@ def render_table(table: dict[str, Any], language: str = "sv") -> str:
             need = "–" if row["threshold"] is None else f"≥ {row['threshold'] * 100:g} % ({row['criterion']})"
             mark = "" if row["meets"] in (None, True) else " ✗"
             lines.append(
-                f"| {site} | {names[kind]} | {row['devices']} | {row['ready']} | {row['unreachable']} | "
-                f"{row['warnings']} | {rate}{mark} | {need} |"
+                f"| {md_cell(site)} | {names[kind]} | {row['devices']} | {row['ready']} | "
+                f"{row['unreachable']} | {row['warnings']} | {rate}{mark} | {md_cell(need)} |"
             )
-            missing += [f"- {site}/{n['device']}: {n['reason']}" for n in row["not_ready"]]
+            missing += [
+                f"- {md_cell(site)}/{md_cell(n['device'])}: {md_cell(n['reason'], LINE_LIMIT)}"
+                for n in row["not_ready"]
+            ]
     if missing:
         lines += ["", "Ej redo:" if sv else "Not ready:", *missing]
     return "\n".join(lines) + "\n"

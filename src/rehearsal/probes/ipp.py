@@ -22,9 +22,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from rehearsal.devtext import clean
 from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
 
 OP_GET_PRINTER_ATTRIBUTES = 0x000B
+#: One request per connection, so a fixed id: the answer must carry it (check_reply), which a
+#: proxy or printer answering some other request (a stale or a forged reply) does not.
+REQUEST_ID = 1
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 READINESS_ATTRIBUTES = (
     "printer-name",
@@ -278,7 +282,7 @@ async def _read_http_body(reader: asyncio.StreamReader, where: str) -> bytes:
         raise ProtocolError(f"{where} did not answer in HTTP (reply starts {status_line[:40]!r})")
     fields = status_line.decode("latin-1").split(None, 2)
     if len(fields) < 2 or fields[1] != "200":
-        raise ProtocolError(f"{where} answered HTTP {' '.join(fields[1:]).strip() or '?'}, not 200 OK")
+        raise ProtocolError(f"{where} answered HTTP {clean(' '.join(fields[1:])) or '?'}, not 200 OK")
     headers: dict[str, str] = {}
     for _ in range(200):
         line = await reader.readline()
@@ -290,7 +294,7 @@ async def _read_http_body(reader: asyncio.StreamReader, where: str) -> bytes:
         raise ProtocolError(f"{where} sent more than 200 HTTP header lines")
     content_type = headers.get("content-type", "application/ipp")
     if not content_type.lower().startswith("application/ipp"):
-        raise ProtocolError(f"{where} answered {content_type}, not application/ipp")
+        raise ProtocolError(f"{where} answered {clean(content_type, 80)}, not application/ipp")
     if "chunked" in headers.get("transfer-encoding", "").lower():
         return await _read_chunked(reader, where)
     if "content-length" in headers:
@@ -378,12 +382,13 @@ async def get_printer_attributes(
         async with asyncio.timeout(timeout):
             for version in ((2, 0), (1, 1)):
                 data = await _exchange(
-                    host, port, path, tls, encode_get_printer_attributes(uri, 1, requested, version)
+                    host, port, path, tls, encode_get_printer_attributes(uri, REQUEST_ID, requested, version)
                 )
                 try:
                     reply = decode_response(data)
                 except MalformedReply as exc:
                     raise ProtocolError(f"malformed IPP reply from {where}: {exc}") from None
+                check_reply(reply, REQUEST_ID, version, where)
                 if reply.status != _VERSION_NOT_SUPPORTED:
                     break
     except TimeoutError:
@@ -391,9 +396,26 @@ async def get_printer_attributes(
     if reply.status >= 0x0400:
         name = IPP_STATUS.get(reply.status, "error")
         message = next(iter(reply.operation.get("status-message", [])), "")
-        detail = f": {message}" if isinstance(message, str) and message else ""
+        detail = f": {clean(message)}" if isinstance(message, str) and clean(message) else ""
         raise IppStatusError(f"{name} (0x{reply.status:04x}) from {where}{detail}", reply.status)
     return reply.printer
+
+
+def check_reply(reply: IppReply, request_id: int, version: tuple[int, int], where: str) -> None:
+    """Is this the answer to the request we sent? Its request-id must be ours (RFC 8011 §4.1.1)
+    and its version 1.x or 2.x, no higher a major version than we asked in (§4.1.8: a printer
+    answers in the version asked, or a lower one it supports). Else ProtocolError naming both."""
+    major, minor = reply.version
+    if major not in (1, 2) or major > version[0]:
+        raise ProtocolError(
+            f"{where} answered in IPP version {major}.{minor} (asked in {version[0]}.{version[1]}; "
+            f"an answer is 1.x or 2.x, at most the major version asked)"
+        )
+    if reply.request_id != request_id:
+        raise ProtocolError(
+            f"{where} answered request-id {reply.request_id}, not ours ({request_id}): "
+            "not an answer to this request"
+        )
 
 
 # --- readiness ----------------------------------------------------------------------------
@@ -460,7 +482,8 @@ class PrinterReadiness:
 
 
 def _strings(values: Iterable[Any]) -> tuple[str, ...]:
-    return tuple(v for v in values if isinstance(v, str))
+    """The text values, each cleaned (keywords and media names come from the printer too)."""
+    return tuple(text for v in values if isinstance(v, str) and (text := clean(v)))
 
 
 def _strip_severity(reason: str) -> str:
@@ -479,9 +502,9 @@ def readiness_from_attributes(
         values = attrs.get(name) or [None]
         return values[0]
 
-    def text(name: str) -> str:
+    def text(name: str) -> str:  # the printer chose it: one clean line (rehearsal.devtext)
         value = first(name)
-        return value if isinstance(value, str) else ""
+        return clean(value) if isinstance(value, str) else ""
 
     state_value = first("printer-state")
     raw_reasons = _strings(attrs.get("printer-state-reasons", []))
@@ -520,7 +543,7 @@ async def probe_printer(
         return PrinterReadiness(  # reachable: something answered, even if unusable
             uri=uri,
             reachable=isinstance(exc, ProtocolError),
-            error=f"{exc.kind}: {exc}",
+            error=clean(f"{exc.kind}: {exc}", 1000),
             elapsed_s=round(time.monotonic() - started, 4),
         )
     except Exception as exc:  # one odd device must not end a sweep of hundreds

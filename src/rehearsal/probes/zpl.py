@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from rehearsal.devtext import clean
 from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
 
 DEFAULT_PORT = 9100
@@ -242,10 +243,10 @@ def parse_extended_status(frame: str) -> tuple[int | None, int | None]:
 
 
 def parse_identification(frame: str) -> tuple[str, str, int | None]:
-    """The ~HI answer: model, firmware, dots per mm."""
+    """The ~HI answer: model, firmware (each one clean line: the printer chose them), dots per mm."""
     fields = [f.strip() for f in frame.split(",")]
     dpmm = int(fields[2]) if len(fields) > 2 and COUNT.fullmatch(fields[2]) else None
-    return fields[0], fields[1] if len(fields) > 1 else "", dpmm
+    return clean(fields[0]), clean(fields[1]) if len(fields) > 1 else "", dpmm
 
 
 async def probe_zpl(uri: str, timeout: float, *, identify: bool = True) -> ZplReadiness:
