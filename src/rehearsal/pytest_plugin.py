@@ -18,10 +18,10 @@ import allure
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from rehearsal import attest, evidence, patient_gate, redact, silence
+from rehearsal import applicability, attest, evidence, patient_gate, redact, silence
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
-from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Site, load_plan
+from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Printer, Site, load_plan
 from rehearsal.run import PLANNED_FILE
 
 LOADED_PLAN = pytest.StashKey[LoadedPlan]()
@@ -122,15 +122,27 @@ def parametrize_devices(
     """
     if "device" not in metafunc.fixturenames:
         return
-    if plan_for(metafunc.config) is None:
+    plan = plan_for(metafunc.config)
+    if plan is None:
         metafunc.parametrize(("site", "device"), [])
         return
-    cases = [(s.id, d.id) for s in sites_in_scope(metafunc.config) for d in devices_of(s)]
+    cases = [
+        (s.id, d.id)
+        for s in sites_in_scope(metafunc.config)
+        for d in devices_of(s)
+        if _device_applies(plan, s, d)
+    ]
     if not cases:
-        skip = pytest.mark.skip(reason=f"no {what} at the sites in scope")
+        skip = pytest.mark.skip(reason=f"no {what} at the sites in scope (where their criterion applies)")
         metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id=f"no-{what}")])
         return
     metafunc.parametrize(("site", "device"), cases, ids=[f"{s}/{d}" for s, d in cases])
+
+
+def _device_applies(plan: Plan, site: Site, device: Any) -> bool:
+    """Does the criterion this device feeds apply at its site (rehearsal.applicability)?"""
+    criterion = plan.device_criterion(device.kind if isinstance(device, Printer) else "workstation")
+    return criterion is None or applicability.reason(plan, criterion, site) is None
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -219,7 +231,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "site" not in metafunc.fixturenames:
         metafunc.fixturenames.append("site")
     sites = sites_in_scope(metafunc.config)
-    metafunc.parametrize("site", sites, ids=[s.id for s in sites])
+    plan = plan_for(metafunc.config)
+    criterion_id = _marker_value(metafunc.definition, "criterion")
+    criterion = plan.criterion(criterion_id) if plan and criterion_id else None
+    applies = applicability.applicable_sites(plan, criterion, sites) if plan else sites
+    if sites and not applies and plan and criterion:  # not generated where it cannot apply
+        why = "; ".join(r for s in sites if (r := applicability.reason(plan, criterion, s)))
+        skip = pytest.mark.skip(reason=f"{criterion.id}: {why}")
+        metafunc.parametrize("site", [pytest.param(None, marks=skip, id="not-applicable")])
+        return
+    metafunc.parametrize("site", applies, ids=[s.id for s in applies])
 
 
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
