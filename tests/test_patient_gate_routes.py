@@ -76,6 +76,8 @@ def _pages(other_origin: str) -> dict[str, str]:
             f"<iframe srcdoc='<p>{OWN}</p>'></iframe>"
         ),
         "login": LOGIN_FORM,
+        # the number is on screen until a click removes it: the trace's snapshot before the click has it
+        "shown-then-hidden": f'<p id="n">Patient {FOREIGN}</p><button onclick="n.remove()">Dölj</button>',
     }
 
 
@@ -159,7 +161,17 @@ SCENARIO = """
 LOGIN_SCENARIO = """
   Scenario: login-refused
     Given inloggningen på platsens första användare vägras
+
+  Scenario: shown-then-hidden
+    Given sidan "shown-then-hidden" är öppen och knappen "Dölj" klickas
+    Then misslyckas scenariot
+
+  Scenario: error-quotes-number
+    Given sidan "clean" är öppen
+    Then misslyckas scenariot med numret i meddelandet
 """
+#: Scenarios that end on a clean page: photographed, their trace kept, numbers in it masked.
+CLEAN_AT_THE_END = ["clean", "shown-then-hidden", "error-quotes-number"]
 STEPS = """\
 from pytest_bdd import given, parsers, scenarios, then
 
@@ -180,9 +192,20 @@ def page_open(web, route):
     web.wait_for_function("() => document.readyState === 'complete'")
 
 
+@given(parsers.parse('sidan "{{route}}" är öppen och knappen "{{name}}" klickas'))
+def open_and_click(web, route, name):
+    page_open(web, route)
+    web.get_by_role("button", name=name).click()
+
+
 @then("misslyckas scenariot")
 def fails():
     raise AssertionError("misslyckas med flit, så att spåret skulle sparas")
+
+
+@then("misslyckas scenariot med numret i meddelandet")
+def fails_quoting(web):
+    raise AssertionError("sidan sa: " + web.evaluate('() => [{pieces}].join("")'))
 """
 
 
@@ -197,12 +220,13 @@ class Outcome:
 def outcome(site: Site, tmp_path_factory: pytest.TempPathFactory, gate_plan: Path) -> Outcome:
     """One pytest session with the rehearsal plugin over every route's scenario."""
     root = tmp_path_factory.mktemp("gate-content")
-    routes = [r for r in _pages(site.other) if r != "login"]
+    routes = [r for r in _pages(site.other) if r not in ("login", "shown-then-hidden")]
     (root / "features").mkdir()
     scenarios = "".join(SCENARIO.format(route=r) for r in routes) + LOGIN_SCENARIO
     (root / "features" / "gate.feature").write_text(FEATURE.format(scenarios=scenarios), encoding="utf-8")
     (root / "gate_scenarios").mkdir()
-    (root / "gate_scenarios" / "test_gate.py").write_text(STEPS.format(base=site.base), encoding="utf-8")
+    steps = STEPS.format(base=site.base, pieces=_js_pieces(FOREIGN).replace(" + ", ", "))
+    (root / "gate_scenarios" / "test_gate.py").write_text(steps, encoding="utf-8")
     (root / "pytest.ini").write_text(f"[pytest]\nbdd_features_base_dir = {root / 'features'}\n")
     run_dir = root / "run"
     run_dir.mkdir()
@@ -225,7 +249,8 @@ def outcome(site: Site, tmp_path_factory: pytest.TempPathFactory, gate_plan: Pat
     for path in (run_dir / "allure-results").glob("*-result.json"):
         result = json.loads(path.read_text(encoding="utf-8"))
         results[result["name"]] = result
-    assert set(results) == {*routes, "login-refused"}, done.stdout[-3000:] + done.stderr[-3000:]
+    expected = {*routes, "login-refused", "shown-then-hidden", "error-quotes-number"}
+    assert set(results) == expected, done.stdout[-3000:] + done.stderr[-3000:]
     return Outcome(run_dir, results, done.stdout + done.stderr)
 
 
@@ -319,12 +344,29 @@ def test_the_whole_number_is_in_no_byte_of_the_run_folder(outcome: Outcome) -> N
 
 
 @pytest.mark.slow
-def test_a_page_with_only_the_runs_own_patient_is_photographed_and_traced(outcome: Outcome) -> None:
-    result = outcome.results["clean"]
+@pytest.mark.parametrize("scenario", CLEAN_AT_THE_END)
+def test_a_page_with_only_the_runs_own_patient_is_photographed_and_traced(
+    outcome: Outcome, scenario: str
+) -> None:
+    result = outcome.results[scenario]
     names = [a["name"] for a in _attachments(result)]
-    assert 'Skärmbild: sidan "clean" är öppen' in names, names
+    assert [n for n in names if n.startswith("Skärmbild: ")], names
     assert not [n for n in names if n.startswith("Ingen skärmbild")], names
     assert [n for n in names if n.startswith("Playwright-spår")], names
+
+
+@pytest.mark.slow
+def test_numbers_in_a_kept_trace_and_in_an_error_are_masked(outcome: Outcome) -> None:
+    """The trace of shown-then-hidden holds the page before the click; the error quotes the number."""
+    assert outcome.results["error-quotes-number"]["statusDetails"]["message"].startswith(
+        f"AssertionError: sidan sa: {MASKED}"
+    )
+    (trace,) = [
+        a for a in _attachments(outcome.results["shown-then-hidden"]) if a["name"].startswith("Playwright")
+    ]
+    with zipfile.ZipFile(outcome.run_dir / "allure-results" / trace["source"]) as archive:
+        text = b"".join(archive.read(m) for m in archive.namelist() if m.endswith((".trace", ".network")))
+    assert f"Patient {MASKED}".encode() in text
 
 
 # -- the recognition and the masking themselves (no browser) ---------------------------------------

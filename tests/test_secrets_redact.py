@@ -87,7 +87,7 @@ def test_credentials_by_position_are_masked_known_or_not(given, expected):
 @pytest.mark.parametrize(
     "ordinary",
     [
-        "http://127.0.0.1:8080/fhir/Patient?identifier=19121212-1212",
+        "http://127.0.0.1:8080/fhir/Patient?name=Tolvan",  # a patient number is masked (patient_gate)
         "With HTTP Basic authentication (HSA-id and password of a plan user)",
         "password_env: REHEARSAL_PASSWORD",
         '<input id="password" name="password" type="password">',

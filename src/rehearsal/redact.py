@@ -17,7 +17,9 @@ What is masked:
   ``Proxy-Authorization``, ``Cookie`` or ``Set-Cookie`` header (as a header line, a Python
   mapping or a HAR/trace ``{"name": …, "value": …}`` pair), ``Basic``/``Bearer`` tokens, the
   password of a URL's ``user:pass@``, cookie values in a browser's cookie records, and
-  ``password=``/``"password": …`` style fields.
+  ``password=``/``"password": …`` style fields;
+* **patient numbers**: every personnummer, samordningsnummer and reservnummer in any
+  separator form, masked as :func:`rehearsal.patient_gate.mask_all` does (``19121212-****``).
 
 Process-wide state, like :mod:`rehearsal.silence`: the plugin registers the plan's secrets
 once per session (:func:`register_plan`) and the module functions use them; the CLI builds
@@ -38,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rehearsal import patient_gate
 from rehearsal.plan import Plan
 
 __all__ = [
@@ -190,7 +193,7 @@ class Redactor:
             value = self._known.sub(MASK, value)
         for pattern, replacement in _POSITIONAL:
             value = pattern.sub(replacement, value)
-        return value
+        return patient_gate.mask_all(value)  # and no patient number whole (19121212-****)
 
     def data(self, value: bytes) -> bytes:
         """Bytes: known secrets masked anywhere (also in binary data); text (UTF-8) as :meth:`text`."""
