@@ -57,7 +57,12 @@ class Listener:
             conn.close()
 
     def authorizations(self) -> list[bytes]:
-        return [line for head in self.heads for line in head.split(b"\r\n") if line.lower().startswith(b"authorization")]
+        return [
+            line
+            for head in self.heads
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"authorization")
+        ]
 
     def assert_live(self) -> None:
         """Positive control: the listener does see a connection when one is made."""
@@ -108,7 +113,9 @@ class Scripted:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="scripted", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="scripted", daemon=True
+        )
         self._thread.start()
 
     @property

@@ -2,22 +2,26 @@
 
 The hard case is a target that accepts connections and never answers (a hung server, a
 firewall letting the handshake through): it gets past the preflight, and every call then
-waits its full timeout. Here every component of the plan is such a silent peer (real
-sockets, tests/silent_peers.py), and ``rehearse run`` must end within
+waits its full timeout. Worse is one that answers one byte a second (issue #12): each read
+arrives within the read timeout, so only a total deadline per call ends it. Here every
+component of the plan is such a silent peer (real sockets, tests/silent_peers.py), the
+legacy EHR and the bridge drip (tests/hostile_http.py), and ``rehearse run`` must end within
 
     bound = C × (connect + read) + device + load.duration_s + MARGIN_S
 
 - C: the distinct component addresses the plan names (``environment.fhir_base`` and
   ``web_base`` count once when they share host:port; ``legacy_base``, ``lab_mllp``,
   ``bridge_base``, ``bridge_mllp``, ``directory``). Each is waited for at most once per run
-  (rehearsal.silence); later calls to it fail at once.
+  (rehearsal.silence), an HTTP call at most ``connect + read`` in all however it drips;
+  later calls to it fail at once.
 - device: the printers are probed concurrently, each within the device timeout.
 - load.duration_s: Locust runs its planned time whatever the target does.
 - MARGIN_S: fixed start-up and wrap-up (pytest and Chromium, Locust start and stop, the
   report), independent of the plan and of the number of tests.
 
 Before rehearsal.silence the same run took (number of calls × timeout): 78 s with these
-timeouts, about 6 minutes with the demo plan's. The decision must be NO-GO, the run
+timeouts, about 6 minutes with the demo plan's; before the total deadline a dripping target
+held a run past 421 s against a bound of 44 s. The decision must be NO-GO, the run
 complete, and every failed result must say in one line what timed out and where.
 """
 
@@ -35,6 +39,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hostile_http import Dripping
 from silent_peers import SilentPeers
 
 from rehearsal.results import read_results
@@ -105,10 +110,14 @@ def assert_no_go_and_complete(done: subprocess.CompletedProcess[str], folder: Pa
 def test_everything_silent_ends_within_the_plans_bound(make_plan: Callable[..., Path], tmp_path: Path):
     plan = make_plan(shorten)
     components, printers, snmp = ports(plan)
+    env = yaml.safe_load(plan.read_text(encoding="utf-8"))["environment"]
+    dripping = [address_of(env[f])[1] for f in ("legacy_base", "bridge_base")]  # one byte a second
+    silent = [p for p in components if p not in dripping]
     allowed = bound(len(components))
-    with SilentPeers(components + printers, snmp) as peers:
+    with SilentPeers(silent + printers, snmp) as peers, Dripping(dripping, interval=1.0) as drips:
         took, done = rehearse_run(plan, tmp_path / "reports", allowed)
     assert peers.accepted > 0  # the run got past the preflight: the target accepted and stayed silent
+    assert drips.accepted > 0 and drips.sent > 0  # and the dripping ones were asked, and dripped
     assert took <= allowed, f"{took:.1f} s > {allowed:.1f} s ({len(components)} components)"
     folder = run_folder(tmp_path / "reports")
     assert_no_go_and_complete(done, folder)

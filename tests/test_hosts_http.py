@@ -257,7 +257,9 @@ def test_a_dripping_server_is_cut_off_at_the_total_deadline(head_at_once: bool) 
     assert drip.sent >= 2  # it was dripping, not silent, when it was cut off
     message = str(error)
     assert "\n" not in message
-    assert message.startswith(f"environment.fhir_base, environment.web_base (127.0.0.1:{drip.ports[0]}): GET ")
+    assert message.startswith(
+        f"environment.fhir_base, environment.web_base (127.0.0.1:{drip.ports[0]}): GET "
+    )
     assert f"no complete answer within {DEADLINE:g} s (environment.timeouts: connect + read)" in message
     assert isinstance(error_again, silence.Silent) and again < 0.5  # not waited for twice
 
@@ -265,7 +267,9 @@ def test_a_dripping_server_is_cut_off_at_the_total_deadline(head_at_once: bool) 
 def test_a_dripping_json_system_is_cut_off_too() -> None:
     with Dripping([0], interval=0.3) as drip:
         base = f"http://127.0.0.1:{drip.ports[0]}"
-        with JsonClient(base, Timeouts(connect=CONNECT, read=READ), field="environment.bridge_base") as client:
+        with JsonClient(
+            base, Timeouts(connect=CONNECT, read=READ), field="environment.bridge_base"
+        ) as client:
             took, error = bounded(lambda: client.call("GET", "/bridge/queues"), DEADLINE + 10)
     assert isinstance(error, HttpError) and 0 < took < DEADLINE + 0.75, (took, error)
     assert f"no complete answer within {DEADLINE:g} s" in str(error)
