@@ -1,0 +1,135 @@
+"""`kill -9` of `rehearse run` at three points — early (the session starting, before it knows what it
+will run), mid-run (results being written, the browser open) and during the load (Locust
+running): 5 s later no process of the run's tree is alive, the run is recorded as incomplete,
+and the next `rehearse rerun` completes it with GO on a clean hospital (#12 finding 8, item 7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rehearsal.rerun import select
+from rehearsal.run import load_run
+from tests.sockets import descendants
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "REHEARSAL_PASSWORD": "lifecycle-kill-test"}
+
+
+def cli(reports: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "rehearsal", "--reports", str(reports), *args]
+
+
+def rehearse(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli(reports, *args), capture_output=True, text=True, timeout=400, env=ENV)
+
+
+def short_load(data: dict[str, Any]) -> None:
+    """A 4 s load with roomy response-time bounds: this is about processes, not about speed (the
+    machine running the suite is shared)."""
+    data["load"]["duration_s"] = 4
+    for path in data["load"]["paths"]:
+        path["p95_ms"], path["p99_ms"] = path["p95_ms"] * 10, path["p99_ms"] * 10
+
+
+def identity(pid: int) -> tuple[int, str] | None:
+    """(pid, start time): a pid the kernel gives to a new process later is not the same process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else (pid, fields[19])
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return b""
+
+
+def newest_run(reports: Path) -> Path | None:
+    runs = sorted(reports.glob("*/2*"))
+    return runs[-1] if runs else None
+
+
+@pytest.fixture
+def hospital(make_plan, tmp_path):
+    reports = tmp_path / "reports"
+    plan = make_plan(short_load)
+    up = rehearse(reports, "reference", "up", "--plan", str(plan))
+    assert up.returncode == 0, up.stderr
+    yield reports, plan
+    rehearse(reports, "reference", "down")
+
+
+def kill_when(reports: Path, plan: Path, ready: Callable[[set[int], Path | None], bool]) -> Path:
+    """Start `rehearse run`, SIGKILL it once `ready(tree, run_dir)`, and check its whole tree is gone 5 s
+    later. Returns the run folder."""
+    before = set(reports.glob("*/2*"))
+    proc = subprocess.Popen(cli(reports, "run", "--plan", str(plan)), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    seen: set[tuple[int, str]] = set()
+    deadline = time.monotonic() + 300
+    while True:
+        assert proc.poll() is None, f"the run ended before the point: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, "the point never came"
+        tree = descendants(proc.pid) - {proc.pid}
+        seen |= {i for i in map(identity, tree) if i}
+        run_dir = next(iter(set(reports.glob("*/2*")) - before), None)
+        if ready(tree, run_dir):
+            break
+        time.sleep(0.05)
+    seen |= {i for i in map(identity, descendants(proc.pid) - {proc.pid}) if i}
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(5)
+    left = [(pid, cmdline(pid)[:120]) for pid, start in seen if identity(pid) == (pid, start)]
+    assert left == [], f"{len(left)} of {len(seen)} processes of the run outlived it by 5 s: {left}"
+    assert run_dir is not None
+    assert json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["complete"] is False
+    return run_dir
+
+
+def session_started(tree: set[int], run_dir: Path | None) -> bool:
+    return run_dir is not None and any(b"-m pytest" in cmdline(p) for p in tree)
+
+
+def results_coming(tree: set[int], run_dir: Path | None) -> bool:
+    return run_dir is not None and len(list((run_dir / "allure-results").glob("*-result.json"))) >= 3
+
+
+def load_running(tree: set[int], run_dir: Path | None) -> bool:
+    return any(b"locustfile" in cmdline(p) for p in tree)
+
+
+def test_kill_9_at_three_points_leaves_nothing_and_rerun_completes_with_go(hospital):
+    reports, plan = hospital
+    early = kill_when(reports, plan, session_started)
+    assert select(load_run(reports, str(early)))[0]  # something to rerun: whole plan or what was missing
+    mid = kill_when(reports, plan, results_coming)
+    assert select(load_run(reports, str(mid)))[0].missing  # what never finished is taken again
+    during_load = kill_when(reports, plan, load_running)
+    selection, _ = select(load_run(reports, str(during_load)))
+    assert any("load" in n for n in selection.missing), selection
+
+    report = rehearse(reports, "report", str(during_load))
+    assert report.returncode == 1, report.stdout + report.stderr
+    assert "INCOMPLETE" in report.stdout
+
+    rerun = rehearse(reports, "rerun", str(during_load))
+    decision = json.loads((reports / "latest" / "gonogo.json").read_text(encoding="utf-8"))
+    assert decision["complete"] is True and decision["parent"] == during_load.name, rerun.stdout
+    identities = next(c for c in decision["criteria"] if c["id"] == "tech-test-identities")
+    assert identities["status"] == "pass", identities  # no orphan of the killed runs was still at it
+    assert rerun.returncode == 0 and decision["decision"] == "GO", rerun.stdout + rerun.stderr
