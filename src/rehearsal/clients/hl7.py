@@ -7,8 +7,10 @@ building the messages; parsing is python-hl7's (``hl7.parse``). Messages are UTF
 (``MSH-18 UNICODE UTF-8``): patient names and free text carry å/ä/ö.
 
 Errors: :class:`MllpError` (a TargetError) names the peer and what went wrong (refused,
-timed out, closed, no ACK); a peer that answers with a negative ACK is *not* an error
-here — read :func:`ack_code` (``AA`` accepted, ``AE`` error, ``AR`` rejected).
+timed out, closed, no ACK). A negative ACK is still an ACK to :func:`read_ack` (the reference
+hospital's own components answer and count them); a caller that needs the message *taken*
+asks :func:`require_accepted` or :func:`refusal`: only ``AA`` (or ``CA``) is acceptance,
+``AE``/``AR``/``CE``/``CR`` fail quoting MSA-3 and the ERR segment.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import hl7
 
 from rehearsal import patient_gate, silence
+from rehearsal.devtext import clean
 from rehearsal.errors import TargetError
 
 START_BLOCK = b"\x0b"
@@ -66,14 +69,58 @@ def ack_code(ack: hl7.Message) -> str:
 
 
 def ack_text(ack: hl7.Message) -> str:
-    """MSA-3 (text message) and the ERR segment's text, for failure messages."""
+    """MSA-3 (text message) and the ERR segment's text, for failure messages (one clean line)."""
     parts = [str(ack.segment("MSA")(3))] if len(ack.segment("MSA")) > 3 else []
     try:
         err = ack.segment("ERR")
         parts.append(str(err(8)) if len(err) > 8 else str(err))
     except KeyError:
         pass
-    return " ".join(p for p in parts if p)
+    return clean(" ".join(unescape(p) for p in parts if p))
+
+
+#: MSA-1 codes that say the peer took the message (original and enhanced mode); every other
+#: code is a refusal, whatever else the acknowledgement says.
+ACCEPTED = ("AA", "CA")
+MEANING = {
+    "AA": "application accept",
+    "AE": "application error",
+    "AR": "application reject",
+    "CA": "commit accept",
+    "CE": "commit error",
+    "CR": "commit reject",
+}
+
+
+def refusal(ack: hl7.Message, where: str) -> str | None:
+    """None when the acknowledgement accepts (MSA-1 ``AA`` or ``CA``); otherwise one line saying
+    who refused with which code, quoting MSA-3 (text message) and the ERR segments as the peer
+    sent them (cleaned: the peer chose that text, and it ends up in a terminal and a report)."""
+    code = field(ack, "MSA", 1)
+    if code in ACCEPTED:
+        return None
+    said = []
+    text = clean(unescape(field(ack, "MSA", 3)), 200)
+    said.append(f"MSA-3 {text!r}" if text else "no MSA-3 text")
+    errors = [clean(str(s), 200) for s in ack if str(s(0)) == "ERR"]
+    said.append("ERR " + " / ".join(repr(e) for e in errors) if errors else "no ERR segment")
+    control = field(ack, "MSA", 2)
+    return (
+        f"{where} answered {code} ({MEANING.get(code, 'not an acceptance')}), not AA, "
+        f"to message {control!r}: {'; '.join(said)}"
+    )
+
+
+class Refused(MllpError):
+    """The peer acknowledged our message with AE, AR, CE or CR: it did not take it."""
+
+
+def require_accepted(ack: hl7.Message, where: str) -> hl7.Message:
+    """``ack`` when it accepts our message; :class:`Refused` (one line, see :func:`refusal`) otherwise."""
+    why = refusal(ack, where)
+    if why is not None:
+        raise Refused(why)
+    return ack
 
 
 class MllpClient:

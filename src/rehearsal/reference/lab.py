@@ -55,6 +55,7 @@ from rehearsal.reference.mllp_peer import answer_each_block
 log = logging.getLogger("rehearsal.reference.lab")
 
 ORDER_TYPES = {("ORM", "O01"), ("OML", "O21")}
+NETWORK_CHECK = ("NMD", "N02")  # application management data: what the heartbeat scenario sends
 DELIVERY_ATTEMPTS = 20
 
 
@@ -229,6 +230,8 @@ class LabSystem(Component):
             return self._count(_bare_ack("AR", "", "not an HL7 v2 message (no MSH segment)"), "AR")
         control_id = mllp.field(message, "MSH", 10)
         kind = (mllp.field(message, "MSH", 9, 1), mllp.field(message, "MSH", 9, 2))
+        if kind == NETWORK_CHECK:  # the integrations heartbeat: taken (AA), as a live lab does
+            return self._nak(message, "AA", "")
         if kind not in ORDER_TYPES:
             return self._nak(message, "AR", f"the lab takes ORM^O01 and OML^O21, not {'^'.join(kind)}")
         pnr = mllp.field(message, "PID", 3, 1)
