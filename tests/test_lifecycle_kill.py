@@ -133,3 +133,24 @@ def test_kill_9_at_three_points_leaves_nothing_and_rerun_completes_with_go(hospi
     identities = next(c for c in decision["criteria"] if c["id"] == "tech-test-identities")
     assert identities["status"] == "pass", identities  # no orphan of the killed runs was still at it
     assert rerun.returncode == 0 and decision["decision"] == "GO", rerun.stdout + rerun.stderr
+
+
+def test_kill_9_of_demo_takes_its_hospital_along(make_plan, tmp_path):
+    """`rehearse demo` starts the reference hospital for itself: killed outright, it leaves none."""
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(cli(reports, "demo", "--plan", str(make_plan(short_load))), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    seen: set[tuple[int, str]] = set()
+    deadline = time.monotonic() + 120
+    while not any(b"-m pytest" in cmdline(p) for p in descendants(proc.pid)):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the demo never started rehearsing"
+        seen |= {i for i in map(identity, descendants(proc.pid) - {proc.pid}) if i}
+        time.sleep(0.05)
+    seen |= {i for i in map(identity, descendants(proc.pid) - {proc.pid}) if i}
+    assert any(b"rehearsal.reference.serve" in cmdline(pid) for pid, _ in seen)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(5)
+    left = [(pid, cmdline(pid)[:120]) for pid, start in seen if identity(pid) == (pid, start)]
+    assert left == [], f"{len(left)} of {len(seen)} processes of the demo outlived it by 5 s: {left}"
