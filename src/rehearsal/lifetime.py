@@ -127,7 +127,7 @@ class _Watch:
 
 
 def pytest_addoption(parser: Any) -> None:
-    parser.getgroup("rehearsal").addoption(
+    parser.getgroup("rehearsal", "go-live rehearsal").addoption(
         "--rehearsal-parent-pid",
         metavar="PID",
         type=int,
