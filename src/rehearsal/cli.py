@@ -204,7 +204,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     state_dir = reports / ".reference"
     if args.command == "plan":
         loaded = load_plan(args.path)
-        print(f"{loaded.path}: ok ({len(loaded.plan.sites)} sites, {len(loaded.plan.criteria)} criteria)")
+        sites, criteria = len(loaded.plan.sites), len(loaded.plan.criteria)
+        print(f"{loaded.path}: ok ({sites} sites, {criteria} criteria)", flush=True)
         # Passwords belong to the machine that runs the rehearsal, not to the plan: a plan
         # checked at a desk is still a good plan, but say what `rehearse run` will refuse.
         env = _reference_credentials(state_dir, loaded)
