@@ -131,7 +131,7 @@ def mllp_ping(plan: Plan) -> dict[str, Any]:
     return {**found, "refers_to": mllp.field(ack, "MSA", 2), "refused": refused}
 
 
-@then("svarar labbsystemet med en kvittens (ACK) på just det meddelandet")
+@then("svarar labbsystemet med en godkänd kvittens (AA) på just det meddelandet")
 def mllp_acked(ack: dict[str, Any]) -> None:
     """Alive means the lab *took* the message: MSA-1 AA (or CA); AE/AR/CE/CR is a refusal, quoted."""
     if ack["refers_to"] != ack["control_id"]:

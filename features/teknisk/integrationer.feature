@@ -12,7 +12,7 @@ Egenskap: Integrationerna svarar
   @needs:lab_mllp
   Scenario: Labbsystemet kvitterar meddelanden på sitt MLLP-gränssnitt
     När ett HL7-testmeddelande skickas till labbsystemet över MLLP
-    Så svarar labbsystemet med en kvittens (ACK) på just det meddelandet
+    Så svarar labbsystemet med en godkänd kvittens (AA) på just det meddelandet
 
   @needs:bridge_base
   Scenario: Integrationsbryggans hjärtslag är friskt
