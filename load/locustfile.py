@@ -33,7 +33,14 @@ from locust import FastHttpUser, between, constant, events
 
 from rehearsal import redact
 from rehearsal.errors import RehearsalError
-from rehearsal.load import ENV_PLAN, ENV_WORKER_COUNTS, RoleMix, check, referral_receivers
+from rehearsal.load import (
+    ENV_PLAN,
+    ENV_WORKER_COUNTS,
+    RoleMix,
+    check,
+    referral_receivers,
+    restart_run_clock,
+)
 from rehearsal.plan import Plan, load_plan
 
 
@@ -121,6 +128,9 @@ for _mix, _tasks in zip(MIX, ROLE_TASKS, strict=True):
     )
     globals()[_cls.__name__] = _cls  # Locust finds user classes among the module's names
 del _mix, _tasks, _cls
+
+
+events.init.add_listener(restart_run_clock)  # --run-time counts from now, not from before the imports
 
 
 @events.init.add_listener

@@ -447,6 +447,20 @@ def resolve_patient_ids(plan: Plan) -> dict[str, str]:
     return found
 
 
+def restart_run_clock(**_kwargs: object) -> None:
+    """Locust's ``init`` listener: bring gevent's cached loop time up to now.
+
+    Locust schedules ``--run-time`` with ``gevent.spawn_later``, which counts from the loop's
+    cached time: the moment the hub was made, before the locustfile and the plan were
+    imported. On a busy machine that import takes seconds, and a 4 s run stopped ~50 ms after
+    its users spawned, with no requests recorded. Imported lazily: the harness's own process
+    never loads gevent.
+    """
+    import gevent
+
+    gevent.get_hub().loop.update_now()
+
+
 def run_seconds(profile: LoadProfile) -> int:
     """Locust's --run-time takes whole seconds; a fraction is rounded up, never down."""
     return max(1, math.ceil(profile.duration_s))
