@@ -4,7 +4,7 @@ Locust runs in its own processes (rehearsal.load); this module only turns its fi
 evidence for the plan's ``load_slo`` criterion: one test per load path and SLO, ids like
 ``patient-search-p95``, ``patient-search-p99``, ``patient-search-error-ratio`` and
 ``patient-search-min-rps``, stable across runs and reruns. Each result carries the
-figures (JSON) and the path's response time over the run (PNG); the path's p95 result also
+figures (JSON) and the path's response time over the run (SVG); the path's p95 result also
 carries Locust's HTML report (about 1 MB, so once per path rather than on every SLO).
 An interrupted load run still gives every SLO its result, failed and marked incomplete,
 before the session stops.

@@ -16,17 +16,16 @@ import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -46,7 +45,6 @@ from rehearsal.load import (
     user_mix,
     write_charts,
 )
-from rehearsal.load_chart import Series, line_chart_png
 from rehearsal.plan import LoadedPlan, PlanError, load_plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -421,30 +419,16 @@ def test_evaluate_a_path_without_requests_says_login_failed(tmp_path: Path) -> N
 # --- the chart -------------------------------------------------------------------------------
 
 
-def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
-    """Decode our own PNG (8-bit RGB, filter 0) back to pixels, checking every chunk's CRC."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
-        chunks[kind] = chunks.get(kind, b"") + body
-        pos += 12 + length
-    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, color) == (8, 2) and b"IEND" in chunks
-    raw = zlib.decompress(chunks[b"IDAT"])
-    rows = [raw[y * (width * 3 + 1) + 1 : (y + 1) * (width * 3 + 1)] for y in range(height)]
-    return width, height, b"".join(rows)
-
-
-def test_chart_is_a_valid_png_with_the_series_and_the_limit_line() -> None:
-    blue, red = (31, 119, 180), (214, 39, 40)
-    png = line_chart_png([Series("p95", [(0, 100), (5, 150), (10, 120)], blue)], limits=[("p95", 300, red)])
-    width, height, pixels = _png_pixels(png)
-    assert (width, height) == (720, 320)
-    colours = {pixels[i : i + 3] for i in range(0, len(pixels), 3)}
-    assert bytes(blue) in colours and bytes(red) in colours
+def _svg_chart(text: str) -> tuple[int, set[str]]:
+    """Our own SVG chart: parsed as XML, its width and the labels of its series."""
+    root = ElementTree.fromstring(text)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    series = {
+        g.get("data-label", "")
+        for g in root.iter("{http://www.w3.org/2000/svg}g")
+        if g.get("class") == "series"
+    }
+    return int(root.get("width", "0")), series
 
 
 def test_charts_come_from_locusts_history_csv(tmp_path: Path) -> None:
@@ -459,8 +443,8 @@ def test_charts_come_from_locusts_history_csv(tmp_path: Path) -> None:
         out.writerow([1003, "", "Aggregated", 20, 40, 60, 30])
     charts = write_charts(profile, history, tmp_path / "charts")
     assert list(charts) == ["patient-search"]
-    width, _, _ = _png_pixels(charts["patient-search"].read_bytes())
-    assert width == 720
+    width, series = _svg_chart(charts["patient-search"].read_text(encoding="utf-8"))
+    assert width == 720 and series == {"p50", "p95", "p99"}
     assert write_charts(profile, tmp_path / "missing.csv", tmp_path / "none") == {}
 
 
@@ -487,7 +471,7 @@ def test_fast_server_meets_every_slo_and_leaves_report_and_chart(tmp_path: Path,
     html = result.html_report.read_text(encoding="utf-8")
     assert result.html_report == tmp_path / "load" / "report.html"
     assert "patient-search" in html and len(html) > 10_000
-    _png_pixels(result.charts["patient-search"].read_bytes())
+    _svg_chart(result.charts["patient-search"].read_text(encoding="utf-8"))
 
 
 @pytest.mark.slow
@@ -790,6 +774,8 @@ def test_rehearse_load_with_slow_patient_search_is_no_go_on_the_load_criterion(
         assert labels["severity"] == "critical"
         kinds = [a["type"] for a in result["attachments"]]
         first = result["name"].startswith("Svarstid") and " p95 " in result["name"]
-        assert sorted(kinds) == sorted(["application/json", "image/png"] + (["text/html"] if first else []))
+        assert sorted(kinds) == sorted(
+            ["application/json", "image/svg+xml"] + (["text/html"] if first else [])
+        )
     slow = next(r for r in results if r["name"] == "Svarstid patientsökning p95 ≤ 300 ms")
     assert re.fullmatch(r"Failed: p95 1\d\d\d ms > 300 ms", slow["statusDetails"]["message"])

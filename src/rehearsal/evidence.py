@@ -88,10 +88,11 @@ def attach_png(name: str, data: bytes) -> None:
 
 
 def attach_file(name: str, path: str | Path) -> None:
-    """Attach a file by its suffix (.html, .png, .zip, .json, .txt, .csv)."""
+    """Attach a file by its suffix (.html, .png, .svg, .zip, .json, .txt, .csv)."""
     kinds = {
         ".html": allure.attachment_type.HTML,
         ".png": allure.attachment_type.PNG,
+        ".svg": allure.attachment_type.SVG,
         ".json": allure.attachment_type.JSON,
         ".csv": allure.attachment_type.CSV,
         ".txt": allure.attachment_type.TEXT,

@@ -119,7 +119,7 @@ class LoadResult:
     worker_counts: tuple[Mapping[str, Any], ...] = ()
     """Each worker's own count of the requests it sent (``{"pid", "requests": {path: n}, …}``)."""
     charts: Mapping[str, Path] = field(default_factory=dict)
-    """Path id → response time over time (PNG), from Locust's stats history."""
+    """Path id → response time over time (SVG), from Locust's stats history."""
 
     @property
     def complete(self) -> bool:
@@ -851,8 +851,8 @@ def read_history(history_csv: Path) -> dict[str, list[tuple[float, dict[str, flo
 
 
 def write_charts(profile: LoadProfile, history_csv: Path, charts_dir: Path) -> dict[str, Path]:
-    """One PNG per load path: p50/p95/p99 over the run (Locust's rolling window) and its limits."""
-    from rehearsal.load_chart import Series, line_chart_png
+    """One SVG per load path: p50/p95/p99 over the run (Locust's rolling window) and its limits."""
+    from rehearsal.load_chart import Series, line_chart_svg
 
     history = read_history(history_csv)
     charts: dict[str, Path] = {}
@@ -872,8 +872,8 @@ def write_charts(profile: LoadProfile, history_csv: Path, charts_dir: Path) -> d
         if path.p99_ms is not None:
             limits.append(("p99", path.p99_ms, (255, 127, 14)))
         charts_dir.mkdir(parents=True, exist_ok=True)
-        target = charts_dir / f"{path.id}.png"
-        target.write_bytes(line_chart_png(series, limits=limits))
+        target = charts_dir / f"{path.id}.svg"
+        target.write_text(line_chart_svg(series, limits=limits, title=path.id), encoding="utf-8")
         charts[path.id] = target
     return charts
 
