@@ -13,8 +13,9 @@ report, the MLLP failure), and every sink — terminal, ``hardware-readiness.md`
                    and other whitespace as one space, at most ``limit`` characters
     md_cell(text)  clean, and ``|`` escaped for a Markdown table cell
 
-HTML sinks escape on their own (``html.escape`` in pack.py); Markdown and the terminal
-have no such step, so these two are the contract.
+HTML sinks escape on their own (the autoescaped templates of ``rehearsal.templating``);
+Markdown and the terminal have no such step, so these two are the contract (the pack's
+Markdown template prints every value through them).
 """
 
 from __future__ import annotations
