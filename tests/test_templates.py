@@ -26,6 +26,7 @@ from rehearsal.plan import Plan, load_plan
 from rehearsal.results import MergedResult, TestResult
 
 SVG = "{http://www.w3.org/2000/svg}"
+TODAY = date(2026, 11, 26)
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 DEVICE = "sas-akut-dok1|READY\n| sas-akut-dok1 | READY |"
 MESSAGE = "printer-state-message: toner | low\n| tech-printers | Godkänd |\x1b[2J"
@@ -58,13 +59,7 @@ def hostile_pack(plan: Plan) -> EvidencePack:
         failed(2, "tech-printers", "sas-boras", "Skrivare redo", MESSAGE, device=DEVICE),
     ]
     decision = decide(
-        plan,
-        results,
-        complete=True,
-        rehearsal=plan.rehearsal,
-        run="r1",
-        parent=None,
-        today=date(2026, 11, 26),
+        plan, results, complete=True, rehearsal=plan.rehearsal, run="r1", parent=None, today=TODAY
     )
     point = TrendPoint(
         run="r1", rehearsal=plan.rehearsal, label=f"{plan.rehearsal} {HOSTILE}", decision="NO-GO",
