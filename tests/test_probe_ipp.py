@@ -287,7 +287,7 @@ GARBAGE = {
     ),
     "bad-chunk": (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/ipp\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "sent a bad chunk size",
+        "sent a broken HTTP answer: illegal chunk header",  # h11's words, through httpx
     ),
     "ipp-error": (
         http_reply("200 OK", "application/ipp", ipp_reply(0x0406, OPERATION)),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
-import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rehearsal.devtext import clean, md_cell
+from rehearsal.pdf import simple_pdf
 from rehearsal.plan import (
     Baseline,
     Criterion,
@@ -46,7 +46,7 @@ from rehearsal.plan import (
     SupplyThresholds,
     Workstation,
 )
-from rehearsal.probes import ProbeError, ProtocolError, ipp, network, snmp, zpl
+from rehearsal.probes import ProbeError, ProtocolError, ipp, ipp_client, network, snmp, zpl
 from rehearsal.probes.workstation import check_workstation
 
 KINDS = ("document", "wristband", "label", "workstation")
@@ -81,7 +81,6 @@ FORMATS = {
     "application/vnd.zebra-zpl": "zpl",
 }
 IPP_ATTRIBUTES = (*ipp.READINESS_ATTRIBUTES, "printer-resolution-supported")
-PRINT_JOB_ID = 2  # request-id of the test print's Print-Job (its answer must carry it)
 LINE_LIMIT = 1000  # characters of one problem line (device text in it is cut at devtext.LIMIT)
 
 
@@ -395,43 +394,6 @@ async def probe_device(device: Device, config: SweepConfig, session: snmp.Sessio
 # --- test print -------------------------------------------------------------------------------
 
 
-def labelled_page_pdf(lines: Sequence[str]) -> bytes:
-    """A one-page PDF with a few lines of Helvetica text (a labelled test page, no library needed)."""
-    safe = [line.translate({ord(c): None for c in "\\()"}) for line in lines]
-    text = "".join(
-        f"BT /F1 14 Tf 56 {760 - 22 * i} Td ({line}) Tj ET\n" for i, line in enumerate(safe)
-    ).encode("latin-1", errors="replace")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
-        b"/Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n%sendstream" % (len(text), text),
-    ]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
-def _print_job(uri: str, job_name: str, document: bytes) -> bytes:
-    def attr(tag: int, name: str, value: str) -> bytes:
-        n, v = name.encode(), value.encode()
-        return bytes([tag]) + struct.pack(">H", len(n)) + n + struct.pack(">H", len(v)) + v
-
-    head = bytes((2, 0)) + struct.pack(">HI", 0x0002, PRINT_JOB_ID) + b"\x01"  # Print-Job
-    head += attr(0x47, "attributes-charset", "utf-8") + attr(0x48, "attributes-natural-language", "sv")
-    head += attr(0x45, "printer-uri", uri) + attr(0x42, "requesting-user-name", "rehearsal")
-    head += attr(0x42, "job-name", job_name) + attr(0x49, "document-format", "application/pdf")
-    return head + b"\x03" + document
-
-
 async def _test_print(device: Device, config: SweepConfig) -> str:
     when = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M")
     try:
@@ -443,24 +405,16 @@ async def _test_print(device: Device, config: SweepConfig) -> str:
             )
             return "sent: test label"
         if device.protocol.startswith("ipp"):
-            host, port, path, secure = ipp._address(device.address)
-            lines = [
-                "TESTUTSKRIFT - generalrepetition",
-                f"{config.rehearsal}",
-                f"{device.site}/{device.id}",
-                when,
-            ]
-            body = _print_job(device.address, f"rehearsal test {device.id}", labelled_page_pdf(lines))
-            async with asyncio.timeout(config.timeout):
-                reply = ipp.decode_response(
-                    await ipp._exchange(host, port, path, ipp._insecure_tls() if secure else None, body)
-                )
-            ipp.check_reply(reply, PRINT_JOB_ID, (2, 0), f"{host}:{port}{path}")
-            if reply.status >= 0x0400:
-                return f"failed: Print-Job answered {ipp.IPP_STATUS.get(reply.status, hex(reply.status))}"
+            page = simple_pdf(
+                "TESTUTSKRIFT - generalrepetition", [config.rehearsal, f"{device.site}/{device.id}", when]
+            )
+            async with ipp_client.IppSession(device.address, config.timeout) as printer:
+                await printer.print_job(page, job_name=f"rehearsal test {device.id}")
             return "sent: test page"
         return "skipped: no print path over SNMP"
-    except (ProbeError, ipp.MalformedReply, TimeoutError) as exc:
+    except ipp_client.IppStatusError as exc:
+        return f"failed: Print-Job answered {ipp_client.status_name(exc.status)}"
+    except (ProbeError, TimeoutError) as exc:
         return clean(f"failed: {exc or 'timeout'}", LINE_LIMIT)
 
 

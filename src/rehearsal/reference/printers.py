@@ -19,9 +19,9 @@ What ippeveprinter 2.4.2 needs, learnt the hard way (see /work/shared/STACK.md):
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import html
-import http.client
 import ipaddress
 import os
 import re
@@ -32,14 +32,19 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
+
+import httpx
 
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Printer
-from rehearsal.probes.ipp import MalformedReply, decode_response, encode_get_printer_attributes
+from rehearsal.probes import ProbeError
+from rehearsal.probes.ipp_client import IppSession, Job, get_printer_attributes
 
 MAKE = "Rehearsal"
 SERVED_PATHS = ("/ipp/print", "/")
@@ -47,6 +52,7 @@ BOUND_HOSTS = ("localhost", "127.0.0.1", "::1")
 _SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
 _SELECT = re.compile(r'<select name="(size|type|level)(\d+)">(.*?)</select>', re.S)
 _OPTION = re.compile(r'<option( value="([^"]*)")?( selected)?>([^<]*)</option>')
+T = TypeVar("T")
 
 
 def is_loopback(host: str) -> bool:
@@ -89,6 +95,8 @@ class _Running:
         parts = urlsplit(printer.uri)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 631
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.uri = f"ipp://{host}:{self.port}/ipp/print"  # what ippeveprinter serves
 
     def last_log_line(self) -> str:
         try:
@@ -243,7 +251,7 @@ class PrinterFleet:
         """True once *our* process answers (another server on the port would give another name)."""
         try:
             attrs = _get_attributes(running, ["printer-name"], timeout=0.5)
-        except (OSError, http.client.HTTPException, MalformedReply):
+        except ProbeError:
             return False
         return attrs.get("printer-name") == [running.printer.id] and running.proc.poll() is None
 
@@ -288,6 +296,13 @@ class PrinterFleet:
         """Ids of the printers that are started (in plan order)."""
         return [p.id for p in self.printers if p.id in self._running]
 
+    def _started(self, printer_id: str) -> _Running:
+        running = self._running.get(printer_id)
+        if running is None:
+            known = ", ".join(self.running) or "none started"
+            raise UsageError(f"no simulated printer {printer_id!r} (running: {known})")
+        return running
+
     def set_paper_out(self, printer_id: str, out: bool) -> None:
         """Empty (``out=True``) or refill every tray; IPP shows ``media-empty`` on return.
 
@@ -295,10 +310,7 @@ class PrinterFleet:
         becomes 0 sheets (paper out) or the largest level the form offers.
         """
         with self._lock:
-            running = self._running.get(printer_id)
-            if running is None:
-                known = ", ".join(self.running) or "none started"
-                raise UsageError(f"no simulated printer {printer_id!r} (running: {known})")
+            running = self._started(printer_id)
             where = f"simulated printer {printer_id} on port {running.port}"
             try:
                 form = _http_get(running, "/media")
@@ -307,11 +319,24 @@ class PrinterFleet:
                     raise TargetError(f"{where}: its media form has no trays to set")
                 _http_get(running, f"/media?{query}")
                 reasons = _get_attributes(running, ["printer-state-reasons"], timeout=3.0)
-            except (OSError, http.client.HTTPException, MalformedReply) as exc:
+            except (ProbeError, httpx.HTTPError) as exc:
                 raise TargetError(f"{where}: cannot set paper {'out' if out else 'in'}: {exc}") from None
             empty = any(str(r).startswith("media-empty") for r in reasons.get("printer-state-reasons", []))
             if empty != out:
                 raise TargetError(f"{where}: asked for paper {'out' if out else 'in'}, it reports {reasons}")
+
+    def jobs(self, printer_id: str, which: str = "all", timeout: float = 3.0) -> list[Job]:
+        """The jobs one simulated printer took (IPP Get-Jobs): what a test checks after printing."""
+        running = self._started(printer_id)
+
+        async def ask() -> list[Job]:
+            async with IppSession(running.uri, timeout) as printer:
+                return await printer.get_jobs(which)
+
+        try:
+            return _blocking(ask())
+        except ProbeError as exc:
+            raise TargetError(f"simulated printer {printer_id} on port {running.port}: {exc}") from None
 
 
 def _check_port_free(printer: Printer) -> None:
@@ -350,42 +375,28 @@ def _media_form(page: str, out: bool) -> dict[str, str]:
     return fields
 
 
-def _connection(running: _Running, timeout: float) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection(running.host, running.port, timeout=timeout)
+def _blocking(operation: Coroutine[Any, Any, T]) -> T:
+    """Run an IPP operation to its end from synchronous code: on a loop of its own in a thread of
+    its own, since start() may be called from inside a running event loop."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="printer-fleet") as pool:
+        return pool.submit(asyncio.run, operation).result()
 
 
 def _http_get(running: _Running, path: str, timeout: float = 3.0) -> str:
-    conn = _connection(running, timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise http.client.HTTPException(f"GET {path} answered HTTP {response.status}")
-        return body.decode("utf-8", errors="replace")
-    finally:
-        conn.close()
+    """A page of ippeveprinter's web interface (its media and supplies forms)."""
+    host = f"[{running.host}]" if ":" in running.host else running.host
+    with httpx.Client(timeout=timeout, trust_env=False, verify=False) as client:
+        response = client.get(f"http://{host}:{running.port}{path}")
+    if response.status_code != 200:
+        raise httpx.HTTPStatusError(
+            f"GET {path} answered HTTP {response.status_code}", request=response.request, response=response
+        )
+    return response.text
 
 
 def _get_attributes(running: _Running, requested: list[str], timeout: float) -> dict[str, list[Any]]:
     """A blocking Get-Printer-Attributes (start() may run inside an event loop)."""
-    host = f"[{running.host}]" if ":" in running.host else running.host
-    uri = f"ipp://{host}:{running.port}/ipp/print"
-    conn = _connection(running, timeout)
-    try:
-        conn.request(
-            "POST",
-            "/ipp/print",
-            body=encode_get_printer_attributes(uri, 1, requested),
-            headers={"Content-Type": "application/ipp"},
-        )
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise http.client.HTTPException(f"Get-Printer-Attributes answered HTTP {response.status}")
-    return decode_response(body).printer
+    return _blocking(get_printer_attributes(running.uri, timeout, requested))
 
 
 __all__ = ["PrinterFleet", "is_loopback", "simulated"]

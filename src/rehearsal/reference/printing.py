@@ -1,4 +1,4 @@
-"""Printing from the EHR: ZPL jobs over raw TCP and IPP Print-Job, stdlib and httpx only.
+"""Printing from the EHR: ZPL jobs over raw TCP and IPP Print-Job.
 
 What a ward does on admission is print a wristband and specimen labels (Zebra printers,
 ZPL on TCP 9100) and documents (IPP). The EHR sends the job and tells the clinician
@@ -8,9 +8,9 @@ whether the printer took it, so a rehearsal can see "printed" per site and print
   job the printer is asked ``~HS``; an answer that says paper out, head open, ribbon out
   or paused means the job will not come out (not accepted). No answer within a short
   wait leaves ``confirmed`` None: raw TCP has no receipt, and some printers are silent.
-- IPP (``ipp://`` or ``ipps://``): a Print-Job request (RFC 8011 §4.2.1); accepted when
-  the printer answers successful-ok, with its job-id. The reply is decoded with
-  :func:`rehearsal.probes.ipp.decode_response`.
+- IPP (``ipp://`` or ``ipps://``): a Print-Job request (RFC 8011 §4.2.1) through the
+  project's one IPP client, :mod:`rehearsal.probes.ipp_client`; accepted when the printer
+  answers successful-ok, with its job-id. Documents are :func:`rehearsal.pdf.simple_pdf`.
 
 Every function has a timeout and never raises for what the printer or network does;
 the result says what happened (``reason`` is a short code the web UI translates).
@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
+from rehearsal.pdf import simple_pdf
+from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
+from rehearsal.probes.ipp_client import HttpStatusError, IppSession, IppStatusError, Refused
 
-from rehearsal.probes.ipp import IPP_STATUS, MalformedReply, decode_response
-
-OP_PRINT_JOB = 0x0002
 ZPL_PORT = 9100
 #: How long to wait for the ``~HS`` answer after a job (a silent printer costs this much).
 STATUS_WAIT_S = 0.5
@@ -206,31 +204,16 @@ def specimen_label_zpl(
 
 # -- IPP ----------------------------------------------------------------------------------------
 
-
-def _attr(tag: int, name: str, value: str) -> bytes:
-    n, v = name.encode(), value.encode("utf-8")
-    return bytes([tag]) + struct.pack(">H", len(n)) + n + struct.pack(">H", len(v)) + v
-
-
-def encode_print_job(uri: str, job_name: str, user: str, document_format: str, request_id: int = 1) -> bytes:
-    """The IPP header of a Print-Job request (the document follows it)."""
-    body = bytes((2, 0)) + struct.pack(">HI", OP_PRINT_JOB, request_id) + b"\x01"
-    body += _attr(0x47, "attributes-charset", "utf-8")
-    body += _attr(0x48, "attributes-natural-language", "sv")
-    body += _attr(0x45, "printer-uri", uri)
-    body += _attr(0x42, "requesting-user-name", user)
-    body += _attr(0x42, "job-name", job_name)
-    body += _attr(0x49, "document-format", document_format)
-    return body + b"\x03"
-
-
-def _http_url(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.scheme not in ("ipp", "ipps") or not parts.hostname:
-        raise ValueError(f"not an IPP printer URI (ipp://host:port/path): {uri!r}")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    scheme = "https" if parts.scheme == "ipps" else "http"
-    return f"{scheme}://{host}:{parts.port or 631}{parts.path or '/ipp/print'}"
+_SCHEMES = ("ipp", "ipps")
+#: How the project's one IPP client's failures read in a PrintResult (the web UI translates them).
+_REASONS = (
+    (IppStatusError, "ipp-error"),
+    (HttpStatusError, "http-error"),
+    (ProtocolError, "bad-reply"),
+    (ProbeTimeout, "timeout"),
+    (Refused, "refused"),
+    (Unreachable, "unreachable"),
+)
 
 
 async def send_ipp(
@@ -244,80 +227,31 @@ async def send_ipp(
 ) -> PrintResult:
     """IPP Print-Job of one document; accepted when the printer answers successful-ok (with a job-id).
 
-    ``ipps`` printers are reached without certificate checks (hospital printers carry
-    self-signed certificates; the job content is test data).
+    Sent by :class:`rehearsal.probes.ipp_client.IppSession`, within ``timeout`` in all.
+    ``ipps`` printers are reached without certificate checks (``insecure_tls``: hospital
+    printers carry self-signed certificates; the job content is test data).
     """
+    if urlsplit(uri).scheme not in _SCHEMES:
+        return PrintResult(uri, False, f"not an IPP printer URI (ipp://host:port/path): {uri!r}", "bad-uri")
     try:
-        url = _http_url(uri)
-    except ValueError as exc:
-        return PrintResult(uri, False, str(exc), "bad-uri")
-    body = encode_print_job(uri, job_name, user, document_format) + document
-    try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), verify=False) as client:
-            answer = await client.post(url, content=body, headers={"Content-Type": "application/ipp"})
-    except httpx.TimeoutException:
-        return PrintResult(uri, False, f"no answer from {url} within {timeout:g} s", "timeout")
-    except httpx.ConnectError as exc:
-        refused = _caused_by(exc, ConnectionRefusedError)
-        return PrintResult(uri, False, f"{url}: {exc}", "refused" if refused else "unreachable")
-    except httpx.HTTPError as exc:
-        return PrintResult(uri, False, f"{url}: {exc}", "unreachable")
-    if answer.status_code != 200:
-        return PrintResult(uri, False, f"{url} answered HTTP {answer.status_code}", "http-error")
-    try:
-        reply = decode_response(answer.content)
-    except MalformedReply as exc:
-        return PrintResult(uri, False, f"{url}: not an IPP answer ({exc})", "bad-reply")
-    if reply.status >= 0x0100:
-        name = IPP_STATUS.get(reply.status, f"0x{reply.status:04x}")
-        message = reply.operation.get("status-message", [""])[0]
-        return PrintResult(uri, False, f"{name} {message}".strip(), "ipp-error", sent_bytes=len(document))
-    jobs = reply.groups.get(0x02, {})
-    job_id = jobs.get("job-id", [None])[0]
+        async with IppSession(uri, timeout, user=user, language="sv") as printer:
+            job = await printer.print_job(document, document_format=document_format, job_name=job_name)
+    except ProbeError as exc:
+        reason = next((r for kind, r in _REASONS if isinstance(exc, kind)), "bad-uri")
+        taken = len(document) if reason == "ipp-error" else 0  # sent, and refused by the printer
+        return PrintResult(uri, False, str(exc), reason, sent_bytes=taken)
     return PrintResult(
-        uri,
-        True,
-        f"job {job_id} accepted",
-        job_id=job_id if isinstance(job_id, int) else None,
-        sent_bytes=len(document),
-        confirmed=True,
+        uri, True, f"job {job.id} accepted", job_id=job.id, sent_bytes=len(document), confirmed=True
     )
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def simple_pdf(title: str, lines: list[str]) -> bytes:
-    """A one-page PDF with a title and lines of text (Helvetica, Latin-1 so å/ä/ö print)."""
-
-    def text(value: str) -> bytes:
-        raw = value.encode("latin-1", "replace")
-        return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-
-    content = b"BT /F1 16 Tf 50 790 Td (" + text(title) + b") Tj ET\n"
-    for index, line in enumerate(lines[:45]):
-        content += b"BT /F1 11 Tf 50 %d Td (" % (760 - 16 * index) + text(line) + b") Tj ET\n"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    pdf = b"%PDF-1.4\n"
-    offsets = []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return pdf
+__all__ = [
+    "PrintResult",
+    "parse_host_status",
+    "send_ipp",
+    "send_zpl",
+    "simple_pdf",
+    "specimen_label_zpl",
+    "wristband_zpl",
+    "zpl_text",
+]
