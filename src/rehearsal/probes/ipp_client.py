@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import itertools
 import ssl
 import struct
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -60,6 +62,13 @@ import httpx
 
 from rehearsal.devtext import clean
 from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
+
+# httpcore asks ``import sniffio`` for every lock it sets up (several a request) and falls back to
+# asyncio when it is missing; anyio 4 no longer brings sniffio, so each ask was a failed search of
+# sys.path, a third of an IPP request's CPU time in a sweep (benchmarks/hardware_sweep.py). When
+# it is not installed, say so once: the answer (ImportError, so asyncio) is the same, only at once.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 # --- protocol numbers (RFC 8010 §3.5, RFC 8011 §5.4) ------------------------------------------
 
@@ -410,35 +419,56 @@ class _Heard:
             self.first += data[: self.KEEP - len(self.first)]
 
 
-class _HeardStream(httpcore.AsyncNetworkStream):
-    def __init__(self, inner: httpcore.AsyncNetworkStream, heard: _Heard) -> None:
-        self._inner, self._heard = inner, heard
+class _Stream(httpcore.AsyncNetworkStream):
+    """One connection on asyncio's own streams, what it hears first kept in :class:`_Heard`.
+
+    No per-read timeout here: every operation runs under its session's total deadline
+    (``asyncio.timeout`` in :meth:`IppSession.request`), which ends any read or write.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, heard: _Heard) -> None:
+        self._reader, self._writer, self._heard = reader, writer, heard
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = await self._inner.read(max_bytes, timeout)
+        try:
+            data = await self._reader.read(max_bytes)
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
         self._heard.add(data)
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
+        try:
+            self._writer.write(buffer)
+            await self._writer.drain()
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        self._writer.close()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:
-        return _HeardStream(await self._inner.start_tls(ssl_context, server_hostname, timeout), self._heard)
+        try:
+            await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except (ssl.SSLError, OSError) as exc:
+            self._writer.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return self
 
     def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
+        if info == "is_readable":
+            return self._reader.at_eof()
+        names = {"client_addr": "sockname", "server_addr": "peername"}
+        return self._writer.get_extra_info(names.get(info, info))
 
 
-class _HeardBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's own sockets (anyio), each connection's first bytes kept in :attr:`heard`."""
+class _Backend(httpcore.AsyncNetworkBackend):
+    """The sockets under httpx: asyncio streams (lighter than anyio's, and a refused connection
+    stays a ConnectionRefusedError); the latest connection's first bytes in :attr:`heard`."""
 
     def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
         self.heard = _Heard()
 
     async def connect_tcp(
@@ -450,8 +480,11 @@ class _HeardBackend(httpcore.AsyncNetworkBackend):
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
         self.heard = _Heard()
-        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _HeardStream(stream, self.heard)
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _Stream(reader, writer, self.heard)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -459,11 +492,11 @@ class _HeardBackend(httpcore.AsyncNetworkBackend):
         raise httpcore.ConnectError("a printer is not a unix socket")
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
-def _transport(tls: ssl.SSLContext, backend: _HeardBackend) -> httpx.AsyncHTTPTransport:
-    """httpx's transport on :class:`_HeardBackend` (httpx takes no backend, so its pool is swapped,
+def _transport(tls: ssl.SSLContext, backend: _Backend) -> httpx.AsyncHTTPTransport:
+    """httpx's transport on :class:`_Backend` (httpx takes no backend, so its pool is swapped,
     as :mod:`rehearsal.clients.http` does); no keep-alive: one request per connection."""
     transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
     transport._pool = httpcore.AsyncConnectionPool(
@@ -528,12 +561,12 @@ class IppSession:
         self._tls = ssl_context or (insecure_tls_context() if insecure_tls else verified_tls_context())
         self._given = client
         self._client = client
-        self._backend: _HeardBackend | None = None
+        self._backend: _Backend | None = None
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> IppSession:
         if self._client is None:
-            self._backend = _HeardBackend()
+            self._backend = _Backend()
             self._client = httpx.AsyncClient(
                 transport=_transport(self._tls, self._backend),
                 timeout=httpx.Timeout(self.timeout),
