@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_probe_ipp import free_port  # dual-stack: ippeveprinter binds 127.0.0.1 and ::1
 
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Printer
@@ -20,20 +21,6 @@ from rehearsal.probes.ipp import probe_printer
 from rehearsal.reference.printers import PrinterFleet
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 and ::1 (ippeveprinter binds both)."""
-    while True:
-        with socket.socket() as v4:
-            v4.bind(("127.0.0.1", 0))
-            port = v4.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET6) as v6:
-                    v6.bind(("::1", port))
-            except OSError:
-                continue
-            return port
 
 
 def printer(printer_id: str, port: int | None = None, **fields: str) -> Printer:

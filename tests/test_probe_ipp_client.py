@@ -13,15 +13,16 @@ import asyncio
 import re
 import shutil
 import socket
-import socketserver
 import stat
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hostile_http import Dripping
+from test_devices_spoof_ipp import HostilePrinter, printer_answer
+from test_probe_ipp import closed_port, free_port
 
 from rehearsal.hardware import Device, SweepConfig, run_sweep
 from rehearsal.pdf import simple_pdf
@@ -38,26 +39,6 @@ from rehearsal.reference.printers import PrinterFleet
 
 ROOT = Path(__file__).resolve().parents[1]
 PDF = simple_pdf("Avdelning 12 – testsida", ["Rad ett (med parentes)", "Rad två: åäö \\ slut"])
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 and ::1 (ippeveprinter binds both)."""
-    while True:
-        with socket.socket() as v4:
-            v4.bind(("127.0.0.1", 0))
-            port = v4.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET6) as v6:
-                    v6.bind(("::1", port))
-            except OSError:
-                continue
-            return port
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -200,107 +181,36 @@ def test_the_sweeps_test_print_is_a_job_on_the_printer(fleet: PrinterFleet) -> N
     run(settle())
 
 
-class ScriptedPrinter:
-    """An IPP printer on 127.0.0.1 that answers each request with ``answer(request)``; every
-    request is kept (version, operation, request-id) so a test sees what the client sent."""
-
-    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                length = 0
-                while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                request = self.rfile.read(length)
-                if not request:  # the sweep's "is it there at all" connect, no request
-                    return
-                outer.asked.append(request)
-                body = answer(request)
-                head = (
-                    f"HTTP/1.1 200 OK\r\nContent-Type: application/ipp\r\nContent-Length: {len(body)}\r\n\r\n"
-                )
-                self.wfile.write(head.encode() + body)
-
-        self.asked: list[bytes] = []
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.uri = f"ipp://127.0.0.1:{self.server.server_address[1]}/ipp/print"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def __enter__(self) -> ScriptedPrinter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def requests(self) -> list[tuple[tuple[int, int], int, int]]:
-        """(version, operation, request-id) of each request, in order."""
-        return [((r[0], r[1]), *struct.unpack(">HI", r[2:8])) for r in self.asked]
-
-
-def _attr(tag: int, name: str, value: bytes) -> bytes:
-    return bytes([tag]) + struct.pack(">H", len(name)) + name.encode() + struct.pack(">H", len(value)) + value
-
-
-def ready_answer(version: tuple[int, int], request_id: int, operation: int) -> bytes:
-    """What a ready printer says: its state for Get-Printer-Attributes, a job for Print-Job."""
-    body = bytes(version) + struct.pack(">HI", 0, request_id) + b"\x01"
-    body += _attr(0x47, "attributes-charset", b"utf-8") + _attr(0x48, "attributes-natural-language", b"en")
-    if operation == 0x0002:
-        body += (
-            b"\x02"
-            + _attr(0x21, "job-id", struct.pack(">i", 7))
-            + _attr(0x23, "job-state", struct.pack(">i", 3))
-        )
-    else:
-        body += b"\x04" + _attr(0x23, "printer-state", struct.pack(">i", 3))
-        body += _attr(0x44, "printer-state-reasons", b"none") + _attr(
-            0x22, "printer-is-accepting-jobs", b"\x01"
-        )
-        body += _attr(0x41, "printer-make-and-model", b"IPP 1.1 Only")
-    return body + b"\x03"
-
-
-def only_ipp_1_1(request: bytes) -> bytes:
-    """A printer that speaks IPP/1.1 only: 2.0 requests get server-error-version-not-supported."""
-    (operation, request_id), version = struct.unpack(">HI", request[2:8]), (request[0], request[1])
-    if version[0] == 2:
+def only_ipp_1_1(asked: tuple[int, int], request_id: int) -> bytes:
+    """A printer that speaks IPP/1.1 only: a 2.0 request gets server-error-version-not-supported."""
+    if asked[0] == 2:
         return bytes((1, 1)) + struct.pack(">HI", 0x0503, request_id) + b"\x01\x03"
-    return ready_answer(version, request_id, operation)
+    return printer_answer((1, 1), request_id, "IPP 1.1 Only")
 
 
 def test_the_test_print_falls_back_to_ipp_1_1_like_every_operation() -> None:
     """The test print's own encoder asked in 2.0 only, so a 1.1 printer failed it; the client retries."""
-    with ScriptedPrinter(only_ipp_1_1) as printer:
+    with HostilePrinter(only_ipp_1_1) as printer:
         device = Device("s", "old1", "document", "ipp", printer.uri)
         (report,) = run_sweep([device], SweepConfig(timeout=3.0, test_print=True))
-        asked = printer.requests()
+        asked = printer.asked
     assert report.ready and report.test_print == "sent: test page", report
-    assert [(v, op) for v, op, _ in asked] == [
-        ((2, 0), 0x000B),
-        ((1, 1), 0x000B),
-        ((2, 0), 0x0002),
-        ((1, 1), 0x0002),
-    ]
-    assert b"%PDF-1.4" in printer.asked[-1] and b"TESTUTSKRIFT" in printer.asked[-1]
+    assert report.make_and_model == "IPP 1.1 Only"
+    assert asked == [(2, 0), (1, 1), (2, 0), (1, 1)]  # Get-Printer-Attributes, then Print-Job
 
 
 def test_each_request_of_a_session_has_its_own_id_and_the_answer_must_carry_it() -> None:
-    """A printer that always answers request-id 1 answers the first request only."""
-    stuck = ScriptedPrinter(lambda r: ready_answer((r[0], r[1]), 1, struct.unpack(">H", r[2:4])[0]))
+    """A printer that always answers request-id 1 answers the first request of a session only."""
 
-    async def twice() -> None:
-        async with IppSession(stuck.uri, 3.0) as printer:
+    async def twice(uri: str) -> None:
+        async with IppSession(uri, 3.0) as printer:
             await printer.get_printer_attributes()
             await printer.get_printer_attributes()
 
-    with stuck, pytest.raises(ProtocolError, match=r"answered request-id 1, not ours \(2\)"):
-        run(twice())
-    assert [rid for _, _, rid in stuck.requests()] == [1, 2]
+    with HostilePrinter(lambda version, _rid: printer_answer(version, 1)) as stuck:
+        with pytest.raises(ProtocolError, match=r"answered request-id 1, not ours \(2\)"):
+            run(twice(stuck.uri))
+        assert stuck.asked == [(2, 0), (2, 0)]
 
 
 # --- time and strangers ---------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import errno
 import os
 import shutil
 import signal
-import socket
 import stat
 import sys
 import time
@@ -34,6 +33,7 @@ from urllib.parse import urlencode
 
 import pytest
 from cups_peer import CupsPeer, CupsPeerError
+from test_probe_ipp import free_port  # dual-stack: ippeveprinter binds 127.0.0.1 and ::1
 
 from rehearsal.plan import Printer
 from rehearsal.probes.ipp import PrinterReadiness, get_printer_attributes, probe_printer
@@ -67,20 +67,6 @@ def probe_until(
         if wanted(reading) or time.monotonic() > deadline:
             return reading
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 and ::1 (ippeveprinter binds both)."""
-    while True:
-        with socket.socket() as v4:
-            v4.bind(("127.0.0.1", 0))
-            port = int(v4.getsockname()[1])
-            try:
-                with socket.socket(socket.AF_INET6) as v6:
-                    v6.bind(("::1", port))
-            except OSError:
-                continue
-            return port
 
 
 # --- CUPS: stopped, not accepting, and reasons with each severity suffix ---------------------
