@@ -12,8 +12,8 @@ logs in as, or None), ``receivers`` (units a referral may go to). Flows talk sta
 FHIR R4 to ``environment.fhir_base``:
 
 ============== ===============================================================================
-login          GET PractitionerRole?identifier=HSA-id with HTTP Basic (no FHIR login endpoint)
-patient-search GET Patient?identifier=personnummer
+login          GET Practitioner?identifier=HSA-id with HTTP Basic (no FHIR login endpoint)
+patient-search GET Patient?identifier=sys|12 digits,sys|dashed (the patient stored in either form)
 open-chart     GET Patient/{id}, Encounter?patient={id}, DiagnosticReport?patient={id}
 lab-order      POST ServiceRequest (category laboratory procedure, an NPU analysis)
 view-results   GET DiagnosticReport?patient={id}, Observation?patient={id}
@@ -41,9 +41,11 @@ from urllib.parse import urlencode, urlsplit
 import gevent.lock
 
 from rehearsal import redact
-from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
+from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, personnummer_tokens
 
 PERSONNUMMER_SYSTEM = f"urn:oid:{PERSONNUMMER_OID}"
+#: Systems a patient's personnummer (or samordningsnummer) is recognised under; None: no system given.
+PERSON_SYSTEMS = (None, PERSONNUMMER_SYSTEM, f"urn:oid:{SAMORDNINGSNUMMER_OID}")
 SNOMED = "http://snomed.info/sct"
 NPU_SYSTEM = "urn:oid:1.2.208.176.2.1"
 LAB_CATEGORY = {"system": SNOMED, "code": "108252007", "display": "Laboratory procedure"}
@@ -59,6 +61,7 @@ FHIR_JSON = "application/fhir+json"
 WRITE_HEADERS = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON}
 FORMAT = ("_format", "json")  # FHIR's own override of content negotiation: JSON answers, no header to build
 PATIENT_IDS_ENV = "REHEARSAL_PATIENT_IDS"
+ROLES_ENV = "REHEARSAL_ROLES"  # JSON file: HSA-id -> requester, found before the load
 PAGE = 20  # _count of the chart's and results' searches: what one screen shows
 
 Flow = Callable[[Any], None]
@@ -96,7 +99,7 @@ def carries_personnummer(resource: dict[str, Any], personnummer: str, wanted: st
     """Digits are compared, so ``19121212-1212`` matches ``191212121212`` as Swedish servers store it."""
     wanted = wanted or _digits(personnummer)
     for ident in resource.get("identifier") or ():
-        if not isinstance(ident, dict) or ident.get("system") not in (None, PERSONNUMMER_SYSTEM):
+        if not isinstance(ident, dict) or ident.get("system") not in PERSON_SYSTEMS:
             continue
         value = ident.get("value")
         if value == wanted or (isinstance(value, str) and _digits(value) == wanted):
@@ -216,11 +219,14 @@ def writes_allowed(user: Any) -> str | None:
 
 
 def login(user: Any) -> None:
-    """Log in as the user's plan account: HTTP Basic on a look-up of the user's own PractitionerRole.
+    """Log in as the user's plan account: HTTP Basic on a look-up of the user's own Practitioner.
 
-    The FHIR API has no login interaction of its own; the first authenticated request is
-    the login (wrong password → 401, a role without access → 403). The PractitionerRole
-    found becomes the requester of the user's orders and referrals.
+    The FHIR API has no login interaction of its own; the first authenticated request is the
+    login (wrong password → 401, a role without access → 403): ``Practitioner?identifier=`` the
+    HSA-id, where the Swedish profiles put it. The user's PractitionerRole at their site becomes
+    the requester of their orders and referrals: the harness finds it before the load
+    (``REHEARSAL_ROLES``, not measured); without that (Locust run by hand) the login looks it up
+    itself, standard FHIR only, each request counted under ``login`` (see :func:`_find_role`).
     """
     account = user.account
     if account is None:
@@ -239,30 +245,110 @@ def login(user: Any) -> None:
     auth = f"Basic {token}"
     query = urlencode({"identifier": f"{HSA_ID_SYSTEM}|{account.hsa_id}", FORMAT[0]: FORMAT[1]})
     with user.client.get(
-        f"/PractitionerRole?{query}", name="login", headers={"Authorization": auth},
-        catch_response=True,
+        f"/Practitioner?{query}", name="login", headers={"Authorization": auth}, catch_response=True,
     ) as response:  # fmt: skip
         if response.status_code != 200:
             response.failure(_refused(response, user))
             return
-        roles = _resources(_json(response), "PractitionerRole")
-        if roles is None:
+        people = _resources(_json(response), "Practitioner")
+        if people is None:
             response.failure("answer is not a FHIR Bundle")
             return
-        mine = [
-            r
-            for r in roles
-            if _ref_id(r.get("practitioner"), "Practitioner") == account.hsa_id
-            or any(i.get("value") == account.hsa_id for i in r.get("identifier") or [] if isinstance(i, dict))
-        ]
-        if not mine:
-            response.failure(f"no PractitionerRole for {account.hsa_id}")
+        me = next((p for p in people if _has_hsa_id(p, account.hsa_id) and p.get("id")), None)
+        if me is None:
+            response.failure(f"no Practitioner with HSA-id {account.hsa_id}")
             return
-        at_site = [r for r in mine if _ref_id(r.get("organization"), "Organization") == account.site_id]
-        role = (at_site or mine)[0]
-        user.client.auth_header = auth  # every later request of this user carries it
-        user.requester = {"reference": f"PractitionerRole/{role['id']}", "display": account.name}
         response.success()
+    requester = _handed_over_roles().get(account.hsa_id) or _find_role(user, auth, str(me["id"]))
+    if requester is not None:
+        user.client.auth_header = auth  # every later request of this user carries it
+        user.requester = requester
+
+
+def _has_hsa_id(resource: dict[str, Any], hsa_id: str) -> bool:
+    return any(
+        isinstance(i, dict) and i.get("system") in (None, HSA_ID_SYSTEM) and i.get("value") == hsa_id
+        for i in resource.get("identifier") or ()
+    )
+
+
+def _find_role(user: Any, auth: str, practitioner_id: str) -> dict[str, Any] | None:
+    """The user's PractitionerRole at their site, by standard searches (each counted as ``login``).
+
+    ``PractitionerRole?practitioner=Practitioner/{id}``; the site's role is the one whose
+    organisation carries the site's HSA-id: on the reference itself (``organization.identifier``)
+    or on the Organization read by its id. The plan's role (``code`` text, coding display or
+    code) decides between several there; a role elsewhere stands in when none is at the site.
+    """
+    account = user.account
+    query = urlencode({"practitioner": f"Practitioner/{practitioner_id}", FORMAT[0]: FORMAT[1]})
+    headers = {"Authorization": auth}
+    with user.client.get(
+        f"/PractitionerRole?{query}", name="login", headers=headers, catch_response=True
+    ) as response:
+        roles = _resources(_json(response), "PractitionerRole") if response.status_code == 200 else None
+        if roles is None:
+            response.failure(
+                _refused(response, user) if response.status_code != 200 else "answer is not a Bundle"
+            )
+            return None
+        roles = [r for r in roles if r.get("id")]
+        if not roles:
+            response.failure(f"no PractitionerRole for {account.hsa_id}")
+            return None
+        response.success()
+    site_hsa = getattr(account, "site_hsa_id", "")
+    at_site = [r for r in roles if _hsa_id_of_ref(r.get("organization")) == site_hsa]
+    for org_id in dict.fromkeys(_ref_id(r.get("organization"), "Organization") for r in roles):
+        if at_site or not org_id or not site_hsa:
+            break
+        with user.client.get(
+            f"/Organization/{org_id}?_format=json", name="login", headers=headers, catch_response=True
+        ) as response:
+            org = _json(response)
+            if response.status_code != 200 or not isinstance(org, dict):
+                response.failure(_refused(response, user))
+                return None
+            response.success()
+        if _has_hsa_id(org, site_hsa):
+            at_site = [r for r in roles if _ref_id(r.get("organization"), "Organization") == org_id]
+    candidates = at_site or roles
+    role = next((r for r in candidates if _names_role(r, account.role)), candidates[0])
+    return {"reference": f"PractitionerRole/{role['id']}", "display": account.name}
+
+
+def _hsa_id_of_ref(ref: Any) -> str | None:
+    ident = ref.get("identifier") if isinstance(ref, dict) else None
+    return str(ident.get("value")) if isinstance(ident, dict) and ident.get("value") else None
+
+
+def _names_role(role: dict[str, Any], planned: str) -> bool:
+    """Does the PractitionerRole name the plan's role (code text, coding display or code; any case)?"""
+    names = set()
+    for concept in role.get("code") or ():
+        if isinstance(concept, dict):
+            names.add(str(concept.get("text", "")).casefold())
+            for coding in concept.get("coding") or ():
+                if isinstance(coding, dict):
+                    names |= {str(coding.get(k, "")).casefold() for k in ("display", "code")}
+    return planned.casefold() in names
+
+
+_ROLES: dict[str, dict[str, Any]] | None = None
+
+
+def _handed_over_roles() -> dict[str, dict[str, Any]]:
+    """HSA-id → requester (the user's PractitionerRole at their site), found by the harness
+    before the load (``REHEARSAL_ROLES``); empty when Locust runs on its own."""
+    global _ROLES
+    if _ROLES is None:
+        path = os.environ.get(ROLES_ENV)
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+        except (OSError, ValueError):
+            data = {}
+        _ROLES = {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+    return _ROLES
 
 
 # --- the patients: the plan's test identities, by their id in the EHR ------------------------
@@ -299,7 +385,7 @@ class PatientDirectory:
 
     def _lookup(self, user: Any, identities: list[Any]) -> bool:
         """One search; True when the server answered it (found or not)."""
-        values = ",".join(f"{PERSONNUMMER_SYSTEM}|{i.personnummer}" for i in identities)
+        values = ",".join(t for i in identities for t in personnummer_tokens(i.personnummer))
         with user.client.get(
             f"/Patient?{urlencode({'identifier': values, FORMAT[0]: FORMAT[1]})}", name="patient-search",
             catch_response=True,
@@ -363,7 +449,7 @@ def _search_url(personnummer: str) -> str:
     url = _SEARCH_URLS.get(personnummer)
     if url is None:
         url = _SEARCH_URLS[personnummer] = "/Patient?" + urlencode(
-            {"identifier": f"{PERSONNUMMER_SYSTEM}|{personnummer}", FORMAT[0]: FORMAT[1]}
+            {"identifier": ",".join(personnummer_tokens(personnummer)), FORMAT[0]: FORMAT[1]}
         )
     return url
 

@@ -34,6 +34,7 @@ from rehearsal.identities import (
     RESERVNUMMER_OID,
     SAMORDNINGSNUMMER_OID,
     is_reservnummer,
+    personnummer_tokens,
 )
 from rehearsal.plan import Plan
 
@@ -103,8 +104,9 @@ _BATCH = 20
 
 
 def own_patients(fhir: FhirClient, identities: Iterable[str]) -> dict[str, list[str]]:
-    """Patient id → identifier values, for the run's own identities only (searched by them)."""
-    wanted = list(dict.fromkeys(i.strip() for i in identities if i and i.strip()))
+    """Patient id → identifier values, for the run's own identities only (searched by them; a
+    personnummer as 12 digits and as written, since a server matches the stored form only)."""
+    wanted = list(dict.fromkeys(t for i in identities if i and i.strip() for t in personnummer_tokens(i)))
     found: dict[str, list[str]] = {}
     for at in range(0, len(wanted), _BATCH):  # OR within one search parameter (FHIR 3.1.1.4.3)
         for patient in fhir.search("Patient", {"identifier": ",".join(wanted[at : at + _BATCH])}):

@@ -133,3 +133,23 @@ def make_reservnummer(
         if candidate not in used:
             return candidate
     raise IdentityError(f"every reservnummer for {day.isoformat()} ({sex}, {letter}) is already issued")
+
+
+# -- FHIR search values -----------------------------------------------------------------------------
+
+
+def personnummer_tokens(personnummer: str) -> list[str]:
+    """The FHIR ``identifier`` search values (``system|value``) a patient with this number may be
+    stored under: the 12 digits first (the Swedish profiles store ``193912099805``), then the number
+    as written (``19391209-9805``), both under its own system (samordningsnummer: its own OID).
+
+    A third-party FHIR server matches a token exactly, so the harness asks for both forms; joined
+    by commas they are one search (FHIR's OR within a parameter). Anything that is not a
+    personnummer or samordningsnummer (a reservnummer, a bare value) is searched as given.
+    """
+    text = personnummer.strip()
+    digits = text.replace("-", "").replace("+", "")
+    if len(digits) != 12 or not digits.isdigit():
+        return [text]
+    oid = SAMORDNINGSNUMMER_OID if is_samordningsnummer(digits) else PERSONNUMMER_OID
+    return [f"urn:oid:{oid}|{value}" for value in dict.fromkeys((digits, text))]

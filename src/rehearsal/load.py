@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from rehearsal.errors import RehearsalError, UsageError
+from rehearsal.identities import PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, personnummer_tokens
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import LoadedPlan, LoadPath, LoadProfile, Plan
 
@@ -69,6 +70,8 @@ ENV_WORKER_COUNTS = "REHEARSAL_WORKER_COUNTS"  # folder where each worker writes
 ENV_WORKERS = "REHEARSAL_LOAD_WORKERS"  # `rehearse load --workers N` → the pytest session
 ENV_REMOTE_WORKERS = "REHEARSAL_REMOTE_WORKERS"  # workers on other machines the master also waits for
 ENV_PATIENT_IDS = "REHEARSAL_PATIENT_IDS"  # JSON file: personnummer -> server id, looked up before the load
+ENV_ROLES = "REHEARSAL_ROLES"  # JSON file: HSA-id -> requester (PractitionerRole at the site), likewise
+ROLES_NAME = "roles.json"
 
 Slo = Literal["p95", "p99", "error_ratio", "min_rps"]
 SLOS: tuple[Slo, ...] = ("p95", "p99", "error_ratio", "min_rps")
@@ -166,6 +169,8 @@ class Account:
     role: str
     site_id: str
     password_env: str
+    site_hsa_id: str = ""
+    """The HSA-id of the site's Organization: how the login tells the user's role there from others."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,9 @@ def accounts(plan: Plan) -> list[Account]:
         for user in site.users:
             if user.hsa_id not in seen:
                 seen.add(user.hsa_id)
-                found.append(Account(user.hsa_id, user.name, user.role, site.id, user.password_env))
+                found.append(
+                    Account(user.hsa_id, user.name, user.role, site.id, user.password_env, site.hsa_id)
+                )
     return found
 
 
@@ -414,15 +421,16 @@ def worker_command(plan: Plan, master: tuple[str, int, str], locustfile: Path = 
 def resolve_patient_ids(plan: Plan) -> dict[str, str]:
     """Server ids of the plan's test identities, looked up before the load starts (not measured).
 
-    One standard FHIR search for all of them (``identifier=a,b,c``). Any trouble yields {}:
+    One standard FHIR search for all of them (``identifier=a,b,c``, each personnummer as 12 digits
+    and as written: :func:`rehearsal.identities.personnummer_tokens`). Any trouble yields {}:
     the flows then look them up themselves under load. Only called after the guard.
     """
     from rehearsal.clients.http import GuardedClient  # httpx only when asked: the locustfile imports us
 
     env = plan.environment
-    system = "urn:oid:1.2.752.129.2.1.3.1"
+    systems = (None, f"urn:oid:{PERSONNUMMER_OID}", f"urn:oid:{SAMORDNINGSNUMMER_OID}")
     wanted = {re.sub(r"\D", "", i.personnummer): i.personnummer for i in plan.test_identities}
-    values = ",".join(f"{system}|{i.personnummer}" for i in plan.test_identities)
+    values = ",".join(t for i in plan.test_identities for t in personnummer_tokens(i.personnummer))
     try:  # allowed hosts, this origin only, a total deadline; a timeout is recorded (rehearsal.silence)
         field = "environment.fhir_base"
         with GuardedClient(env.fhir_base, env.timeouts, env.allowed_hosts, field=field) as http:
@@ -440,10 +448,38 @@ def resolve_patient_ids(plan: Plan) -> dict[str, str]:
         ):
             continue
         for ident in resource.get("identifier") or []:
-            if isinstance(ident, dict) and ident.get("system") in (None, system):
+            if isinstance(ident, dict) and ident.get("system") in systems:
                 pnr = wanted.get(re.sub(r"\D", "", str(ident.get("value", ""))))
                 if pnr:
                     found[pnr] = str(resource["id"])
+    return found
+
+
+def resolve_roles(plan: Plan, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """HSA-id → requester for each load account: their PractitionerRole at their site (not measured).
+
+    Found the way the technical login check finds it (:func:`rehearsal.workflows.people.role_at_site`:
+    the Practitioner by HSA-id, its roles, the role whose Organization carries the site's HSA-id),
+    as the user, with the password from ``env``. An account it cannot place is left out: its
+    simulated clinicians then look the role up themselves at login, counted under ``login``.
+    """
+    from rehearsal.clients.fhir import FhirClient  # httpx only when asked: the locustfile imports us
+    from rehearsal.workflows.people import role_at_site
+
+    found: dict[str, dict[str, Any]] = {}
+    for account in accounts(plan):
+        password = env.get(account.password_env)
+        site = next(s for s in plan.sites if s.id == account.site_id)
+        user = next((u for u in site.users if u.hsa_id == account.hsa_id), None)
+        if not password or user is None:
+            continue
+        try:
+            with FhirClient(plan.environment, auth=(account.hsa_id, password)) as fhir:
+                role = role_at_site(fhir, site, user)
+        except RehearsalError:  # TargetError, HostRefused, silence.Silent: the flows look it up
+            continue
+        if role.requester is not None:
+            found[account.hsa_id] = role.requester
     return found
 
 
@@ -526,7 +562,8 @@ def run_load(
     out_dir.mkdir(parents=True, exist_ok=True)
     json_file, html_file, log_file = out_dir / JSON_NAME, out_dir / HTML_NAME, out_dir / LOG_NAME
     counts_dir = out_dir / WORKERS_DIR
-    stale_files = (json_file, html_file, out_dir / PATIENTS_NAME, *out_dir.glob(f"{CSV_PREFIX}_*.csv"))
+    stale_files = (json_file, html_file, out_dir / PATIENTS_NAME, out_dir / ROLES_NAME)
+    stale_files += tuple(out_dir.glob(f"{CSV_PREFIX}_*.csv"))
     for stale in (*stale_files, *counts_dir.glob("*.json")):
         stale.unlink(missing_ok=True)
 
@@ -547,6 +584,10 @@ def run_load(
             json.dumps(resolve_patient_ids(plan), ensure_ascii=False, indent=2), encoding="utf-8"
         )
         child_env[ENV_PATIENT_IDS] = str(patients)
+    if accounts(plan):  # each clinician's role at their site, found once here instead of under load
+        roles = out_dir / ROLES_NAME
+        roles.write_text(json.dumps(resolve_roles(plan, child_env), ensure_ascii=False, indent=2), "utf-8")
+        child_env[ENV_ROLES] = str(roles)
     planned = float(run_seconds(profile))
     interrupted = overran = False
     started = time.monotonic()

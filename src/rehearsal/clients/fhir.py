@@ -21,7 +21,7 @@ import httpx
 from rehearsal import patient_gate
 from rehearsal.clients.http import GuardedClient, HttpError
 from rehearsal.errors import TargetError
-from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
+from rehearsal.identities import HSA_ID_SYSTEM, personnummer_tokens
 from rehearsal.plan import Environment
 
 FHIR_JSON = "application/fhir+json"
@@ -141,8 +141,13 @@ class FhirClient:
         return datetime.now(UTC)
 
     def patients_by_personnummer(self, personnummer: str) -> list[dict[str, Any]]:
+        """The patients with this personnummer, stored as 12 digits (Swedish profile) or dashed.
+
+        One search for both forms (``identifier=sys|193912099805,sys|19391209-9805``): a server
+        matches a token exactly, and a patient stored in either form is found once.
+        """
         patient_gate.check(personnummer, "söka efter")
-        return self.search("Patient", {"identifier": f"urn:oid:{PERSONNUMMER_OID}|{personnummer}"})
+        return self.search("Patient", {"identifier": ",".join(personnummer_tokens(personnummer))})
 
     def patient_by_identifier(self, value: str) -> dict[str, Any] | None:
         """The one patient with this personnummer, samordningsnummer or reservnummer, or None."""

@@ -58,15 +58,15 @@ def role_at_site(fhir: FhirClient, site: Site, user: User) -> RoleAtSite:
             f"{user.hsa_id} ({user.name}) har ingen roll på {site.name} ({site.hsa_id}): {places}"
         )
         return found
-    role, org, org_hsa = mine[0]
-    found.role = " / ".join(c.get("text", "") for c in role.get("code") or [] if c.get("text")) or None
+    role, org, org_hsa = next((r for r in mine if _has_role(r[0], user.role)), mine[0])
+    found.role = user.role if _has_role(role, user.role) else " / ".join(role_names(role)) or None
     found.organization, found.organization_hsa_id = org.get("name"), org_hsa
     found.requester = {
         "reference": f"PractitionerRole/{role['id']}",
         "identifier": {"system": HSA_ID_SYSTEM, "value": user.hsa_id},
         "display": f"{user.name}, {user.role}, {site.name}",
     }
-    if found.role != user.role:
+    if not _has_role(role, user.role):
         said = f"har rollen {found.role!r} på {site.name}, planen säger {user.role!r}"
         found.problems.append(f"{user.hsa_id} ({user.name}) {said}")
     if org_hsa != site.hsa_id:
@@ -75,3 +75,25 @@ def role_at_site(fhir: FhirClient, site: Site, user: User) -> RoleAtSite:
             f"planen säger {site.hsa_id}"
         )
     return found
+
+
+def role_names(role: dict[str, Any]) -> list[str]:
+    """What a PractitionerRole calls its role: each ``code``'s text, then its codings' display and code.
+
+    The reference EHR writes the plan's words as ``code.text``; a standard server may carry only a
+    coding (``{"system": …, "code": …, "display": "Sjuksköterska"}``). Any of them may name the role.
+    """
+    names: list[str] = []
+    for concept in role.get("code") or []:
+        if not isinstance(concept, dict):
+            continue
+        names += [concept["text"]] if isinstance(concept.get("text"), str) else []
+        for coding in concept.get("coding") or []:
+            if isinstance(coding, dict):
+                names += [str(coding[k]) for k in ("display", "code") if isinstance(coding.get(k), str)]
+    return [n for n in dict.fromkeys(n.strip() for n in names) if n]
+
+
+def _has_role(role: dict[str, Any], planned: str) -> bool:
+    """The plan's role (``users[].role``) is one of the role's names, letter case aside."""
+    return planned.strip().casefold() in {n.casefold() for n in role_names(role)}

@@ -22,7 +22,6 @@ from typing import Any
 
 from rehearsal.clients.coexistence import LegacyClient
 from rehearsal.clients.fhir import FhirClient
-from rehearsal.identities import PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, is_samordningsnummer
 from rehearsal.plan import Plan, Site
 from rehearsal.workflows import lab, referrals, routines
 from rehearsal.workflows.people import role_at_site
@@ -47,14 +46,9 @@ class TrafficError(AssertionError):
     """A site's traffic could not be sent at all (login refused, a system down): the scenario's failure."""
 
 
-def identity_query(personnummer: str) -> str:
-    """FHIR token for a personnummer or samordningsnummer: ``system|12digits``."""
-    oid = SAMORDNINGSNUMMER_OID if is_samordningsnummer(personnummer) else PERSONNUMMER_OID
-    return f"urn:oid:{oid}|{personnummer.replace('-', '').replace('+', '')}"
-
-
 def find_patient(fhir: FhirClient, personnummer: str) -> str:
-    found = fhir.search("Patient", {"identifier": identity_query(personnummer)})
+    """The server id of the one patient with this personnummer (12 digits or dashed, one search)."""
+    found = fhir.patients_by_personnummer(personnummer)
     if len(found) != 1:
         raise TrafficError(f"testpatienten {personnummer} finns {len(found)} gånger i journalen (väntat 1)")
     return str(found[0]["id"])
