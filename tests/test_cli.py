@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 
 def rehearse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI with the plan users' password set, as on a machine ready to rehearse."""
+    env = {**os.environ, "REHEARSAL_PASSWORD": os.environ.get("REHEARSAL_PASSWORD") or "cli-test-pw"}
     return subprocess.run(
-        [sys.executable, "-m", "rehearsal.cli", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+        [sys.executable, "-m", "rehearsal.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
     )
 
 
