@@ -46,11 +46,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import itertools
 import ssl
 import struct
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -62,13 +60,6 @@ import httpx
 
 from rehearsal.devtext import clean
 from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
-
-# httpcore asks ``import sniffio`` for every lock it sets up (several a request) and falls back to
-# asyncio when it is missing; anyio 4 no longer brings sniffio, so each ask was a failed search of
-# sys.path, a third of an IPP request's CPU time in a sweep (benchmarks/hardware_sweep.py). When
-# it is not installed, say so once: the answer (ImportError, so asyncio) is the same, only at once.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 # --- protocol numbers (RFC 8010 §3.5, RFC 8011 §5.4) ------------------------------------------
 
