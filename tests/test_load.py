@@ -29,6 +29,7 @@ from xml.etree import ElementTree
 
 import pytest
 import yaml
+from hostile_http import Listener
 
 from rehearsal.errors import UsageError
 from rehearsal.load import (
@@ -183,51 +184,9 @@ def fhir_server(request: pytest.FixtureRequest) -> Iterator[FhirServer]:
     thread.join(timeout=5)
 
 
-class ConnectionCounter:
-    """A bare TCP listener that counts who connects: proof that nothing was sent."""
-
-    def __init__(self, host: str = "127.0.0.2"):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def base(self) -> str:
-        host, port = self.sock.getsockname()
-        return f"http://{host}:{port}/fhir"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.count += 1
-            conn.close()
-
-    def assert_live(self) -> None:
-        """Positive control: the listener does see a connection when one is made."""
-        before = self.count
-        socket.create_connection(self.sock.getsockname(), timeout=2).close()
-        deadline = time.monotonic() + 2
-        while self.count == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.count == before + 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.fixture
-def counter() -> Iterator[ConnectionCounter]:
-    listener = ConnectionCounter()
+def counter() -> Iterator[Listener]:
+    listener = Listener()
     yield listener
     listener.close()
 
@@ -497,8 +456,8 @@ def test_status_and_business_failures_fail_error_ratio_and_percentiles(tmp_path:
 # --- the guard: nothing is sent where the plan does not allow it -------------------------
 
 
-def test_guard_refuses_production_and_sends_nothing(tmp_path: Path, counter: ConnectionCounter) -> None:
-    loaded = write_plan(tmp_path, counter.base, kind="production", allowed="127.0.0.2")
+def test_guard_refuses_production_and_sends_nothing(tmp_path: Path, counter: Listener) -> None:
+    loaded = write_plan(tmp_path, f"http://{counter.host_port}/fhir", kind="production", allowed="127.0.0.2")
     with pytest.raises(UsageError, match=r"^load refused: environment 'testmiljö' is kind 'production'"):
         run_load(loaded.path, loaded.plan, tmp_path / "load")
     time.sleep(0.3)
@@ -508,9 +467,9 @@ def test_guard_refuses_production_and_sends_nothing(tmp_path: Path, counter: Con
 
 
 def test_guard_refuses_host_outside_allowed_hosts_and_sends_nothing(
-    tmp_path: Path, counter: ConnectionCounter
+    tmp_path: Path, counter: Listener
 ) -> None:
-    loaded = write_plan(tmp_path, counter.base)
+    loaded = write_plan(tmp_path, f"http://{counter.host_port}/fhir")
     with pytest.raises(UsageError) as refused:
         run_load(loaded.path, loaded.plan, tmp_path / "load")
     message = str(refused.value)
@@ -529,11 +488,11 @@ def test_guard_accepts_allowed_test_host(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["production", "test"])
 def test_rehearse_load_refuses_with_exit_2_and_sends_nothing(
-    tmp_path: Path, counter: ConnectionCounter, kind: str
+    tmp_path: Path, counter: Listener, kind: str
 ) -> None:
     """`rehearse load` against production, or a host left out of allowed_hosts: exit 2, no connection."""
     allowed = "127.0.0.2" if kind == "production" else "127.0.0.1, localhost"
-    loaded = write_plan(tmp_path, counter.base, kind=kind, allowed=allowed)
+    loaded = write_plan(tmp_path, f"http://{counter.host_port}/fhir", kind=kind, allowed=allowed)
     proc = subprocess.run(
         cli(tmp_path / "reports", "load", "--plan", str(loaded.path), "--workers", "2"),
         capture_output=True, text=True, timeout=30,
@@ -548,14 +507,12 @@ def test_rehearse_load_refuses_with_exit_2_and_sends_nothing(
 
 
 @pytest.mark.slow
-def test_locustfile_on_its_own_refuses_a_host_outside_the_plan(
-    tmp_path: Path, counter: ConnectionCounter
-) -> None:
+def test_locustfile_on_its_own_refuses_a_host_outside_the_plan(tmp_path: Path, counter: Listener) -> None:
     """`locust -f load/locustfile.py --host …` keeps the plan's rules for people who run Locust directly."""
     loaded = write_plan(tmp_path, "http://127.0.0.1:9/fhir")
     proc = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "2", "-t", "3s",
-         "--host", counter.base],
+         "--host", f"http://{counter.host_port}/fhir"],
         env={**os.environ, "REHEARSAL_PLAN": str(loaded.path)},
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
     )  # fmt: skip

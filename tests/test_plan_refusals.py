@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_http import Listener
 
 from rehearsal.plan import MAX_PLAN_BYTES, PlanError, load_plan
 from rehearsal.preflight import check_reachable
@@ -30,61 +29,31 @@ from rehearsal.preflight import check_reachable
 LINE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?P<field>[^:\n]+): (?P<message>.+)$")
 
 
-class CountingListener:
-    """A loopback TCP listener that counts connections (the whole environment points here)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def accepted_within(self, seconds: float) -> int:
-        """The count once it is above zero or ``seconds`` have passed (accepting runs in a thread)."""
-        deadline = time.monotonic() + seconds
-        while not self.accepted and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.accepted
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+def _count_within(listener: Listener, seconds: float) -> int:
+    """The count once it is above zero or ``seconds`` have passed (accepting runs in a thread)."""
+    deadline = time.monotonic() + seconds
+    while not listener.count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return listener.count
 
 
 @pytest.fixture
-def listener() -> Iterator[CountingListener]:
-    peer = CountingListener()
+def listener() -> Iterator[Listener]:
+    peer = Listener("127.0.0.1")
     yield peer
     peer.close()
 
 
 @pytest.fixture
-def target_plan(make_plan: Callable[..., Path], listener: CountingListener) -> Path:
+def target_plan(make_plan: Callable[..., Path], listener: Listener) -> Path:
     """The demo plan with every environment endpoint at the counting listener."""
 
     def at_listener(data: dict[str, Any]) -> None:
-        env = data["environment"]
+        env, at = data["environment"], listener.host_port
         for field in ("fhir_base", "web_base", "legacy_base", "bridge_base"):
-            env[field] = f"http://127.0.0.1:{listener.port}" + ("/fhir" if field == "fhir_base" else "")
-        env["lab_mllp"] = env["bridge_mllp"] = f"mllp://127.0.0.1:{listener.port}"
-        env["directory"] = f"ldap://127.0.0.1:{listener.port}"
+            env[field] = f"http://{at}" + ("/fhir" if field == "fhir_base" else "")
+        env["lab_mllp"] = env["bridge_mllp"] = f"mllp://{at}"
+        env["directory"] = f"ldap://{at}"
 
     return make_plan(at_listener)
 
@@ -164,11 +133,11 @@ def _rehearse(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-def _prepare(case: str, target_plan: Path, listener: CountingListener) -> tuple[Path, int, str]:
+def _prepare(case: str, target_plan: Path, listener: Listener) -> tuple[Path, int, str]:
     edit, fragment, nth, field = CASES[case]
     text = target_plan.read_text(encoding="utf-8")
     assert "transition:" in text and "duration_s:" in text and "timeouts:" in text
-    broken = edit(text, listener.port)
+    broken = edit(text, int(listener.host_port.rpartition(":")[2]))
     assert broken != text
     path = target_plan.with_name(f"{case}.yaml")
     path.write_text(broken, encoding="utf-8")
@@ -177,7 +146,7 @@ def _prepare(case: str, target_plan: Path, listener: CountingListener) -> tuple[
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_run_refuses_with_file_line_and_sends_nothing(
-    case: str, target_plan: Path, listener: CountingListener, tmp_path: Path
+    case: str, target_plan: Path, listener: Listener, tmp_path: Path
 ) -> None:
     path, line, field = _prepare(case, target_plan, listener)
     done = _rehearse("--reports", str(tmp_path / "reports"), "run", "--plan", str(path))
@@ -188,21 +157,19 @@ def test_run_refuses_with_file_line_and_sends_nothing(
     assert (blamed[0]["file"], int(blamed[0]["line"]), blamed[0]["field"]) == (str(path), line, field), (
         done.stderr
     )
-    assert listener.accepted_within(0.5) == 0
+    assert _count_within(listener, 0.5) == 0
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").rglob("run.json"))
 
 
-def test_the_listener_counts_what_the_run_would_send_first(
-    target_plan: Path, listener: CountingListener
-) -> None:
+def test_the_listener_counts_what_the_run_would_send_first(target_plan: Path, listener: Listener) -> None:
     """The counterpart: the run's first contact (the preflight) does reach the listener, so
     the zero above is the check refusing, not a listener that cannot count."""
     check_reachable(load_plan(target_plan).plan)
-    assert listener.accepted_within(10) >= 1
+    assert _count_within(listener, 10) >= 1
 
 
 @pytest.mark.parametrize("case", ["duplicate-kind", "impossible-date", "port-99999", "infinite-timeout"])
-def test_plan_check_refuses_the_same(case: str, target_plan: Path, listener: CountingListener) -> None:
+def test_plan_check_refuses_the_same(case: str, target_plan: Path, listener: Listener) -> None:
     path, line, field = _prepare(case, target_plan, listener)
     done = _rehearse("plan", "check", str(path))
     assert done.returncode == 2
@@ -210,9 +177,7 @@ def test_plan_check_refuses_the_same(case: str, target_plan: Path, listener: Cou
     assert first and (int(first["line"]), first["field"]) == (line, field), done.stderr
 
 
-def test_plan_check_notes_an_unset_password_without_failing(
-    target_plan: Path, listener: CountingListener
-) -> None:
+def test_plan_check_notes_an_unset_password_without_failing(target_plan: Path, listener: Listener) -> None:
     """A plan checked at a desk, where the passwords are not, is still a good plan."""
     path, line, field = _prepare("unset-password", target_plan, listener)
     done = _rehearse("plan", "check", str(path))
