@@ -144,7 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         url = urlsplit(self.path)
         identifier = parse_qs(url.query).get("identifier", [""])[0]
-        system, _, value = identifier.partition("|")
+        # FHIR OR (``sys|191212121212,sys|19121212-1212``); this server stores the dashed form
+        alternatives = [a.partition("|") for a in identifier.split(",")]
+        system, _, value = next((a for a in alternatives if a[2] in PLAN_PNRS), alternatives[0])
         with self.server.lock:
             self.server.searched.append(value)
             nth = len(self.server.searched)
