@@ -70,6 +70,7 @@ class Medplum:
     http: httpx.Client
     patients: dict[str, str] = field(default_factory=dict)  # personnummer -> Patient id
     roles: dict[str, str] = field(default_factory=dict)  # PractitionerRole id -> site id
+    elsewhere: set[str] = field(default_factory=set)  # roles of a user at another site than their plan site
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         answer = self.http.post(resource["resourceType"], json=resource)
@@ -141,16 +142,24 @@ def _seed(server: Medplum, plan: Plan) -> None:
                     ]
                 }
             )
-            role = server.create(
-                {
-                    "resourceType": "PractitionerRole",
-                    "active": True,
-                    "code": [code],
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": user.hsa_id}],
-                    "practitioner": {"reference": f"Practitioner/{person['id']}", "display": user.name},
-                    "organization": {"reference": f"Organization/{orgs[site.id]}", "display": site.name},
-                }
-            )
+            # The second site's user also works at the first site, listed first: the role at the
+            # plan's site must be told apart by its Organization's HSA-id.
+            for where in ([plan.sites[0]] if n else []) + [site]:
+                role = server.create(
+                    {
+                        "resourceType": "PractitionerRole",
+                        "active": True,
+                        "code": [code],
+                        "identifier": [{"system": HSA_ID_SYSTEM, "value": user.hsa_id}],
+                        "practitioner": {"reference": f"Practitioner/{person['id']}", "display": user.name},
+                        "organization": {
+                            "reference": f"Organization/{orgs[where.id]}",
+                            "display": where.name,
+                        },
+                    }
+                )
+                if where is not site:
+                    server.elsewhere.add(role["id"])
             server.roles[role["id"]] = site.id
     for identity in plan.test_identities:
         value = (
@@ -368,11 +377,19 @@ def test_a_result_on_the_wrong_patient_fails_lab_results_at_that_site_only(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("roles_found", ["before-the-load", "at-login"])
 def test_fhir_load_paths_pass_against_medplum(
-    medplum_plan: Callable[..., Path], medplum: Medplum, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    medplum_plan: Callable[..., Path],
+    medplum: Medplum,
+    roles_found: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("REHEARSAL_PASSWORD", PASSWORD)
+    if roles_found == "at-login":  # as when Locust runs by hand: each clinician looks its role up
+        monkeypatch.setattr("rehearsal.load.resolve_roles", lambda plan, env: {})
     loaded = load_plan(medplum_plan(load=True))
+    before = _lab_orders(medplum)
     result = run_load(loaded.path, loaded.plan, tmp_path / "load")
 
     assert result.complete
@@ -380,8 +397,19 @@ def test_fhir_load_paths_pass_against_medplum(
         stats = result.paths.get(path.id)
         assert stats is not None and stats.num_requests > 0, (path.id, result.paths)
         assert stats.num_failures == 0, (path.id, stats.top_error)
-    roles = json.loads((tmp_path / "load" / "roles.json").read_text(encoding="utf-8"))
-    assert {r["reference"].rpartition("/")[2] for r in roles.values()} == set(medplum.roles)
     error_slos = [v for v in evaluate(loaded.plan.load, result) if v.slo == "error_ratio"]
     assert error_slos and all(v.passed for v in error_slos)
-    assert loaded.plan.environment.fhir_base == medplum.base
+    handed = json.loads((tmp_path / "load" / "roles.json").read_text(encoding="utf-8"))
+    expected = set(medplum.roles) if roles_found == "before-the-load" else set()
+    assert {r["reference"].rpartition("/")[2] for r in handed.values()} == expected
+    requesters = {o for k, o in _lab_orders(medplum).items() if k not in before}
+    assert requesters and requesters <= set(medplum.roles), (requesters, medplum.elsewhere)
+
+
+def _lab_orders(medplum: Medplum) -> dict[str, str]:
+    """Lab order id → the PractitionerRole id it names as requester."""
+    bundle = medplum.http.get("ServiceRequest", params={"category": f"{LAB['system']}|{LAB['code']}"}).json()
+    return {
+        e["resource"]["id"]: str(e["resource"].get("requester", {}).get("reference", "")).rpartition("/")[2]
+        for e in bundle.get("entry") or []
+    }
