@@ -219,8 +219,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         loaded = load_plan(_plan_path(args.plan))
         for site in args.site:
             loaded.plan.site(site)
-        env = _require_passwords(state_dir, loaded)
-        if set(args.aspect or ASPECTS) - {"organisatorisk"}:  # the roster needs no target
+        needs_target = bool(set(args.aspect or ASPECTS) - {"organisatorisk"})  # the roster needs none
+        env = _require_passwords(state_dir, loaded, needs_target)
+        if needs_target:
             check_reachable(loaded.plan)
         outcome = execute(
             reports,
@@ -342,13 +343,14 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     if not selection:
         print(f"rehearse rerun: nothing failed or missing in run {parent.id}; nothing to rerun")
         return _report(parent, loaded)
-    env = _require_passwords(state_dir, loaded)
     ids = set(selection.nodeids or [])
-    if (
+    needs_target = bool(
         selection.whole_plan
         or selection.missing
         or {m.latest.aspect for m in merged if m.latest.nodeid in ids} - {"organisatorisk"}
-    ):
+    )
+    env = _require_passwords(state_dir, loaded, needs_target)
+    if needs_target:
         check_reachable(loaded.plan)
     print(f"rehearse rerun of {parent.id}: {selection.describe()}", flush=True)
     outcome = execute(
@@ -455,10 +457,11 @@ def _keep_credentials(state_dir: Path, made: dict[str, str]) -> None:
         out.writelines(f"{k}={v}\n" for k, v in made.items())
 
 
-def _require_passwords(state_dir: Path, loaded: LoadedPlan) -> dict[str, str]:
-    """The reference hospital's passwords, refusing the plan (exit 2) when a user's is unset."""
+def _require_passwords(state_dir: Path, loaded: LoadedPlan, needed: bool = True) -> dict[str, str]:
+    """The reference hospital's passwords, refusing the plan (exit 2) when a user's is unset
+    and the run logs in at all (the organisational roster and attestations do not)."""
     env = _reference_credentials(state_dir, loaded)
-    unset = unset_passwords(loaded, {**os.environ, **env})
+    unset = unset_passwords(loaded, {**os.environ, **env}) if needed else []
     if unset:
         raise PlanError(unset)
     return env
