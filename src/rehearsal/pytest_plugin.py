@@ -9,7 +9,7 @@ session to a site, an aspect or a rerun's selection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -290,17 +290,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         planned.write_text("".join(f"{item.nodeid}\n" for item in keep), encoding="utf-8")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Every result says which run and node it is, a test skipped by its marker too.
+
+    A skip mark stops the test before any fixture runs, so these labels cannot wait for one:
+    without ``nodeid`` a skipped result is invisible to reruns and to the check that every
+    planned test has its result (``rehearse report`` of a killed run).
+    """
+    plan = plan_for(item.config)
+    if plan is not None:
+        evidence.tag(
+            rehearsal=plan.rehearsal,
+            run=item.config.getoption("--rehearsal-run-id") or None,
+            nodeid=item.nodeid,
+        )
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _rehearsal_labels(request: pytest.FixtureRequest) -> None:
     plan = plan_for(request.config)
     if plan is None:
         return
     item = request.node
-    evidence.tag(
-        rehearsal=plan.rehearsal,
-        run=request.config.getoption("--rehearsal-run-id") or None,
-        nodeid=item.nodeid,
-    )
     if scenario_of(item) is None:
         return  # plain check modules label themselves (device, criterion) as they run
     criterion_id = _marker_value(item, "criterion")
