@@ -57,3 +57,22 @@ def test_run_with_an_unknown_site(make_plan, tmp_path):
         rehearse("--reports", str(tmp_path), "run", "--plan", str(make_plan()), "--site", "nowhere")
     )
     assert "nowhere" in line
+
+
+def test_commands_that_reach_an_environment_never_guess_a_plan(tmp_path):
+    """Without --plan, `hardware` once rehearsed the repository's demo plan and probed its devices."""
+    for command in ("run", "load", "hardware"):
+        done = subprocess.run(
+            [sys.executable, "-m", "rehearsal.cli", "--reports", str(tmp_path), command],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if k != "REHEARSAL_PLAN"},
+        )  # fmt: skip
+        assert one_line_error(done) == (
+            f"rehearse: {command} needs a plan: --plan PLAN or the environment variable REHEARSAL_PLAN"
+        )
+    assert not any(tmp_path.rglob("run.json"))
+
+
+def test_hardware_rerun_without_a_plan_takes_the_plan_of_that_run(tmp_path):
+    line = one_line_error(rehearse("--reports", str(tmp_path), "hardware", "--rerun"))
+    assert "no run yet" in line  # it looked for the run, not for plans/demo.yaml

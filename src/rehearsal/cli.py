@@ -59,11 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def plan_arg(cmd: argparse.ArgumentParser, required: bool) -> None:
+        """``required``: the command reaches a real environment, so it never guesses a plan (the
+        reference hospital's commands default to the demo plan, which is theirs)."""
         cmd.add_argument(
             "--plan",
-            required=required and not os.environ.get("REHEARSAL_PLAN"),
             default=os.environ.get("REHEARSAL_PLAN") or (None if required else "plans/demo.yaml"),
-            help="rehearsal plan (env REHEARSAL_PLAN)",
+            help="rehearsal plan (env REHEARSAL_PLAN)" + ("" if required else "; default plans/demo.yaml"),
         )
 
     def fault_arg(cmd: argparse.ArgumentParser) -> None:
@@ -101,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     load = sub.add_parser("load", help="run the plan's load profile only (Locust), SLOs per path")
-    plan_arg(load, required=False)
+    plan_arg(load, required=True)
     load.add_argument(
         "--workers",
         type=int,
@@ -111,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     hardware = sub.add_parser("hardware", help="check the plan's printers and workstations only")
-    plan_arg(hardware, required=False)
+    plan_arg(hardware, required=True)
     hardware.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
     hardware.add_argument(
         "--rerun", nargs="?", const="", metavar="RUN", help="only devices that failed in RUN (default newest)"
@@ -192,7 +193,11 @@ def _reports_root(args: argparse.Namespace) -> Path:
     return Path(args.reports).resolve() if args.reports else content_root() / "reports"
 
 
-def _plan_path(given: str) -> Path:
+def _plan_path(given: str | None, command: str = "") -> Path:
+    if given is None:
+        raise UsageError(
+            f"{command} needs a plan: --plan PLAN or the environment variable REHEARSAL_PLAN"
+        )
     path = Path(given)
     if not path.is_absolute() and not path.exists() and (content_root() / path).exists():
         path = content_root() / path
@@ -216,7 +221,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         loaded = load_plan(_plan_path(args.plan))
         return _demo(reports, state_dir, loaded, args.fault, _attestation_files(args.attestations, loaded))
     if args.command == "run":
-        loaded = load_plan(_plan_path(args.plan))
+        loaded = load_plan(_plan_path(args.plan, "run"))
         for site in args.site:
             loaded.plan.site(site)
         needs_target = bool(set(args.aspect or ASPECTS) - {"organisatorisk"})  # the roster needs none
@@ -308,7 +313,7 @@ def _load(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
     """Only load/, as a run of its own; refused (exit 2, nothing sent) before anything starts."""
     from rehearsal.load import check, execute_load
 
-    loaded = load_plan(_plan_path(args.plan))
+    loaded = load_plan(_plan_path(args.plan, "load"))
     check(loaded.plan)  # production or a host outside allowed_hosts: exit 2 before any connection
     env = _require_passwords(state_dir, loaded)
     check_reachable(loaded.plan)
@@ -320,7 +325,10 @@ def _hardware(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
     """Only hardware_checks/, as a run of its own; the decision covers the device criteria."""
     from rehearsal.hardware import execute_hardware
 
-    loaded = load_plan(_plan_path(args.plan))
+    given = args.plan
+    if given is None and args.rerun is not None:  # the devices of that run, checked against its plan
+        given = load_run(reports, args.rerun or None).plan_path
+    loaded = load_plan(_plan_path(given, "hardware"))
     env = _reference_credentials(state_dir, loaded)
     outcome, narrowed = execute_hardware(reports, loaded, sites=args.site, rerun=args.rerun, env=env)
     table = outcome.run.dir / "hardware-readiness.md"
