@@ -12,10 +12,11 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rehearsal import attest, lifetime
+from rehearsal import attest, lifetime, progress
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan, unset_passwords
 from rehearsal.preflight import check_reachable
@@ -41,6 +42,21 @@ EPILOG = """examples:
   rehearse reference down
 """
 CREDENTIALS_FILE = "credentials.env"
+_quiet = [False]  # -q of this invocation: only the verdict line on stdout
+
+
+def _say(text: str) -> None:
+    """A line for the operator on stdout, unless -q asked for the verdict alone."""
+    if not _quiet[0]:
+        print(text, flush=True)
+
+
+def _version() -> str:
+    """The installed distribution's version: what a bug report or an evidence pack names."""
+    try:
+        return metadata.version("golive-rehearsal")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("REHEARSAL_REPORTS"),
         help="where runs are kept (env REHEARSAL_REPORTS; default reports/ in the repository)",
     )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=bool(os.environ.get("REHEARSAL_QUIET")),
+        help="print the verdict line only (and errors); no progress (env REHEARSAL_QUIET)",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def plan_arg(cmd: argparse.ArgumentParser, required: bool) -> None:
@@ -162,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = _parser().parse_args(argv)
+        _quiet[0] = args.quiet
+        if args.quiet:  # progress goes to stderr, so stdout stays the verdict alone
+            progress.disable()
+        else:
+            progress.enable(sys.stderr)
         return int(_dispatch(args))
     except PlanError as exc:
         for problem in exc.problems:
@@ -302,9 +331,9 @@ def _demo(
     from rehearsal.reference import control
 
     env = _ensure_credentials(loaded)
-    print(f"rehearse demo: starting the reference hospital for {loaded.path}", flush=True)
+    _say(f"rehearse demo: starting the reference hospital for {loaded.path}")
     with control.running(loaded, faults, state_dir):
-        print("rehearse demo: rehearsing …", flush=True)
+        _say("rehearse demo: rehearsing …")
         outcome = execute(reports, loaded, env=env, attestations=attestations)
     return _report(outcome.run, loaded, outcome)
 
@@ -333,7 +362,7 @@ def _hardware(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
     outcome, narrowed = execute_hardware(reports, loaded, sites=args.site, rerun=args.rerun, env=env)
     table = outcome.run.dir / "hardware-readiness.md"
     if table.exists():
-        print(table.read_text(encoding="utf-8"))
+        _say(table.read_text(encoding="utf-8"))
     return _report(outcome.run, narrowed, outcome)
 
 
@@ -349,7 +378,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
         print(f"rehearse: {note.split(';')[0]}; this rerun runs the plan on disk", file=sys.stderr)
     selection, merged = select(parent)
     if not selection:
-        print(f"rehearse rerun: nothing failed or missing in run {parent.id}; nothing to rerun")
+        _say(f"rehearse rerun: nothing failed or missing in run {parent.id}; nothing to rerun")
         return _report(parent, loaded)
     ids = set(selection.nodeids or [])
     needs_target = bool(
@@ -360,7 +389,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     env = _require_passwords(state_dir, loaded, needs_target)
     if needs_target:
         check_reachable(loaded.plan)
-    print(f"rehearse rerun of {parent.id}: {selection.describe()}", flush=True)
+    _say(f"rehearse rerun of {parent.id}: {selection.describe()}")
     outcome = execute(
         reports, loaded, parent=parent, selection=selection.nodeids, env=env,
         attestations=_attestation_files([], loaded),
@@ -421,7 +450,7 @@ def _print_decision(run: Run, decision: dict[str, Any]) -> None:
         lines.append(f"  N/A     {na} line(s) not applicable at their site; reasons in gonogo.md")
     lines.append(f"  go/no-go: {run.dir / 'gonogo.html'}")
     lines.append(f"  report:   {run.dir / 'allure-report' / 'index.html'}")
-    print("\n".join(lines))
+    print("\n".join(lines[:1] if _quiet[0] else lines), flush=True)
 
 
 def _reference(args: argparse.Namespace, state_dir: Path) -> int:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rehearsal import attest, lifetime, redact
+from rehearsal import attest, lifetime, progress, redact
 from rehearsal.plan import LoadedPlan
 from rehearsal.run import Run, chain, create_run, discard_partial, finish_run
 
@@ -187,17 +187,25 @@ def execute(
     interrupted = False
     rc: int | None = None
     lock = lifetime.RunLock(run.dir).acquire()  # held by the child too: "still running" until both are gone
+    # The run folder is shown before the child starts; progress is read from it, never from the child.
+    watch = contextlib.ExitStack()
+    if not interactive:  # an interactive run has the terminal: its questions are not interleaved
+        watch.enter_context(progress.watching(run, secrets.text))
     # The child gets SIGTERM when this thread ends, kill -9 included; it then takes its own
     # children (Chromium, Locust) down with it (rehearsal.lifetime).
-    proc = subprocess.Popen(
-        cmd,
-        cwd=root,
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT if log else None,
-        pass_fds=(lock.fd,),
-        preexec_fn=lifetime.die_with_parent(signal.SIGTERM),
-    )
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            pass_fds=(lock.fd,),
+            preexec_fn=lifetime.die_with_parent(signal.SIGTERM),
+        )
+    except BaseException:
+        watch.close()
+        raise
     lock.note_child(proc.pid)
     try:
         with _terminate_raises():
@@ -213,6 +221,7 @@ def execute(
     finally:
         if log:
             log.close()
+        watch.close()  # one last look: what landed just before the end is shown before the verdict
         try:
             discard_partial(run)  # a write the child never finished (killed, disk full) is no result
             run = finish_run(run, complete=not interrupted and rc in FINISHED)
