@@ -35,11 +35,17 @@ def a_run(
 
 
 def result(
-    status: str, site: str | None, aspect: str, criterion: str, message: str | None = None
+    status: str,
+    site: str | None,
+    aspect: str,
+    criterion: str,
+    message: str | None = None,
+    nodeid: str = "x::other",
 ) -> dict[str, object]:
     labels = [{"name": "aspect", "value": aspect}, {"name": "criterion", "value": criterion}]
     if site:
         labels.append({"name": "site", "value": site})
+    labels.append({"name": "nodeid", "value": nodeid})
     data: dict[str, object] = {"name": f"test {criterion}", "status": status, "labels": labels}
     if message is not None:
         data["statusDetails"] = {"message": message}
@@ -57,29 +63,29 @@ def test_results_landing_one_by_one_each_show_once_a_partial_file_when_whole(tmp
     assert watcher.header() == [f"rehearse: run {run.id}: {run.dir}"]
     assert watcher.poll() == []
 
-    land(run, "a", result("passed", "sas-boras", "klinisk", "clin-lab-order"))
+    land(run, "a", result("passed", "sas-boras", "klinisk", "clin-lab-order", nodeid="x::a"))
     assert watcher.poll() == ["  sas-boras · klinisk: 1/1 klara"]
     assert watcher.poll() == []  # nothing new: nothing printed
 
     (run.dir / PLANNED_FILE).write_text("x::a\nx::b\nx::c\nx::d\n", encoding="utf-8")
     whole = json.dumps(
-        result("failed", "sas-boras", "klinisk", "clin-printing", "skrivaren svarar inte\nrad 2")
+        result("failed", "sas-boras", "klinisk", "clin-printing", "skrivaren svarar inte\nrad 2", "x::b")
     )
     partial = run.results_dir / "b-result.json"
     partial.write_text(whole[: len(whole) // 2], encoding="utf-8")  # the writer is half-way
-    land(run, "c", result("passed", None, ASPECT, "org-roster"))
-    assert watcher.poll() == ["  central · organisatorisk: 1/1 klara  [2/4]"]
+    land(run, "c", result("passed", None, ASPECT, "org-roster", nodeid="x::c"))
+    assert watcher.poll() == ["  central · organisatorisk: 1/1 klara  [2/4, nu: b]"]
 
     partial.write_text(whole, encoding="utf-8")
     assert watcher.poll() == [
         "  underkänd: sas-boras · clin-printing: skrivaren svarar inte",
-        "  sas-boras · klinisk: 1/2 klara, 1 underkänd  [3/4]",
+        "  sas-boras · klinisk: 1/2 klara, 1 underkänd  [3/4, nu: d]",
     ]
     assert out.getvalue().splitlines() == [
         "  sas-boras · klinisk: 1/1 klara",
-        "  central · organisatorisk: 1/1 klara  [2/4]",
+        "  central · organisatorisk: 1/1 klara  [2/4, nu: b]",
         "  underkänd: sas-boras · clin-printing: skrivaren svarar inte",
-        "  sas-boras · klinisk: 1/2 klara, 1 underkänd  [3/4]",
+        "  sas-boras · klinisk: 1/2 klara, 1 underkänd  [3/4, nu: d]",
     ]
 
 
@@ -142,6 +148,14 @@ def test_a_broken_output_never_reaches_the_run(tmp_path: Path):
 def test_run_prints_the_run_folder_first_then_each_site_and_aspect(make_plan, tmp_path: Path):
     reports = tmp_path / "reports"
     plan = make_plan()
+    attested = plan.with_name(f"{plan.stem}.attestations.yaml")
+    given = attested.read_text(encoding="utf-8").splitlines()
+    refused = [
+        line.replace("ok: true", "ok: false") if "eskalering, site: sas-boras" in line else line
+        for line in given
+    ]
+    assert refused != given
+    attested.write_text("\n".join(refused) + "\n", encoding="utf-8")
     done = rehearse(reports, "run", "--plan", str(plan), "--aspect", ASPECT)
     assert done.returncode == 1, done.stdout + done.stderr  # the clinical and technical lines are pending
     run = (reports / "latest").resolve()
@@ -150,6 +164,10 @@ def test_run_prints_the_run_folder_first_then_each_site_and_aspect(make_plan, tm
     for site in ("sas-boras", "nal-trollhattan", "central"):
         shown = [line for line in lines if line.startswith(f"  {site} · {ASPECT}: ")]
         assert shown, (site, done.stderr)
+    failures = [line for line in lines if line.startswith("  underkänd: ")]
+    assert len(failures) == 1, done.stderr
+    assert failures[0].startswith("  underkänd: sas-boras · org-readiness: att en testincident"), failures
+    assert "underkänt av Karin Berg" in failures[0]
     assert done.stdout.startswith(f"NO-GO: demo-gr1 run {run.name}")
     assert "rehearse:" not in done.stdout and "klara" not in done.stdout  # the verdict alone on stdout
 

@@ -31,6 +31,7 @@ EPILOG = """examples:
   rehearse plan check plans/demo.yaml
   rehearse reference up --plan plans/demo.yaml    start the reference hospital and leave it running
   rehearse run --plan plans/demo.yaml --site sas-boras
+  rehearse -q run --plan plans/demo.yaml          the verdict line only (progress goes to stderr)
   rehearse hardware --plan plans/demo.yaml        printers and workstations only, per-site readiness
   rehearse load --plan plans/demo.yaml --workers 2   load SLOs only, Locust master + 2 workers
   rehearse hardware --rerun                       only the devices that failed in the newest run

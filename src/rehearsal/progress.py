@@ -134,6 +134,8 @@ class Watcher:
         self._seen: set[str] = set()
         self._counts: dict[tuple[str, str], dict[str, int]] = {}
         self._planned: int | None = None
+        self._order: list[str] = []  # planned node ids in the order pytest runs them
+        self._ran: set[str] = set()  # node ids that have their result
         self._done = 0
         self._estimate = estimate_s(run)
         self._began = _seconds(run.started) or self._now()
@@ -162,6 +164,9 @@ class Watcher:
         if self._estimate is not None and not finished:
             left = self._estimate - (self._now() - self._began)
             parts.append(f"~{_duration(left)} kvar" if left >= 1 else "snart klar")
+        running = self._running()
+        if running:
+            parts.append(f"nu: {running}")
         return f"  [{', '.join(parts)}]" if parts else ""
 
     def _group_line(self, key: tuple[str, str]) -> str:
@@ -176,6 +181,7 @@ class Watcher:
         message = details.get("message") if isinstance(details, dict) else None
         first = str(message or result.get("name") or "").strip().splitlines()
         reason = devtext.clean(self._mask(first[0] if first else ""), limit=200)
+        reason = reason.removeprefix("AssertionError: ")  # pytest's wording; the reason is what follows
         status = "underkänd" if result.get("status") == "failed" else "trasig"
         return f"  {status}: {site} · {criterion}: {reason}"
 
@@ -188,13 +194,32 @@ class Watcher:
             text = (self.run.dir / PLANNED_FILE).read_text(encoding="utf-8")
         except (OSError, ValueError):
             return
-        self._planned = sum(1 for line in text.splitlines() if line.strip())
+        self._order = [line.strip() for line in text.splitlines() if line.strip()]
+        self._planned = len(self._order)
+
+    def _running(self) -> str | None:
+        """The test running now: the first planned one without a result (pytest runs them in order)."""
+        for nodeid in self._order:
+            if nodeid not in self._ran:
+                return self._mask(devtext.clean(nodeid.rpartition("::")[2], limit=80))
+        return None
+
+    def _landed(self) -> list[str]:
+        """Result files not read yet, in the order they were written (names are random uuids)."""
+        fresh = []
+        for path in self.run.results_dir.glob("*-result.json"):
+            if path.name not in self._seen:
+                try:
+                    fresh.append((path.stat().st_mtime_ns, path.name))
+                except OSError:
+                    continue  # renamed away or gone
+        return [name for _, name in sorted(fresh)]
 
     def poll(self) -> list[str]:
         """Read the results not read before and return the lines they make (also printed)."""
         self._read_planned()
         try:
-            names = sorted(p.name for p in self.run.results_dir.glob("*-result.json"))
+            names = self._landed()
         except OSError:
             return []
         changed: list[tuple[str, str]] = []
@@ -222,6 +247,7 @@ class Watcher:
             group = self._counts.setdefault((site, aspect), {})
             group[status] = group.get(status, 0) + 1
             self._done += 1
+            self._ran.add(labels.get("nodeid", ""))
             if (site, aspect) not in changed:
                 changed.append((site, aspect))
             if status == "failed":
