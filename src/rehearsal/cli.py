@@ -225,9 +225,7 @@ def _reports_root(args: argparse.Namespace) -> Path:
 
 def _plan_path(given: str | None, command: str = "") -> Path:
     if given is None:
-        raise UsageError(
-            f"{command} needs a plan: --plan PLAN or the environment variable REHEARSAL_PLAN"
-        )
+        raise UsageError(f"{command} needs a plan: --plan PLAN or the environment variable REHEARSAL_PLAN")
     path = Path(given)
     if not path.is_absolute() and not path.exists() and (content_root() / path).exists():
         path = content_root() / path
