@@ -86,7 +86,7 @@ def rehearse_run(plan: Path, reports: Path, limit: float) -> tuple[float, subpro
         text=True,
         timeout=limit + 60,  # a hang fails the test instead of the session
         cwd=ROOT,
-        env={**os.environ, "REHEARSAL_PASSWORD": "bounded-time-pw"},  # the load logs in: it reaches the target
+        env={**os.environ, "REHEARSAL_PASSWORD": "bounded-time-pw"},  # the load logs in to the target
     )
     return time.monotonic() - started, done
 
