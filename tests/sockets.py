@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from rehearsal import lifetime
+
 TCP_LISTEN = "0A"
 UDP_UNCONNECTED = "07"
 
@@ -37,23 +39,8 @@ class Listener:
 
 
 def descendants(root: int) -> set[int]:
-    """``root`` and every live process below it."""
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(proc.name))
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(children.get(pid, []))
-    return found
+    """``root`` and every live process below it (the harness's own walk of /proc)."""
+    return {root, *lifetime.descendants(root)}
 
 
 def _socket_inodes(pid: int) -> set[str]:
