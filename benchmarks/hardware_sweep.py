@@ -4,7 +4,7 @@
 
 What is simulated, on this machine (all peers real, all on 127.0.0.1):
 
-- ZPL: one child process runs rehearsal.reference.zpl_printer.ZplSimulator with one TCP
+- ZPL: one child process runs reference_hospital.zpl_printer.ZplSimulator with one TCP
   port per printer (45 % of the devices, every one its own port);
 - SNMP: one snmpsim process on one UDP port, one community (= one .snmprec agent) per
   printer (10 %: snmpsim answers ~80-100 Printer-MIB GETBULKs a second with thousands of
@@ -48,10 +48,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from reference_hospital.printers import PrinterFleet  # noqa: E402
+from reference_hospital.snmp_agents import SnmpAgents  # noqa: E402
 from rehearsal.hardware import Device, SweepConfig, run_sweep  # noqa: E402
 from rehearsal.plan import Printer  # noqa: E402
-from rehearsal.reference.printers import PrinterFleet  # noqa: E402
-from rehearsal.reference.snmp_agents import SnmpAgents  # noqa: E402
 
 IPP_PROCESSES = 8
 TIMEOUT = 2.0
@@ -65,7 +65,7 @@ def raise_fd_limit() -> None:
 def zpl_child(count: int, silent: int, delay_ms: float) -> None:
     """In a child process: `count` ready ZPL printers and `silent` silent-in-error ones; ports to stdout."""
     raise_fd_limit()
-    from rehearsal.reference.zpl_printer import ZplSimulator
+    from reference_hospital.zpl_printer import ZplSimulator
 
     sim = ZplSimulator()
     for i in range(count):

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
+from reference_hospital import control
 from rehearsal.load import run_load
 from rehearsal.plan import load_plan
-from rehearsal.reference import control
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = re.compile(r"(://(?:127\.0\.0\.1|localhost)):(\d+)")

@@ -23,9 +23,9 @@ import pytest
 from silent_peers import SilentPeers
 
 from conftest import free_port
+from reference_hospital.snmp_agents import SnmpAgents
 from rehearsal.hardware import Device, SweepConfig, run_sweep
 from rehearsal.probes import snmp
-from rehearsal.reference.snmp_agents import SnmpAgents
 
 HOSTILE_MODEL = "Hostile LaserJet 9000"
 

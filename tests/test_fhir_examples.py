@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from reference_hospital.ehr_server import EhrServer
+from reference_hospital.fhir_resources import RESOURCE_TYPES, parse_reference, walk
 from rehearsal.plan import Plan, load_plan
-from rehearsal.reference.ehr_server import EhrServer
-from rehearsal.reference.fhir_resources import RESOURCE_TYPES, parse_reference, walk
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "node_modules" / "hl7.fhir.r4.examples"

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reference_hospital.devices import DeviceFleet
+from reference_hospital.zpl_printer import ZplSimulator
 from rehearsal.hardware import (
     Device,
     Gate,
@@ -29,8 +31,6 @@ from rehearsal.hardware import (
     run_sweep,
 )
 from rehearsal.plan import DeviceModels, SupplyThresholds, load_plan
-from rehearsal.reference.devices import DeviceFleet
-from rehearsal.reference.zpl_printer import ZplSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,8 +210,8 @@ def test_gate_stops_holding_slots_once_a_whole_batch_went_unanswered() -> None:
 
 
 def test_malformed_facts_fail_that_workstation_only(tmp_path: Path) -> None:
+    from reference_hospital.workstations import facts_for
     from rehearsal.plan import Baseline
-    from rehearsal.reference.workstations import facts_for
 
     plan = load_plan(ROOT / "plans" / "demo.yaml").plan
     site = plan.sites[0]

@@ -169,7 +169,7 @@ def test_the_integrations_criterion_fails_quoting_a_lab_that_refuses(
 @pytest.mark.slow  # starts the reference hospital (~3 s)
 def test_the_reference_lab_takes_the_heartbeat(make_plan: Callable[..., Path], tmp_path: Path) -> None:
     """The scenario's NMD^N02 heartbeat is taken (AA) by the simulated lab: a clean hospital stays GO."""
-    from rehearsal.reference.hospital import Hospital
+    from reference_hospital.hospital import Hospital
 
     plan = load_plan(make_plan()).plan
     environ = {u.password_env: "x" for s in plan.sites for u in s.users}

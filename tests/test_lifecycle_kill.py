@@ -148,7 +148,7 @@ def test_kill_9_of_demo_takes_its_hospital_along(make_plan, tmp_path):
         seen |= {i for i in map(identity, descendants(proc.pid) - {proc.pid}) if i}
         time.sleep(0.05)
     seen |= {i for i in map(identity, descendants(proc.pid) - {proc.pid}) if i}
-    assert any(b"rehearsal.reference.serve" in cmdline(pid) for pid, _ in seen)
+    assert any(b"reference_hospital.serve" in cmdline(pid) for pid, _ in seen)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     time.sleep(5)

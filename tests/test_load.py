@@ -615,7 +615,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadedPlan, Path]]:
     """The reference hospital of the demo plan on free ports, for this module's load runs."""
-    from rehearsal.reference import control
+    from reference_hospital import control
 
     folder = tmp_path_factory.mktemp("hospital")
     loaded = load_plan(_hospital_plan(folder))
@@ -636,7 +636,7 @@ def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadedP
 
 @pytest.fixture
 def fault(hospital: tuple[LoadedPlan, Path]) -> Iterator[Any]:
-    from rehearsal.reference import control
+    from reference_hospital import control
 
     _, state_dir = hospital
     switched: list[str] = []

@@ -23,6 +23,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from reference_hospital.ehr_server import EhrServer
+from reference_hospital.faults import Fault
+from reference_hospital.fhir_resources import ResultValue, patient_id, result_bundle
 from rehearsal import evidence, patient_gate, pytest_plugin
 from rehearsal.pages import (
     LoginPage,
@@ -32,9 +35,6 @@ from rehearsal.pages import (
     RegistrationPage,
 )
 from rehearsal.plan import Printer, load_plan
-from rehearsal.reference.ehr_server import EhrServer
-from rehearsal.reference.faults import Fault
-from rehearsal.reference.fhir_resources import ResultValue, patient_id, result_bundle
 
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
 CHROMIUM = os.environ.get("REHEARSAL_CHROMIUM", "/usr/bin/chromium")
@@ -131,7 +131,7 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, zebras: dict[str, RecordingPrinter]
 ) -> Iterator[EhrServer]:
     """The demo plan's EHR on a free port; SÄS gets a wristband, a label and a real document printer."""
-    from rehearsal.reference.printers import PrinterFleet
+    from reference_hospital.printers import PrinterFleet
 
     port = free_port()
     plan = load_plan(DEMO).plan

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from reference_hospital.ehr_server import EhrServer
+from reference_hospital.fhir_resources import PERSONNUMMER_SYSTEM, patient_id
 from rehearsal import guard, patient_gate
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.identities import check_personnummer, luhn_digit
 from rehearsal.plan import Plan, load_plan
-from rehearsal.reference.ehr_server import EhrServer
-from rehearsal.reference.fhir_resources import PERSONNUMMER_SYSTEM, patient_id
 from tests.conftest import free_port
 
 FHIR = "application/fhir+json"

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from test_probe_ipp import free_port  # dual-stack: ippeveprinter binds 127.0.0.1 and ::1
 
+from reference_hospital.printers import PrinterFleet
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Printer
 from rehearsal.probes.ipp import probe_printer
-from rehearsal.reference.printers import PrinterFleet
 
 ROOT = Path(__file__).resolve().parents[1]
 

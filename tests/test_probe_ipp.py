@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reference_hospital.printers import PrinterFleet
 from rehearsal.plan import Printer
 from rehearsal.probes import Unreachable
 from rehearsal.probes.ipp import (
@@ -24,7 +25,6 @@ from rehearsal.probes.ipp import (
     probe_printer,
     readiness_from_attributes,
 )
-from rehearsal.reference.printers import PrinterFleet
 
 
 def free_port() -> int:
@@ -433,8 +433,8 @@ def test_sweep_reads_make_model_formats_and_resolution(fleet: PrinterFleet) -> N
 def test_supply_threshold_comes_from_the_plan(fleet: PrinterFleet) -> None:
     from urllib.parse import urlencode
 
+    from reference_hospital.printers import _http_get
     from rehearsal.plan import SupplyThresholds
-    from rehearsal.reference.printers import _http_get
 
     printer = fleet.printers[2]
     running = fleet._running[printer.id]

@@ -24,6 +24,7 @@ from hostile_http import Dripping
 from test_devices_spoof_ipp import HostilePrinter, printer_answer
 from test_probe_ipp import closed_port, free_port
 
+from reference_hospital.printers import PrinterFleet
 from rehearsal.hardware import Device, SweepConfig, run_sweep
 from rehearsal.pdf import simple_pdf
 from rehearsal.plan import Printer
@@ -35,7 +36,6 @@ from rehearsal.probes.ipp_client import (
     Refused,
     get_printer_attributes,
 )
-from rehearsal.reference.printers import PrinterFleet
 
 ROOT = Path(__file__).resolve().parents[1]
 PDF = simple_pdf("Avdelning 12 – testsida", ["Rad ett (med parentes)", "Rad två: åäö \\ slut"])

@@ -35,10 +35,10 @@ import pytest
 from cups_peer import CupsPeer, CupsPeerError
 from test_probe_ipp import free_port  # dual-stack: ippeveprinter binds 127.0.0.1 and ::1
 
+from reference_hospital.printers import PrinterFleet, _http_get
+from reference_hospital.printing import send_ipp, simple_pdf
 from rehearsal.plan import Printer
 from rehearsal.probes.ipp import PrinterReadiness, get_printer_attributes, probe_printer
-from rehearsal.reference.printers import PrinterFleet, _http_get
-from rehearsal.reference.printing import send_ipp, simple_pdf
 
 TIMEOUT = 2.0
 

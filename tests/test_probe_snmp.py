@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reference_hospital.snmp_agents import SnmpAgents
 from rehearsal.errors import UsageError
 from rehearsal.probes.snmp import (
     MalformedReply,
@@ -22,7 +23,6 @@ from rehearsal.probes.snmp import (
     probe_all,
     probe_snmp,
 )
-from rehearsal.reference.snmp_agents import SnmpAgents
 
 pytestmark = pytest.mark.slow  # starts snmpsim
 

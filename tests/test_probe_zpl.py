@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from reference_hospital.zpl_printer import ZplSimulator
 from rehearsal.probes import Unreachable
 from rehearsal.probes.zpl import (
     ZplReadiness,
@@ -20,7 +21,6 @@ from rehearsal.probes.zpl import (
     query,
     rehearsal_label,
 )
-from rehearsal.reference.zpl_printer import ZplSimulator
 
 
 @pytest.fixture(scope="module")

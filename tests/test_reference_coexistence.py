@@ -22,14 +22,14 @@ import httpx
 import pytest
 import yaml
 
+from reference_hospital.directory import build_ldif
+from reference_hospital.faults import drop_negations, mangle_encoding
+from reference_hospital.hospital import Hospital
 from rehearsal.clients import directory as kiv
 from rehearsal.clients import hl7 as mllp
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.identities import HSA_ID_SYSTEM
 from rehearsal.plan import Plan, load_plan
-from rehearsal.reference.directory import build_ldif
-from rehearsal.reference.faults import drop_negations, mangle_encoding
-from rehearsal.reference.hospital import Hospital
 
 pytestmark = pytest.mark.slow  # one reference hospital (with slapd) for the module
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sockets import listeners
 
+from reference_hospital import control
+from reference_hospital.faults import Fault, FaultBoard, known_faults, parse_fault
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import load_plan
 from rehearsal.probes.ipp import get_printer_attributes
-from rehearsal.reference import control
-from rehearsal.reference.faults import Fault, FaultBoard, known_faults, parse_fault
 
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
 

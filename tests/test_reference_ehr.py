@@ -21,16 +21,16 @@ from typing import Any
 import httpx
 import pytest
 
+from reference_hospital.ehr import PERSONNUMMER_SYSTEM, RESERVNUMMER_SYSTEM, patient_id
+from reference_hospital.ehr_faults import SLOW_LAB_ORDER_S
+from reference_hospital.ehr_server import EhrServer
+from reference_hospital.faults import SLOW_PATIENT_SEARCH_S, Fault
+from reference_hospital.fhir_resources import LAB_CATEGORY, REFERRAL_CATEGORY, ResultValue, result_bundle
+from reference_hospital.hospital import Hospital
+from reference_hospital.printing import parse_host_status, send_ipp, send_zpl, simple_pdf, wristband_zpl
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.identities import HSA_ID_SYSTEM, check_reservnummer
 from rehearsal.plan import Plan, Printer, Unit, load_plan
-from rehearsal.reference.ehr import PERSONNUMMER_SYSTEM, RESERVNUMMER_SYSTEM, patient_id
-from rehearsal.reference.ehr_faults import SLOW_LAB_ORDER_S
-from rehearsal.reference.ehr_server import EhrServer
-from rehearsal.reference.faults import SLOW_PATIENT_SEARCH_S, Fault
-from rehearsal.reference.fhir_resources import LAB_CATEGORY, REFERRAL_CATEGORY, ResultValue, result_bundle
-from rehearsal.reference.hospital import Hospital
-from rehearsal.reference.printing import parse_host_status, send_ipp, send_zpl, simple_pdf, wristband_zpl
 
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
 PASSWORD = "test-only-password"
@@ -1082,7 +1082,7 @@ def test_host_status_replies_are_read_field_by_field(reply: bytes, problems: lis
 
 @pytest.mark.slow
 def test_send_ipp_prints_a_document_on_a_real_ipp_printer(tmp_path: Path) -> None:
-    from rehearsal.reference.printers import PrinterFleet
+    from reference_hospital.printers import PrinterFleet
 
     printer = Printer(id="test-dok", kind="document", uri=f"ipp://127.0.0.1:{free_port()}/ipp/print")
     with PrinterFleet([printer], tmp_path):

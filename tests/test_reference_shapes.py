@@ -15,12 +15,12 @@ import httpx
 import pytest
 import yaml
 
+from reference_hospital import control
+from reference_hospital.faults import parse_fault
 from rehearsal.clients import directory as kiv
 from rehearsal.errors import UsageError
 from rehearsal.identities import HSA_ID_SYSTEM
 from rehearsal.plan import LoadedPlan, load_plan
-from rehearsal.reference import control
-from rehearsal.reference.faults import parse_fault
 
 PASSWORD = "shapes-test-password"
 

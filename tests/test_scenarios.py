@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.reference.faults import REGISTRY
+from reference_hospital.faults import REGISTRY
 
 pytestmark = pytest.mark.slow
 

@@ -37,11 +37,11 @@ from typing import Any
 import httpx
 import pytest
 
+from reference_hospital.directory import build_ldif
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 from rehearsal.load import evaluate, run_load
 from rehearsal.plan import Plan, load_plan
-from rehearsal.reference.directory import build_ldif
 from tests.conftest import DEMO_PLAN, ROOT, free_port
 
 SERVER = ROOT / "tests" / "medplum" / "server.mjs"

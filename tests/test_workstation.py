@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from reference_hospital.workstations import facts_for
 from rehearsal.plan import Baseline, Plan, load_plan
 from rehearsal.probes.network import clock_skew, tcp_latency, tls_check
 from rehearsal.probes.workstation import (
@@ -29,7 +30,6 @@ from rehearsal.probes.workstation import (
     schema,
     validate,
 )
-from rehearsal.reference.workstations import facts_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = Baseline.model_validate(

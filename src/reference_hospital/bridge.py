@@ -45,11 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rehearsal.clients import hl7 as mllp
-from rehearsal.errors import TargetError
-from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID
-from rehearsal.plan import Plan, Site, Timeouts
-from rehearsal.reference.faults import (
+from reference_hospital.faults import (
     ORPHAN_QUEUE,
     REFERRAL_DROPPED,
     REFERRAL_NEGATION_LOSS,
@@ -58,7 +54,7 @@ from rehearsal.reference.faults import (
     drop_negations,
     mangle_encoding,
 )
-from rehearsal.reference.hospital import (
+from reference_hospital.hospital import (
     Component,
     Hospital,
     LoopThread,
@@ -67,9 +63,13 @@ from rehearsal.reference.hospital import (
     serve_http,
     stop_http,
 )
-from rehearsal.reference.mllp_peer import answer_each_block
+from reference_hospital.mllp_peer import answer_each_block
+from rehearsal.clients import hl7 as mllp
+from rehearsal.errors import TargetError
+from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID
+from rehearsal.plan import Plan, Site, Timeouts
 
-log = logging.getLogger("rehearsal.reference.bridge")
+log = logging.getLogger("reference_hospital.bridge")
 
 FHIR_JSON = "application/fhir+json"
 NEW_EHR_APP = "NEWEHR"

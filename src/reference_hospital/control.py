@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
+from reference_hospital.faults import REGISTRY, not_implemented, parse_fault
+from reference_hospital.hospital import ADMIN_PATH, Hospital, listen_address
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import LoadedPlan
-from rehearsal.reference.faults import REGISTRY, not_implemented, parse_fault
-from rehearsal.reference.hospital import ADMIN_PATH, Hospital, listen_address
 
 STATE_FILE = "reference.json"
 LOG_FILE = "reference.log"
@@ -54,7 +54,7 @@ def _is_ours(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return state != "Z" and b"rehearsal.reference.serve" in cmdline
+    return state != "Z" and b"reference_hospital.serve" in cmdline
 
 
 def status(state_dir: Path) -> dict[str, Any] | None:
@@ -114,7 +114,7 @@ def up(
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / LOG_FILE
     plan_path = Path(loaded.path).resolve()
-    command = [sys.executable, "-m", "rehearsal.reference.serve", "--plan", str(plan_path)]
+    command = [sys.executable, "-m", "reference_hospital.serve", "--plan", str(plan_path)]
     command += ["--state-dir", str(state_dir.resolve())]
     for fault in checked:
         command += ["--fault", fault]

@@ -2,7 +2,7 @@
 
 :class:`DeviceFleet` starts, for the loopback devices of a plan:
 
-- IPP document printers: the existing :class:`~rehearsal.reference.printers.PrinterFleet`
+- IPP document printers: the existing :class:`~reference_hospital.printers.PrinterFleet`
   (one real ``ippeveprinter`` each);
 - ZPL wristband and label printers (``tcp://`` URIs): one :class:`ZplSimulator`, all ports;
 - SNMP agents of printers with ``snmp:``: one ``snmpsim`` per UDP port, a community each;
@@ -25,14 +25,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from reference_hospital.printers import PrinterFleet, is_loopback
+from reference_hospital.snmp_agents import SnmpAgents
+from reference_hospital.workstations import WorkstationFacts
+from reference_hospital.zpl_printer import ZplSimulator
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Plan, Printer
-from rehearsal.reference.printers import PrinterFleet, is_loopback
-from rehearsal.reference.snmp_agents import SnmpAgents
-from rehearsal.reference.workstations import WorkstationFacts
-from rehearsal.reference.zpl_printer import ZplSimulator
 
-log = logging.getLogger("rehearsal.reference.devices")
+log = logging.getLogger("reference_hospital.devices")
 
 #: Device faults this fleet applies: name -> what it does (all are per site: NAME@SITE).
 FAULTS = {
@@ -259,7 +259,7 @@ class DeviceFleet:
         (self._halted.add if halt else self._halted.discard)(printer_id)
 
     def _ipp_toner(self, printer_id: str, percent: int) -> None:
-        from rehearsal.reference.printers import _http_get
+        from reference_hospital.printers import _http_get
 
         running = self._running_ipp(printer_id)
         if running is None:

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from reference_hospital.hospital import Component, Hospital, bind_socket, endpoint_address
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Plan
-from rehearsal.reference.hospital import Component, Hospital, bind_socket, endpoint_address
 
 SCHEMA = """\
 # Stand-in for the HSA schema: the attribute name HSA/KiV use, an experimental OID.

@@ -4,16 +4,16 @@ Built from a plan: the patients are the plan's ``test_identities`` (plus reserve
 identities registered for unknown patients), the organisations and locations are the
 plan's sites, the practitioners are the sites' users — so nothing outside the test data
 can ever be searched or shown. The :class:`Ehr` object is what both faces use, the FHIR
-API here and the web UI in :mod:`rehearsal.reference.webui`, so a lab order placed in
+API here and the web UI in :mod:`reference_hospital.webui`, so a lab order placed in
 the browser is the same ServiceRequest the API returns.
 
 Every write goes one way: faults that bite on writes, validation of every resource
-(:mod:`rehearsal.reference.fhir_resources`), then one all-or-nothing store transaction.
+(:mod:`reference_hospital.fhir_resources`), then one all-or-nothing store transaction.
 A single create, a PUT, a transaction Bundle and a referral answered in the browser
 differ only in how many resources they bring.
 
 Resource types are declared in ``fhir_resources.RESOURCE_TYPES``; the REST face is
-:mod:`rehearsal.reference.fhir_api`, its routes and the CapabilityStatement are generated
+:mod:`reference_hospital.fhir_api`, its routes and the CapabilityStatement are generated
 from the declarations.
 """
 
@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from rehearsal.identities import HSA_ID_SYSTEM, IdentityError, make_reservnummer
-from rehearsal.plan import Plan
-from rehearsal.reference.ehr_faults import (
+from reference_hospital.ehr_faults import (
     EHR_DOWN,
     HSA_MISMATCH,
     LOGIN_DENIED_ROLE,
@@ -43,8 +41,8 @@ from rehearsal.reference.ehr_faults import (
     mismatched_hsa_id,
     register_ehr_faults,
 )
-from rehearsal.reference.faults import FaultBoard, patient_search_delay
-from rehearsal.reference.fhir_resources import (
+from reference_hospital.faults import FaultBoard, patient_search_delay
+from reference_hospital.fhir_resources import (
     ANSWER_TYPE,
     LAB_CATEGORY,
     NPU_SYSTEM,
@@ -74,7 +72,7 @@ from rehearsal.reference.fhir_resources import (
     stable_id,
     validate,
 )
-from rehearsal.reference.store import (
+from reference_hospital.store import (
     BadSearchValue,
     Resource,
     ResourceStore,
@@ -84,8 +82,10 @@ from rehearsal.reference.store import (
     Written,
     now,
 )
+from rehearsal.identities import HSA_ID_SYSTEM, IdentityError, make_reservnummer
+from rehearsal.plan import Plan
 
-log = logging.getLogger("rehearsal.reference.ehr")
+log = logging.getLogger("reference_hospital.ehr")
 
 FHIR_JSON = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
@@ -225,7 +225,7 @@ class Ehr:
             if test_identities_only
             else None
         )
-        register_ehr_faults(self.board, self)
+        register_ehr_faults(self.board, self.set_site_hsa)
 
     # -- seed ----------------------------------------------------------------------------------
 
@@ -1060,12 +1060,3 @@ def _clinicians(plan: Plan, environ: Any) -> dict[str, Clinician]:
                 user.hsa_id, user.name, user.role, site.id, site.name, password
             )
     return clinicians
-
-
-def __getattr__(name: str) -> Any:
-    """``FhirApi`` and ``outcome`` live in fhir_api.py (which needs this module); importable from here too."""
-    if name in ("FhirApi", "outcome"):
-        from rehearsal.reference import fhir_api
-
-        return getattr(fhir_api, name)
-    raise AttributeError(name)

@@ -14,7 +14,7 @@
 The names, descriptions and per-site flags live in ``faults.REGISTRY``;
 :func:`register_ehr_faults` declares these names on the board and attaches the one
 effect that changes stored data (``hsa-mismatch``); every other fault is looked up
-where it bites. :class:`~rehearsal.reference.ehr.Ehr` calls it from its constructor,
+where it bites. :class:`~reference_hospital.ehr.Ehr` calls it from its constructor,
 so a hospital needs no extra hook. Checks accept a fault hospital-wide or per site
 (:func:`active_at`), so the registry may scope them either way.
 """
@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
-from rehearsal.reference.faults import REGISTRY, FaultBoard
-from rehearsal.reference.fhir_resources import is_lab_order
-from rehearsal.reference.store import Resource
+from reference_hospital.faults import REGISTRY, FaultBoard
+from reference_hospital.fhir_resources import is_lab_order
+from reference_hospital.store import Resource
 
-if TYPE_CHECKING:
-    from rehearsal.reference.ehr import Ehr
-
-log = logging.getLogger("rehearsal.reference.ehr")
+log = logging.getLogger("reference_hospital.ehr")
 
 SLOW_LAB_ORDER = "slow-lab-order"
 LOGIN_DENIED_ROLE = "login-denied-role"
@@ -54,8 +50,11 @@ EHR_FAULT_NAMES: tuple[str, ...] = (
 )
 
 
-def register_ehr_faults(board: FaultBoard, ehr: Ehr) -> None:
+def register_ehr_faults(board: FaultBoard, set_site_hsa: Callable[[str, bool], None]) -> None:
     """Declare the EHR's faults on ``board`` and attach the ``hsa-mismatch`` effect (idempotent).
+
+    The effect is handed in (the EHR's ``set_site_hsa``) rather than the EHR itself, so this
+    module never imports ``ehr``: the EHR depends on its faults, not the other way round.
 
     A name missing from ``faults.REGISTRY`` is skipped with a warning (it cannot be set anyway).
     """
@@ -65,8 +64,8 @@ def register_ehr_faults(board: FaultBoard, ehr: Ehr) -> None:
         elif name == HSA_MISMATCH:
             board.on(
                 name,
-                lambda fault: ehr.set_site_hsa(fault.site or "", True),
-                lambda fault: ehr.set_site_hsa(fault.site or "", False),
+                lambda fault: set_site_hsa(fault.site or "", True),
+                lambda fault: set_site_hsa(fault.site or "", False),
             )
         else:
             board.handle(name)

@@ -27,12 +27,12 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
+from reference_hospital.ehr import Ehr
+from reference_hospital.faults import FaultBoard
+from reference_hospital.fhir_api import FhirApi
+from reference_hospital.webui import WebUI
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Plan
-from rehearsal.reference.ehr import Ehr
-from rehearsal.reference.faults import FaultBoard
-from rehearsal.reference.fhir_api import FhirApi
-from rehearsal.reference.webui import WebUI
 
 
 def ehr_routes(ehr: Ehr, extra: list[tuple[str, list[BaseRoute]]] | None = None) -> list[BaseRoute]:

@@ -26,7 +26,7 @@ from rehearsal.plan import Plan
 
 SLOW_PATIENT_SEARCH = "slow-patient-search"
 PRINTER_PAPER_OUT = "printer-paper-out"
-# Coexistence (lab, bridge, migration): rehearsal/reference/{lab,bridge,migration}.py.
+# Coexistence (lab, bridge, migration): reference_hospital/{lab,bridge,migration}.py.
 LAB_RESULTS_LOST = "lab-results-lost"
 REFERRAL_DROPPED = "referral-dropped"
 REFERRAL_NEGATION_LOSS = "referral-negation-loss"

@@ -1,6 +1,6 @@
 """The FHIR R4 REST face of the reference EHR: routes, content negotiation, credentials, errors.
 
-Everything a request asks for is done by :class:`~rehearsal.reference.ehr.Ehr`; this module
+Everything a request asks for is done by :class:`~reference_hospital.ehr.Ehr`; this module
 turns HTTP into those calls and their outcomes (including :class:`FhirError`) into FHIR
 answers: resources and Bundles as ``application/fhir+json``, every refusal an
 OperationOutcome with the right status. ``ehr-down`` answers 503 here, and HTTP Basic
@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rehearsal.reference.ehr import FHIR_JSON, Clinician, Ehr, etag_version
-from rehearsal.reference.fhir_resources import FhirError, Issue
-from rehearsal.reference.store import Written, now
+from reference_hospital.ehr import FHIR_JSON, Clinician, Ehr, etag_version
+from reference_hospital.fhir_resources import FhirError, Issue
+from reference_hospital.store import Written, now
 
-log = logging.getLogger("rehearsal.reference.ehr")
+log = logging.getLogger("reference_hospital.ehr")
 
 
 class FhirResponse(JSONResponse):

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from reference_hospital.store import FHIR_ID, IndexValue, Resource, SearchParam, now
 from rehearsal.identities import (
     HSA_ID_SYSTEM,
     PERSONNUMMER_OID,
@@ -42,7 +43,6 @@ from rehearsal.identities import (
     check_reservnummer,
     is_samordningsnummer,
 )
-from rehearsal.reference.store import FHIR_ID, IndexValue, Resource, SearchParam, now
 
 PERSONNUMMER_SYSTEM = f"urn:oid:{PERSONNUMMER_OID}"
 SAMORDNINGSNUMMER_SYSTEM = f"urn:oid:{SAMORDNINGSNUMMER_OID}"

@@ -47,10 +47,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from rehearsal.errors import TargetError, UsageError
-from rehearsal.plan import Plan
-from rehearsal.reference.ehr import Ehr
-from rehearsal.reference.faults import (
+from reference_hospital.ehr import Ehr
+from reference_hospital.faults import (
     PRINTER_PAPER_OUT,
     REGISTRY,
     SLOW_PATIENT_SEARCH,
@@ -59,8 +57,10 @@ from rehearsal.reference.faults import (
     known_faults,
     parse_fault,
 )
+from rehearsal.errors import TargetError, UsageError
+from rehearsal.plan import Plan
 
-log = logging.getLogger("rehearsal.reference")
+log = logging.getLogger("reference_hospital")
 
 ADMIN_PATH = "/_reference"
 START_TIMEOUT_S = 15.0
@@ -70,12 +70,12 @@ EHR_FAULTS: tuple[str, ...] = (SLOW_PATIENT_SEARCH,)
 #: Where the hospital's components come from, in start order: ``"module:function"``, the
 #: function taking the Hospital and returning the components its plan asks for (maybe none).
 COMPONENT_FACTORIES: list[str] = [
-    "rehearsal.reference.directory:components",
-    "rehearsal.reference.migration:components",
-    "rehearsal.reference.legacy:components",
-    "rehearsal.reference.lab:components",
-    "rehearsal.reference.bridge:components",
-    "rehearsal.reference.hospital:device_components",
+    "reference_hospital.directory:components",
+    "reference_hospital.migration:components",
+    "reference_hospital.legacy:components",
+    "reference_hospital.lab:components",
+    "reference_hospital.bridge:components",
+    "reference_hospital.hospital:device_components",
 ]
 
 T = TypeVar("T")
@@ -316,7 +316,7 @@ class PrinterComponent(Component):
     def start(self) -> None:
         if not self.hospital.printers:
             return  # nothing to simulate; printer-paper-out is still accepted (and changes nothing)
-        from rehearsal.reference.printers import PrinterFleet
+        from reference_hospital.printers import PrinterFleet
 
         fleet = PrinterFleet(self.hospital.printers, self.hospital.workdir)
         self.fleet = fleet
@@ -361,7 +361,7 @@ class DeviceComponent(Component):
     name = "devices"
 
     def __init__(self, hospital: Hospital, fleet_class: Any) -> None:
-        from rehearsal.reference.devices import FAULTS as DEVICE_FAULTS
+        from reference_hospital.devices import FAULTS as DEVICE_FAULTS
 
         self.hospital = hospital
         self.fleet = fleet_class(hospital.plan, hospital.workdir, plan_dir=hospital.plan_dir)
@@ -419,7 +419,7 @@ class DeviceComponent(Component):
 def device_components(hospital: Hospital) -> list[Component]:
     """The hardware simulators (devices.py) when present, else the IPP printers alone."""
     try:
-        from rehearsal.reference.devices import DeviceFleet
+        from reference_hospital.devices import DeviceFleet
     except ImportError:
         return printer_components(hospital)
     return [DeviceComponent(hospital, DeviceFleet)]
@@ -517,7 +517,7 @@ class Hospital:
         """Faults this hospital can produce for its plan (what ``start`` will declare)."""
         names = set(EHR_FAULTS)
         try:
-            from rehearsal.reference.ehr_faults import EHR_FAULT_NAMES
+            from reference_hospital.ehr_faults import EHR_FAULT_NAMES
 
             names.update(EHR_FAULT_NAMES)
         except ImportError:  # an EHR without faults of its own
@@ -641,7 +641,7 @@ class Hospital:
     def app(self) -> Starlette:
         """The EHR's ASGI app: FHIR API, web UI and admin endpoints, each at its own path."""
         assert self.ehr is not None
-        from rehearsal.reference.ehr_server import ehr_routes
+        from reference_hospital.ehr_server import ehr_routes
 
         return Starlette(routes=ehr_routes(self.ehr, extra=[(ADMIN_PATH, self._admin_routes())]))
 

@@ -35,9 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rehearsal.clients import hl7 as mllp
-from rehearsal.errors import TargetError
-from rehearsal.reference.bridge import (
+from reference_hospital.bridge import (
     Inbox,
     LabResult,
     LinkError,
@@ -48,11 +46,13 @@ from rehearsal.reference.bridge import (
     pnr_display,
     utcnow,
 )
-from rehearsal.reference.faults import LAB_RESULTS_LOST, FaultBoard
-from rehearsal.reference.hospital import Component, Hospital, LoopThread, bind_socket, endpoint_address
-from rehearsal.reference.mllp_peer import answer_each_block
+from reference_hospital.faults import LAB_RESULTS_LOST, FaultBoard
+from reference_hospital.hospital import Component, Hospital, LoopThread, bind_socket, endpoint_address
+from reference_hospital.mllp_peer import answer_each_block
+from rehearsal.clients import hl7 as mllp
+from rehearsal.errors import TargetError
 
-log = logging.getLogger("rehearsal.reference.lab")
+log = logging.getLogger("reference_hospital.lab")
 
 ORDER_TYPES = {("ORM", "O01"), ("OML", "O21")}
 NETWORK_CHECK = ("NMD", "N02")  # application management data: what the heartbeat scenario sends

@@ -15,7 +15,7 @@ What it does, as a legacy system on the coexistence boundary would:
 - **published records** (NPÖ): results, referral answers and notes, read by the bridge's
   NPÖ-like endpoint;
 - the **migration extract** (``/api/extract/{patients,bookings,referrals}.csv``) of the
-  units that go live, from :mod:`rehearsal.reference.migration`.
+  units that go live, from :mod:`reference_hospital.migration`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from rehearsal.clients import hl7 as mllp
-from rehearsal.errors import TargetError
-from rehearsal.reference.bridge import LEGACY_APP, SiteMap, pnr_digits, pnr_display, utcnow
-from rehearsal.reference.hospital import (
+from reference_hospital.bridge import LEGACY_APP, SiteMap, pnr_digits, pnr_display, utcnow
+from reference_hospital.hospital import (
     Component,
     Hospital,
     LoopThread,
@@ -43,7 +41,9 @@ from rehearsal.reference.hospital import (
     serve_http,
     stop_http,
 )
-from rehearsal.reference.lab import analysis
+from reference_hospital.lab import analysis
+from rehearsal.clients import hl7 as mllp
+from rehearsal.errors import TargetError
 
 SCHEMA = """
 CREATE TABLE referral (

@@ -39,10 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from reference_hospital.faults import MIGRATION_GAP, FaultBoard
+from reference_hospital.hospital import Component, Hospital
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, is_samordningsnummer
 from rehearsal.plan import Plan
-from rehearsal.reference.faults import MIGRATION_GAP, FaultBoard
-from rehearsal.reference.hospital import Component, Hospital
 
 ZONE = ZoneInfo("Europe/Stockholm")
 BOOKING_SYSTEM = "urn:rehearsal:legacy:booking"

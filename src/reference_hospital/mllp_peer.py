@@ -14,7 +14,7 @@ from typing import Any
 
 from rehearsal.clients import hl7 as mllp
 
-log = logging.getLogger("rehearsal.reference")
+log = logging.getLogger("reference_hospital")
 
 
 async def answer_each_block(

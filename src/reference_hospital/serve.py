@@ -1,6 +1,6 @@
-"""The reference hospital's own process: ``python -m rehearsal.reference.serve --plan P --state-dir D``.
+"""The reference hospital's own process: ``python -m reference_hospital.serve --plan P --state-dir D``.
 
-:mod:`rehearsal.reference.control` starts this detached and talks to it over its admin
+:mod:`reference_hospital.control` starts this detached and talks to it over its admin
 endpoints. It runs until SIGTERM or SIGINT, then stops the EHR and the printers (and
 their private D-Bus). If it cannot start, the *last line* of its output is a one-line
 reason, which is what ``control.up`` shows the user; exit status 2.
@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from reference_hospital.hospital import Hospital
 from rehearsal.errors import RehearsalError
 from rehearsal.plan import load_plan
-from rehearsal.reference.hospital import Hospital
 
 _POLLS = ("_lastUpdated=", "?_count=", "/api/referrals?since=")
 
@@ -31,7 +31,7 @@ def _not_a_poll(record: logging.LogRecord) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rehearsal.reference.serve",
+        prog="python -m reference_hospital.serve",
         description="Run the reference hospital of a plan in the foreground (`rehearse reference up` does).",
     )
     parser.add_argument("--plan", required=True, help="rehearsal plan (YAML)")

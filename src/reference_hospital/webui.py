@@ -3,7 +3,7 @@
 Screens: login (HSA-id + password, the user's role and site shown once in), patient
 search, registration (a known test patient, or an unknown one under a new reservnummer),
 the patient page (admission, lab order, the patient's admissions and lab orders), and —
-in :mod:`rehearsal.reference.webui_screens` — results, referrals sent and received,
+in :mod:`reference_hospital.webui_screens` — results, referrals sent and received,
 and printing of wristbands, specimen labels and documents.
 
 Every form control has a ``<label for>`` and every button a name, so page objects find
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from rehearsal.reference.ehr import (
+from reference_hospital.ehr import (
     LAB_TESTS,
     Clinician,
     Ehr,
@@ -34,9 +34,9 @@ from rehearsal.reference.ehr import (
     Refusal,
     personnummer_digits,
 )
-from rehearsal.reference.fhir_resources import ENCOUNTER_CLASSES, identity_of, name_of
-from rehearsal.reference.store import Resource
-from rehearsal.reference.webui_common import (
+from reference_hospital.fhir_resources import ENCOUNTER_CLASSES, identity_of, name_of
+from reference_hospital.store import Resource
+from reference_hospital.webui_common import (
     STATUS_SV,
     Session,
     analysis,
@@ -44,7 +44,7 @@ from rehearsal.reference.webui_common import (
     local_time,
     looks_like_reservnummer,
 )
-from rehearsal.reference.webui_screens import ClinicalScreens
+from reference_hospital.webui_screens import ClinicalScreens
 
 COOKIE = "ehr_session"
 SESSION_S = 8 * 3600

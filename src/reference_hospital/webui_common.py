@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.datastructures import FormData
 
-from rehearsal.reference.ehr import Clinician
-from rehearsal.reference.store import Resource
+from reference_hospital.ehr import Clinician
+from reference_hospital.store import Resource
 
 STATUS_SV = {
     "draft": "Utkast",

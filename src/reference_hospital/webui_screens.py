@@ -1,7 +1,7 @@
 """The clinical screens beyond the patient page: results, referrals (sent and received), printing.
 
-A mix-in of :class:`rehearsal.reference.webui.WebUI`; each screen is a few lines of HTML
-around one :class:`~rehearsal.reference.ehr.Ehr` call, with the same conventions (labels
+A mix-in of :class:`reference_hospital.webui.WebUI`; each screen is a few lines of HTML
+around one :class:`~reference_hospital.ehr.Ehr` call, with the same conventions (labels
 on every control, named buttons, ``role=status``/``role=alert`` for outcomes).
 
 Referral text and answers are shown exactly as stored (``white-space: pre-wrap``), so what
@@ -18,16 +18,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from rehearsal.plan import Printer
-from rehearsal.reference.ehr import Ehr, Referral, Refusal
-from rehearsal.reference.fhir_resources import (
+from reference_hospital.ehr import Ehr, Referral, Refusal
+from reference_hospital.fhir_resources import (
     identity_of,
     name_of,
     parse_reference,
     referral_answer,
     referral_question,
 )
-from rehearsal.reference.printing import (
+from reference_hospital.printing import (
     PrintResult,
     send_ipp,
     send_zpl,
@@ -35,8 +34,8 @@ from rehearsal.reference.printing import (
     specimen_label_zpl,
     wristband_zpl,
 )
-from rehearsal.reference.store import Resource
-from rehearsal.reference.webui_common import (
+from reference_hospital.store import Resource
+from reference_hospital.webui_common import (
     RESULT_STATUS_SV,
     Session,
     analysis,
@@ -47,6 +46,7 @@ from rehearsal.reference.webui_common import (
     quantity,
     reference_range,
 )
+from rehearsal.plan import Printer
 
 TASK_STATUS_SV = {
     "requested": "Skickad",

@@ -279,7 +279,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "reference":
         return _reference(args, state_dir)
     if args.command == "fault":
-        from rehearsal.reference import control
+        from reference_hospital import control
 
         if args.action == "list":
             loaded = load_plan(_plan_path(args.plan)) if args.plan else None
@@ -327,7 +327,7 @@ def _attest(reports: Path, args: argparse.Namespace) -> int:
 def _demo(
     reports: Path, state_dir: Path, loaded: LoadedPlan, faults: list[str], attestations: list[Path]
 ) -> int:
-    from rehearsal.reference import control
+    from reference_hospital import control
 
     env = _ensure_credentials(loaded)
     _say(f"rehearse demo: starting the reference hospital for {loaded.path}")
@@ -453,7 +453,7 @@ def _print_decision(run: Run, decision: dict[str, Any]) -> None:
 
 
 def _reference(args: argparse.Namespace, state_dir: Path) -> int:
-    from rehearsal.reference import control
+    from reference_hospital import control
 
     if args.action == "down":
         stopped = control.down(state_dir)

@@ -1,7 +1,7 @@
 """The one PDF writer: a one-page text document, what a printer is sent to prove it prints.
 
 Used by the sweep's test print (:mod:`rehearsal.hardware`) and by the reference EHR's
-document printing (:mod:`rehearsal.reference.printing`). No library: a page of Helvetica
+document printing (:mod:`reference_hospital.printing`). No library: a page of Helvetica
 lines is five PDF objects, and ippeveprinter, CUPS and office printers take it as it is.
 
     simple_pdf(title, lines) -> bytes
