@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from rehearsal import adapters
 from rehearsal.errors import UsageError
 from rehearsal.files import NotRegularFile, TooLarge, read_bounded
 from rehearsal.identities import (
@@ -99,6 +100,20 @@ class Environment(_Model):
     """Where the bridge takes HL7 v2 results (ORU^R01) from the lab: ``mllp://host:port``."""
     directory: str | None = None
     """HSA/KiV directory: ``ldap://host:port`` or the path of an LDIF export."""
+    adapters: dict[str, str] = {}
+    """Which adapter reaches each interface (``web_ui: gnuhealth``); unnamed ones: ``reference``."""
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [p for i, n in value.items() if (p := adapters.check(i, n))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def adapter(self, interface: str) -> Any:
+        """The adapter this environment names for ``interface`` (see :mod:`rehearsal.adapters`)."""
+        return adapters.resolve(interface, adapters.chosen(self.adapters, interface))
 
     @field_validator("legacy_base", "bridge_base")
     @classmethod
