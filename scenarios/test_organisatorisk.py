@@ -1,10 +1,13 @@
 """Organisational run-through: features/organisatorisk/."""
 
+from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 
+import pytest
 from pytest_bdd import given, parsers, scenarios, then
 
-from rehearsal import evidence
+from rehearsal import evidence, incidents
 from rehearsal.plan import Plan, Site, TransitionActivity
 
 scenarios("organisatorisk")
@@ -48,6 +51,27 @@ def escalation_times(plan: Plan):
 @then(parsers.parse('intygar platsens kommandocentral "{item}": {question}'))
 def site_attests(attestation, site: Site, item: str, question: str):
     attestation(item, site, question)
+
+
+@then(
+    "kvitterades och eskalerades platsens incidenter i incidentloggen inom tiderna", target_fixture="logged"
+)
+def incidents_in_time(plan: Plan, site: Site, rehearsal_run_dir: Path) -> list[incidents.Incident]:
+    logged = incidents.at_site(rehearsal_run_dir, site.id)
+    if logged:
+        evidence.attach_json("Incidentloggen", [asdict(i) for i in logged])
+        verdict = incidents.judge(logged, plan.command_centre.escalation)
+        if verdict.status == "pending":
+            evidence.tag(attestation=incidents.PENDING_ITEM)  # a rerun looks again
+            pytest.skip(verdict.message)
+        assert verdict.status == "pass", verdict.message
+    return logged
+
+
+@then(parsers.parse('utan incident i loggen intygar platsens kommandocentral "{item}": {question}'))
+def site_attests_without_incidents(logged: list, attestation, site: Site, item: str, question: str):
+    if not logged:
+        attestation(item, site, question)
 
 
 @given("planens övergångsaktiviteter", target_fixture="activities")
