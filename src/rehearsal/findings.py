@@ -128,8 +128,8 @@ def group(plan: Plan, results: Iterable[MergedResult]) -> list[Finding]:
         levels = [level(r.labels.get("severity")) for r in items]
         if criterion:
             levels.append(level(criterion.severity))
-        known = [x for x in levels if x] or ["high"]
-        severity = min(known, key=LEVELS.index)
+        stated = [x for x in levels if x] or ["high"]
+        severity = min(stated, key=LEVELS.index)
         findings.append(
             Finding(
                 id=f"{criterion_id or _slug(name)}@{site}",
@@ -186,7 +186,7 @@ def _resolve(plan: Plan, ref: str, place: str) -> Owner | None:
 
 def count_open(findings: Sequence[Finding]) -> dict[str, int]:
     """Open findings by level, every level present (0 when none)."""
-    counts = dict.fromkeys(LEVELS, 0)
+    counts: dict[str, int] = dict.fromkeys(LEVELS, 0)
     for f in findings:
         if f.open:
             counts[f.severity] += 1

@@ -36,7 +36,7 @@ import os
 import re
 import threading
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ _FIELD_NAMES = (
     r"access_token|refresh_token|id_token|session_token"
 )
 _TOKEN = r"(?=[A-Za-z0-9+/_.~-]{8,})(?=[A-Za-z0-9+/_.~-]*?[0-9+/=])[A-Za-z0-9+/_.~-]+=*"
-_POSITIONAL: list[tuple[re.Pattern[str], str]] = [
+_POSITIONAL: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # {"name": "Authorization", "value": "Basic …"} as in HAR files and Playwright traces
     (re.compile(rf'("name"\s*:\s*"(?i:{_AUTH_NAMES})"\s*,\s*"value"\s*:\s*"){_VALUE}(")'), rf"\1{MASK}\2"),
     # a browser's cookie record: {"name": "ehr_session", "value": "…", "domain"|"url"|"path": …}

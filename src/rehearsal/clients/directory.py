@@ -208,8 +208,8 @@ def snapshot(source: str, base_dn: str, records: list[dict[str, Any]]) -> Direct
         classes = {c.lower() for c in _get(record, "objectClass")}
         depth = len(key) - len(base)
         site_key = key[len(key) - len(base) - 1 :]
-        site_hsa = (_get(by_dn.get(site_key, {}), HSA_ATTRIBUTE) or [None])[0]
-        parent_hsa = (_get(by_dn.get(key[1:], {}), HSA_ATTRIBUTE) or [None])[0]
+        site_hsa = next(iter(_get(by_dn.get(site_key, {}), HSA_ATTRIBUTE)), None)
+        parent_hsa = next(iter(_get(by_dn.get(key[1:], {}), HSA_ATTRIBUTE)), None)
         if classes & _PERSON_CLASSES:
             kind, name = "person", (_get(record, "displayName") or _get(record, "cn") or [""])[0]
         else:

@@ -46,7 +46,7 @@ READINESS_ATTRIBUTES = (
     "printer-supply",
     "printer-supply-description",
 )
-STATES = {3: "idle", 4: "processing", 5: "stopped"}
+STATES: dict[int, State] = {3: "idle", 4: "processing", 5: "stopped"}
 # printer-state-reasons that stop a printer from printing, with the sentence the report shows.
 BLOCKING_REASONS = {
     "media-empty": "paper out",

@@ -292,7 +292,7 @@ class Reply(NamedTuple):
     community: bytes
     request_id: int
     status: int
-    index: int
+    error_index: int  # not `index`: that would shadow tuple.index
     binds: list[tuple[str, Any]]
 
 
@@ -338,7 +338,7 @@ def decode_message(data: bytes) -> Reply:
 def decode_response(data: bytes) -> tuple[int, int, int, list[tuple[str, Any]]]:
     """(request id, error status, error index, [(oid, value)]) of :func:`decode_message`."""
     reply = decode_message(data)
-    return reply.request_id, reply.status, reply.index, reply.binds
+    return reply.request_id, reply.status, reply.error_index, reply.binds
 
 
 OVERTAKEN = 2  # later answers from one agent after which an unanswered request counts as dropped
@@ -609,7 +609,7 @@ class Session:
             agent.waiting.pop(number, None)
         if reply.status:
             status = ERROR_STATUS.get(reply.status, reply.status)
-            raise ProtocolError(f"SNMP error {status} from {where} (binding {reply.index})")
+            raise ProtocolError(f"SNMP error {status} from {where} (binding {reply.error_index})")
         return reply.binds
 
 
@@ -772,7 +772,7 @@ async def probe_snmp(
     """Readiness of one printer over SNMP within ``timeout`` seconds; never raises for the wire."""
     started = time.monotonic()
     address = f"snmp://{host}:{port} (community {community})"
-    thresholds = {"warn_below": warn_below, "fail_below": fail_below}
+    thresholds: dict[str, Any] = {"warn_below": warn_below, "fail_below": fail_below}
     error: str | None = None
     finish: Callable[[], None] | None = None
     try:

@@ -37,7 +37,7 @@ def role_at_site(fhir: FhirClient, site: Site, user: User) -> RoleAtSite:
         practitioners = fhir.by_hsa_id("Practitioner", user.hsa_id)
     except FhirError as exc:
         refused = {401: "inloggningen nekas", 403: "inloggad men rollen ger ingen behörighet"}
-        found.problems.append(f"{user.hsa_id} ({user.name}): {refused.get(exc.status, 'fel')}: {exc}")
+        found.problems.append(f"{user.hsa_id} ({user.name}): {refused.get(exc.status or 0, 'fel')}: {exc}")
         return found
     if not practitioners:
         found.problems.append(f"{user.hsa_id} ({user.name}) finns inte som Practitioner i journalen")

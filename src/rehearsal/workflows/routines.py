@@ -58,7 +58,7 @@ def legacy_counterpart(plan: Plan, site: Site) -> Unit | None:
         return None
     own = [u for u in units_of(site) if u.system == "legacy"]
     anywhere = [u for s in plan.sites for u in units_of(s) if u.system == "legacy"]
-    return (own or anywhere or [None])[0]
+    return next(iter(own or anywhere), None)
 
 
 def legacy_sender(site: Site) -> Unit | None:
