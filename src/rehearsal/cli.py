@@ -40,6 +40,7 @@ EPILOG = """examples:
   rehearse rerun                                  rerun what failed in the newest run
   rehearse report reports/latest
   rehearse report --compare 20261126T024000Z-665b   list what changed since that run
+  rehearse console --plan plans/demo.yaml         the command-centre page, following the plan's runs
   rehearse reference down
 """
 CREDENTIALS_FILE = "credentials.env"
@@ -166,6 +167,18 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument("--note", default="", help="what was seen")
     att.add_argument("--run", help="run folder or id (default: the newest)")
 
+    con = sub.add_parser("console", help="the command-centre console: a local web page following a run")
+    which = con.add_mutually_exclusive_group()
+    which.add_argument("--run", help="this run (folder or id); default: the newest, followed as runs start")
+    which.add_argument("--plan", help="the runs of this plan: the newest, and each new one as it starts")
+    con.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        default=os.environ.get("REHEARSAL_CONSOLE_BIND"),
+        help="where to listen (env REHEARSAL_CONSOLE_BIND; default 127.0.0.1 and a free port); any other "
+        "address needs REHEARSAL_CONSOLE_TOKEN",
+    )
+
     plan = sub.add_parser("plan", help="work with plans")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
     check = plan_sub.add_parser("check", help="validate a plan; problems as file:line: field: message")
@@ -276,6 +289,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _attest(reports, args)
     if args.command == "rerun":
         return _rerun(reports, state_dir, args.run)
+    if args.command == "console":
+        from rehearsal.console import serve
+
+        loaded = load_plan(_plan_path(args.plan)) if args.plan else None
+        return serve(reports, args.run, loaded, args.bind)
     if args.command == "reference":
         return _reference(args, state_dir)
     if args.command == "fault":

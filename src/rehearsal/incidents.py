@@ -89,6 +89,13 @@ class Incident:
                 return name
         return "raised"
 
+    @property
+    def open_actions(self) -> list[str]:
+        """What can still be done to it: nothing once it is resolved."""
+        if self.resolved is not None:
+            return []
+        return [a for a in ("acknowledge", "escalate", "resolve") if _done(self, a) is None]
+
     def minutes_to(self, event: Event | None, now: datetime) -> float:
         """Minutes from the raise to ``event``, or to ``now`` while it has not happened."""
         return ((event.time if event else now) - self.raised.time).total_seconds() / 60
