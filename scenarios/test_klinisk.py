@@ -21,7 +21,7 @@ from rehearsal.pages import PatientPage, PatientSearchPage, ReferralInboxPage, R
 from rehearsal.plan import Plan, Site
 from rehearsal.workflows import clinic, referrals, routines
 from rehearsal.workflows.lab import ANALYSES
-from rehearsal.workflows.printers import PrinterWitness
+from rehearsal.workflows.printers import witness_for
 
 scenarios("klinisk")
 
@@ -310,11 +310,11 @@ def _print_each(patient_page: PatientPage, plan: Plan, site: Site, ctx: dict, ki
     if not printers:  # a site without this kind prints on its other kind (clin-printing device_kinds)
         evidence.attach_text("Ingen skrivare", f"{site.id} har ingen skrivare av slaget {kind} i planen")
         return
-    witness = ctx.setdefault("witness", PrinterWitness(plan))
+    witness = ctx["witness"] if "witness" in ctx else ctx.setdefault("witness", witness_for(plan))
     page = ctx.get("print_page") or patient_page.open_print()
     ctx["print_page"] = page
     for printer in printers:
-        before = witness.count(printer)
+        before = witness.mark(printer)
         try:
             said = job(page, printer)
         except AssertionError:
@@ -335,7 +335,7 @@ def ehr_says_printed(ctx: dict, site: Site) -> None:
 
 @then("bekräftar varje skrivare själv att den tog emot jobbet")
 def printers_confirm(ctx: dict) -> None:
-    witness: PrinterWitness = ctx["witness"]
+    witness = ctx["witness"]
     try:
         confirmed = [witness.confirm(p, before, ctx["patient"].name) for p, before, _ in ctx["printed"]]
     finally:

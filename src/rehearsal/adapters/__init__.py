@@ -46,7 +46,10 @@ INTERFACES: dict[str, str] = {
 }
 
 #: Built-in adapters: (interface, name) -> "module:attribute". Add a line with a new adapter.
-BUILTIN: dict[tuple[str, str], str] = {}
+BUILTIN: dict[tuple[str, str], str] = {
+    ("print_witness", "reference"): "rehearsal.adapters.print_witness_reference:ReferencePrintWitness",
+    ("print_witness", "standards"): "rehearsal.adapters.print_witness:StandardsPrintWitness",
+}
 
 
 class AdapterError(UsageError):

@@ -1,84 +1,21 @@
-"""Did the printer itself receive the job? Asked of the printer, not of the EHR that sent it.
+"""Did the printer itself receive the job? The plan's print witness says (``adapters.print_witness``).
 
-The EHR saying "skrivaren tog emot armbandet" is the sender's view. Labels that worked on
-one ward and not on the next were a late blocker in real go-lives, so the clinical
-scenario also asks the other end:
+The EHR's "skrivaren tog emot armbandet" is the sender's view; the clinical printing scenario
+also asks the other end. *How* is the target's: the reference hospital lists what its simulated
+printers took, a real printer answers by IPP, SNMP or ZPL (:mod:`rehearsal.adapters.print_witness`).
 
-- a simulated printer of the reference hospital keeps every label it took; its admin
-  endpoint (``{web_base}/_reference/devices/printed?printer=ID``) lists them, so the check
-  is "one more label than before, with this patient's identity on it";
-- a real Zebra printer has no such list: it is asked ``~HS`` on its raw port, and counts as
-  having taken the job when it answers that it is ready (no paper out, head open, ribbon
-  out or pause) — the label is then printed, not held.
-
-    witness = PrinterWitness(plan)
-    before = witness.count(printer)            # None: the printer keeps no list
+    witness = witness_for(plan)
+    mark = witness.mark(printer)
     …print…
-    witness.confirm(printer, before, expect_text, within_s) -> str   (what it said; AssertionError if not)
+    witness.confirm(printer, mark, expect_text, within_s) -> str   (what it said; AssertionError if not)
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from urllib.parse import urlsplit
-
-from rehearsal.clients.http import GuardedClient, HttpError
-from rehearsal.plan import Plan, Printer
-from rehearsal.probes.zpl import probe_zpl
-
-ADMIN = "/_reference/devices/printed"
+from rehearsal.adapters.print_witness import PrintWitness
+from rehearsal.plan import Plan
 
 
-class PrinterWitness:
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-        env = plan.environment
-        field = "environment.web_base"
-        self._http = GuardedClient(env.web_base, env.timeouts, env.allowed_hosts, field=field)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def labels(self, printer: Printer) -> list[str] | None:
-        """Every label the printer took, when it can tell (a simulated one); None otherwise."""
-        try:
-            response = self._http.request("GET", ADMIN, params={"printer": printer.id})
-        except HttpError:
-            return None
-        if response.status_code != 200:
-            return None
-        entry = response.json().get(printer.id) or {}
-        return [*entry.get("printed", []), *entry.get("queued", [])]
-
-    def count(self, printer: Printer) -> int | None:
-        found = self.labels(printer)
-        return None if found is None else len(found)
-
-    def confirm(self, printer: Printer, before: int | None, expect: str, within_s: float = 2.0) -> str:
-        """The printer's own confirmation that it took a job with ``expect`` in it; AssertionError if not."""
-        if before is None:
-            return self._ready(printer)
-        deadline = time.monotonic() + within_s
-        while True:
-            found = self.labels(printer) or []
-            new = found[before:]
-            if any(expect in label for label in new):
-                return f"{printer.id} tog emot {len(new)} ny(a) etikett(er) med {expect}"
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"skrivaren {printer.id} ({printer.uri}) har inte tagit emot någon etikett med {expect} "
-                    f"(före: {before}, nu: {len(found)}; nya: {[label[:80] for label in new]})"
-                )
-            time.sleep(0.1)
-
-    def _ready(self, printer: Printer) -> str:
-        scheme = urlsplit(printer.uri).scheme
-        if scheme != "tcp":
-            return f"{printer.id}: ({scheme}) bekräftas av journalens utskriftskvitto"
-        readiness = asyncio.run(probe_zpl(printer.uri, self.plan.environment.timeouts.device, identify=False))
-        if not readiness.ready:
-            raise AssertionError(
-                f"skrivaren {printer.id} ({printer.uri}) är inte redo efter jobbet: {readiness}"
-            )
-        return f"{printer.id} svarar ~HS: redo (ingen pappersbrist, lucka stängd, inte pausad)"
+def witness_for(plan: Plan) -> PrintWitness:
+    """The print witness the plan names (``environment.adapters.print_witness``, default reference)."""
+    return plan.environment.adapter("print_witness")(plan)
