@@ -27,7 +27,7 @@ from reference_hospital.ehr_server import EhrServer
 from reference_hospital.faults import Fault
 from reference_hospital.fhir_resources import ResultValue, patient_id, result_bundle
 from rehearsal import evidence, patient_gate, pytest_plugin
-from rehearsal.pages import (
+from rehearsal.pages.reference import (
     LoginPage,
     PatientPage,
     PatientSearchPage,

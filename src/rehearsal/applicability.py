@@ -8,7 +8,10 @@ ever and keep the decision NO-GO. The plan says where each criterion applies:
   for aspect ``klinisk`` (the clinical workflows rehearsed are the new EHR's), else ``any``;
 - the device kinds it is about: for ``device_readiness`` the kinds it counts
   (:meth:`rehearsal.plan.Plan.device_criterion`), for others ``criteria[].device_kinds``;
-  the site needs at least one device of one of them.
+  the site needs at least one device of one of them;
+- the plan's web UI adapter (``environment.adapters.web_ui``): a criterion of the clinical
+  features that needs something the adapter declares it cannot do (``cannot``, e.g. no
+  referrals: :data:`rehearsal.pages.web_ui.NEEDS`) applies nowhere, with the adapter's reason.
 
 :func:`reason` says why not (in the plan's language), or None. The go/no-go decision shows such
 a line as ``not_applicable`` with that reason, and the per-site tests are not generated there;
@@ -17,6 +20,8 @@ a line that does get results is judged on them, whatever the plan says.
 
 from __future__ import annotations
 
+from rehearsal import adapters
+from rehearsal.pages import web_ui
 from rehearsal.plan import Criterion, Plan, Site
 
 _TEXT = {
@@ -25,6 +30,7 @@ _TEXT = {
         "den nya journalen",
         "new": "{site} arbetar i den nya journalen (system: new); kriteriet gäller det äldre journalsystemet",
         "devices": "{site} har inga {kinds} i planen",
+        "web_ui": "webbklienten (adapters.web_ui: {adapter}) kan inte det som kriteriet kräver: {why}",
         "no_site": "ingen plats i planen där kriteriet gäller: {why}",
         "or": " eller ",
         "kinds": {
@@ -38,6 +44,7 @@ _TEXT = {
         "legacy": "{site} still works in the legacy EHR (system: legacy); the criterion is about the new EHR",
         "new": "{site} works in the new EHR (system: new); the criterion is about the legacy EHR",
         "devices": "{site} has no {kinds} in the plan",
+        "web_ui": "the web UI (adapters.web_ui: {adapter}) cannot do what the criterion needs: {why}",
         "no_site": "no site of the plan where the criterion applies: {why}",
         "or": " or ",
         "kinds": {
@@ -70,7 +77,17 @@ def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
     if kinds and not kinds & kinds_at(site):
         names = [text["kinds"].get(k, k) for k in sorted(kinds)]
         return text["devices"].format(site=site.id, kinds=text["or"].join(names))
-    return None
+    return _web_ui_reason(plan, criterion, text)
+
+
+def _web_ui_reason(plan: Plan, criterion: Criterion, text: dict) -> str | None:
+    """Why the plan's web UI adapter cannot serve `criterion` (what it declared it cannot do), or None."""
+    if criterion.id not in web_ui.NEEDS:
+        return None
+    adapter = plan.environment.adapter("web_ui")
+    why = web_ui.missing(adapter, criterion.id, plan.language)
+    name = adapters.chosen(plan.environment.adapters, "web_ui")
+    return text["web_ui"].format(adapter=name, why=why) if why else None
 
 
 def region_reason(plan: Plan, criterion: Criterion) -> str | None:

@@ -49,6 +49,7 @@ INTERFACES: dict[str, str] = {
 BUILTIN: dict[tuple[str, str], str] = {
     ("print_witness", "reference"): "rehearsal.adapters.print_witness_reference:ReferencePrintWitness",
     ("print_witness", "standards"): "rehearsal.adapters.print_witness:StandardsPrintWitness",
+    ("web_ui", "reference"): "rehearsal.pages.reference:ReferenceWebUi",
 }
 
 

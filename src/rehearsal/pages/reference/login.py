@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-from rehearsal.pages.search import PatientSearchPage
+from rehearsal.pages.reference.search import PatientSearchPage
 
 
 class LoginPage:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from playwright.sync_api import Locator, Page, expect
 
-from rehearsal.pages._table import rows
-from rehearsal.pages.printing import PrintPage
-from rehearsal.pages.referral import ReferralPage
-from rehearsal.pages.results import ResultsPage
+from rehearsal.pages.reference._table import rows
+from rehearsal.pages.reference.printing import PrintPage
+from rehearsal.pages.reference.referral import ReferralPage
+from rehearsal.pages.reference.results import ResultsPage
 
 
 class PatientPage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import Locator, Page, expect
 
 from rehearsal import patient_gate
-from rehearsal.pages._table import rows
+from rehearsal.pages.reference._table import rows
 
 
 class ReferralPage:

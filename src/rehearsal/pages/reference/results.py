@@ -6,7 +6,7 @@ import time
 
 from playwright.sync_api import Page, expect
 
-from rehearsal.pages._table import rows
+from rehearsal.pages.reference._table import rows
 
 
 class ResultsPage:

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import Locator, Page, expect
 
 from rehearsal import patient_gate
-from rehearsal.pages.patient import PatientPage
+from rehearsal.pages.reference.patient import PatientPage
 
 
 class PatientSearchPage:
