@@ -71,9 +71,9 @@
     const button = e.target instanceof Element ? e.target.closest("[data-attest-item]") : null;
     if (!button) return;
     const form = document.getElementById("attest-form");
-    form.elements.item.value = button.dataset.attestItem;
-    form.elements.site.value = button.dataset.attestSite;
-    form.elements.note.focus();
+    form.elements.namedItem("item").value = button.dataset.attestItem; // (elements.item is a method)
+    form.elements.namedItem("site").value = button.dataset.attestSite;
+    form.elements.namedItem("note").focus();
   });
 
   follow();

@@ -245,7 +245,9 @@ def _failures(plan: Plan, found: Chain, t: dict[str, Any]) -> list[dict[str, Any
                 "site": site_name(plan, r.site, t["pack"]) if r.site != CENTRAL else t["pack"]["central"],
                 "criterion": r.criterion or "",
                 "name": _shown(r.name, 200),
-                "reason": _shown(r.message.strip().splitlines()[0] if r.message.strip() else "", 300),
+                "reason": _shown(
+                    r.message.strip().splitlines()[0] if r.message.strip() else "", 300
+                ).removeprefix("AssertionError: "),  # pytest's wording; the reason is what follows
                 "at": _clock(datetime.fromtimestamp(r.finished_at / 1000, UTC).isoformat())
                 if r.finished_at
                 else "",
@@ -270,7 +272,8 @@ def _manual(plan: Plan, found: Chain, t: dict[str, Any]) -> list[dict[str, Any]]
             continue
         made = attest.lookup(attested, item, r.site) if item != incidents.PENDING_ITEM else None
         question = r.message.strip().splitlines()[0] if r.message.strip() else r.name
-        question = question.removeprefix(f"{attest.PENDING}: ").split(" (rehearse attest ")[0]
+        question = question.removeprefix("Skipped: ").removeprefix(f"{attest.PENDING}: ")
+        question = question.split(" (rehearse attest ")[0]
         state = "pending"
         said = t["pending"]
         if made is not None:
