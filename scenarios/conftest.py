@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from rehearsal.adapters.monitoring import Monitoring
 from rehearsal.clients.coexistence import BridgeClient, LegacyClient
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.plan import LoadedPlan, Plan, Site
@@ -137,6 +138,14 @@ def fhir(plan: Plan) -> Iterator[FhirClient]:
 def legacy(plan: Plan) -> Iterator[LegacyClient]:
     with LegacyClient.for_plan(plan) as client:
         yield client
+
+
+@pytest.fixture
+def monitoring(plan: Plan) -> Iterator[Monitoring]:
+    """The integration monitoring the plan names (``environment.adapters.monitoring``)."""
+    monitor: Monitoring = plan.environment.adapter("monitoring")(plan)
+    yield monitor
+    monitor.close()
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from rehearsal import evidence, fidelity, guard, reconcile
+from rehearsal.adapters.monitoring import Activity, Heartbeat, Monitoring
+from rehearsal.adapters.monitoring import for_plan as monitoring_for_plan
 from rehearsal.clients import hl7 as mllp
 from rehearsal.clients.coexistence import BridgeClient, LegacyClient
 from rehearsal.clients.directory import for_plan as directory_for_plan
@@ -141,19 +144,16 @@ def mllp_acked(ack: dict[str, Any]) -> None:
 
 
 @when("bryggans hjärtslag hämtas", target_fixture="heartbeat")
-def bridge_heartbeat(bridge: BridgeClient) -> dict[str, Any]:
-    status, body = bridge.heartbeat()
-    evidence.attach_json("Bryggans hjärtslag", body)
-    return {"http": status, **body}
+def bridge_heartbeat(monitoring: Monitoring) -> Heartbeat:
+    beat = monitoring.heartbeat()
+    evidence.attach_json("Bryggans hjärtslag", beat.evidence)
+    return beat
 
 
 @then("arbetar bryggan och varje förbindelse fungerar")
-def bridge_alive(heartbeat: dict[str, Any]) -> None:
-    broken = [f"{name}: {link.get('error') or 'fel'}" for name, link in (heartbeat.get("links") or {}).items()
-              if not link.get("ok")]  # fmt: skip
-    assert heartbeat["http"] == 200 and heartbeat.get("status") == "ok", (
-        f"bryggan: HTTP {heartbeat['http']}, status {heartbeat.get('status')!r}; " + "; ".join(broken)
-    )
+def bridge_alive(heartbeat: Heartbeat) -> None:
+    if not heartbeat.ok:
+        raise AssertionError(heartbeat.problem)
 
 
 # -- lab orders and results -------------------------------------------------------------------------
@@ -167,8 +167,11 @@ def lab_traffic(traffic: Traffic, site: Site):
 
 
 @then("har bryggan lämnat varje beställning till labbet och fått kvittensen AA")
-def bridge_delivered_orders(lab, bridge: BridgeClient, site: Site, window: Window) -> None:
-    messages = bridge.messages(site.id, since=window.bridge_since)
+def bridge_delivered_orders(lab, monitoring: Monitoring, site: Site, window: Window) -> None:
+    listed = monitoring.activity(window.monitoring, site).messages
+    if listed is None:  # an engine that shows counters only cannot follow one order: not known, not passed
+        pytest.skip("integrationsövervakningen visar inte enskilda meddelanden: beställningarnas väg okänd")
+    messages = list(listed)
     by_key = {m.get("key"): m for m in messages if m.get("kind") == "lab-order"}
     evidence.attach_json("Bryggans meddelanden för beställningarna", [by_key.get(o) for o in lab.orders])
     problems = []
@@ -204,27 +207,20 @@ def traffic_sent(traffic: Traffic, site: Site) -> list[Any]:
 
 
 @when("bryggans köer läses för platsen", target_fixture="messages")
-def site_messages(bridge: BridgeClient, site: Site, window: Window) -> list[dict[str, Any]]:
-    found = bridge.messages(site.id, since=window.bridge_since)
-    evidence.attach_json(f"Bryggans meddelanden för {site.id} under repetitionen", found)
+def site_messages(monitoring: Monitoring, site: Site, window: Window) -> Activity:
+    found = monitoring.activity(window.monitoring, site)
+    evidence.attach_json(f"Bryggans meddelanden för {site.id} under repetitionen", found.evidence)
     return found
 
 
 @then("ligger inget av platsens meddelanden i catch-all-kön")
-def none_in_catch_all(messages: list[dict[str, Any]]) -> None:
-    parked = [f"{m['kind']} {m['key']} ({m.get('patient', '')}): {m.get('error', '')}" for m in messages
-              if m.get("queue") == "catch-all"]  # fmt: skip
-    _no_problems(parked, f"{len(parked)} meddelanden i catch-all-kön")
+def none_in_catch_all(messages: Activity) -> None:
+    _no_problems(list(messages.orphaned), f"{len(messages.orphaned)} meddelanden i catch-all-kön")
 
 
 @then("har inget av platsens meddelanden misslyckats")
-def none_failed(messages: list[dict[str, Any]]) -> None:
-    failed = [
-        f"{m['kind']} {m['key']} i {m['queue']}: {m.get('error', '')}"
-        for m in messages
-        if m.get("status") == "failed"
-    ]
-    _no_problems(failed, "misslyckade meddelanden")
+def none_failed(messages: Activity) -> None:
+    _no_problems(list(messages.failed), "misslyckade meddelanden")
 
 
 # -- referral round trips ---------------------------------------------------------------------------
@@ -394,9 +390,14 @@ def same_content(migration, site: Site) -> None:
 def everything_touched(plan: Plan, fhir, window: Window) -> guard.Touched:
     touched = guard.Touched()
     guard.touched_in_ehr(fhir, window.fhir_since, touched)
-    if plan.environment.bridge_base:
-        with BridgeClient.for_plan(plan) as bridge:
-            guard.touched_in_messages(bridge.messages(since=window.bridge_since), "bryggan", touched)
+    monitor = monitoring_for_plan(plan)
+    if monitor is not None:
+        try:
+            listed = monitor.activity(window.monitoring).messages
+        finally:
+            monitor.close()
+        if listed is not None:  # an engine that shows counters only names no patient
+            guard.touched_in_messages(list(listed), "bryggan", touched)
     if plan.environment.legacy_base:
         with LegacyClient.for_plan(plan) as legacy:
             since = window.local_since.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -7,6 +7,7 @@ Egenskap: Labbeställning och provsvar i webbklienten
   patient inom planens svarstid (coexistence.lab.result_within_s). Ett svar som hamnar på
   en annan patient, eller som aldrig kommer, är ett fel här.
 
+  @id:klin-lab-order-01
   Scenario: En användare beställer ett labbprov och ser svaret på rätt patient
     Givet att en användare på platsen är inloggad i webbklienten
     När användaren söker fram platsens testpatient

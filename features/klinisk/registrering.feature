@@ -7,6 +7,7 @@ Egenskap: Registrering och inskrivning i webbklienten
   Bara planens testidentiteter och reservnummer som repetitionen själv skapar får
   förekomma (se Repetitionen rör bara testidentiteter).
 
+  @id:klin-registration-01
   Scenario: En känd och en okänd patient registreras och den okända skrivs in på akuten
     Givet att en användare på platsen är inloggad i webbklienten
     När användaren registrerar platsens testpatient på personnummer

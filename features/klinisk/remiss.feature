@@ -9,6 +9,7 @@ Egenskap: Remisser över samexistensgränsen i webbklienten
   genom sitt eget gränssnitt.
 
   @route:new-to-legacy
+  @id:klin-referral-01
   Scenario: En remiss till det äldre journalsystemet besvaras och svaret kommer fram ordagrant
     Givet att en användare på platsen är inloggad i webbklienten
     När användaren söker fram platsens testpatient
@@ -26,6 +27,7 @@ Egenskap: Remisser över samexistensgränsen i webbklienten
     Så visas svaret i webbklienten ordagrant som det skrevs
 
   @route:legacy-to-new
+  @id:klin-referral-02
   Scenario: En remiss från det äldre journalsystemet besvaras i webbklienten och svaret kommer fram ordagrant
     Givet att en användare på platsen är inloggad i webbklienten
     När platsens enhet i det äldre journalsystemet remitterar platsens testpatient till platsen med frågeställningen:

@@ -7,6 +7,7 @@ Egenskap: Armband och provetiketter skrivs ut på platsens skrivare
   tog emot jobbet; skrivaren ska också själv bekräfta att den fick det. Skrivarna är
   platsens enligt planen (sites[].printers, slagen wristband och label).
 
+  @id:klin-printing-01
   Scenario: Armband och provetikett skrivs ut och skrivarna bekräftar jobben
     Givet att en användare på platsen är inloggad i webbklienten
     När användaren söker fram platsens testpatient

@@ -6,11 +6,13 @@ Egenskap: Kommandocentralen är bemannad på varje plats
   som går att nå på telefon.
 
   @per_site
+  @id:org-roster-01
   Scenario: Varje roll i platsens kommandocentral har en namngiven person med telefonnummer
     Givet platsens kommandocentral enligt planen
     Så har varje roll i planen en namngiven person
     Och har varje person i kommandocentralen ett telefonnummer
 
+  @id:org-roster-02
   Scenario: Varje roll i den centrala kommandocentralen har en namngiven person med telefonnummer
     Givet den centrala kommandocentralen enligt planen
     Så har varje roll i planen en namngiven person

@@ -14,7 +14,7 @@ Egenskap: Integrationerna svarar
     När ett HL7-testmeddelande skickas till labbsystemet över MLLP
     Så svarar labbsystemet med en godkänd kvittens (AA) på just det meddelandet
 
-  @needs:bridge_base
+  @needs:monitoring
   Scenario: Integrationsbryggans hjärtslag är friskt
     När bryggans hjärtslag hämtas
     Så arbetar bryggan och varje förbindelse fungerar

@@ -1,5 +1,5 @@
 # language: sv
-@traffic @criterion:tech-queues @system:new @needs:bridge_base @needs:fhir_base @writes @per_site
+@traffic @criterion:tech-queues @system:new @needs:monitoring @needs:fhir_base @writes @per_site
 Egenskap: Inga meddelanden i integrationsbryggans catch-all-kö
   På ett sjukhus hamnade över 11 000 beställningar i en okänd kö utan att någon märkte
   det. Efter platsens testtrafik (labbeställningar och remisser över gränsen enligt

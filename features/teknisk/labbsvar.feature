@@ -8,6 +8,7 @@ Egenskap: Varje labbeställning besvaras i tid och på rätt patient
   HL7 v2 över MLLP, eller direkt.
 
   @lab_route:bridge @needs:bridge_base @needs:lab_mllp
+  @id:tek-lab-results-01
   Scenario: Labbeställningar via bryggan besvaras i tid och på rätt patient
     När platsens användare beställer ett prov för varje testpatient
     Så har bryggan lämnat varje beställning till labbet och fått kvittensen AA
@@ -15,6 +16,7 @@ Egenskap: Varje labbeställning besvaras i tid och på rätt patient
     Och ligger varje svar på samma patient som beställningen
 
   @lab_route:direct
+  @id:tek-lab-results-02
   Scenario: Labbeställningar direkt till labbet besvaras i tid och på rätt patient
     När platsens användare beställer ett prov för varje testpatient
     Så har varje beställning fått sitt svar inom planens tid

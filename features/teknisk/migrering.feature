@@ -6,6 +6,7 @@ Egenskap: Migrerade bokningar stämmer mot utdraget från det äldre journalsyst
   bokning i utdraget (CSV från det äldre systemet) ska finnas bland de migrerade, med samma
   patient, enhet och tid, och inget får ha migrerats som inte finns i utdraget.
 
+  @id:tek-migration-01
   Scenario: Platsens migrerade bokningar stämmer med utdraget
     Givet utdraget av bokningar ur det äldre journalsystemet och de migrerade bokningarna
     Så är antalet bokningar på platsen detsamma i utdraget som efter migreringen

@@ -6,6 +6,7 @@ Egenskap: Den andra sidans journaluppgifter går att läsa (NPÖ)
   NPÖ-liknande tjänst).
 
   @route:new-to-legacy
+  @id:tek-npo-01
   Scenario: Platsen läser båda journalernas uppgifter om sin testpatient
     Givet att en enhet i det äldre journalsystemet har publicerat en anteckning om platsens testpatient
     När patientöversikten läses för patienten

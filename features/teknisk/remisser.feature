@@ -8,12 +8,14 @@ Egenskap: Remisser tur och retur över samexistensgränsen
   byte för byte åt båda hållen.
 
   @route:new-to-legacy
+  @id:tek-referrals-01
   Scenario: Remiss från den nya journalen till det äldre journalsystemet och svaret tillbaka
     När platsens användare skickar en remiss till en enhet i det äldre journalsystemet
     Så kommer remissen fram med frågeställningen byte för byte
     Och kommer svaret tillbaka byte för byte
 
   @route:legacy-to-new
+  @id:tek-referrals-02
   Scenario: Remiss från det äldre journalsystemet till den nya journalen och svaret tillbaka
     När platsens enhet i det äldre journalsystemet skickar en remiss till platsens enhet i den nya journalen
     Så kommer remissen fram med frågeställningen byte för byte

@@ -401,7 +401,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     needs_target = bool(
         selection.whole_plan
         or selection.missing
-        or {m.latest.aspect for m in merged if m.latest.nodeid in ids} - {"organisatorisk"}
+        or {m.latest.aspect for m in merged if m.latest.selector in ids} - {"organisatorisk"}
     )
     env = _require_passwords(state_dir, loaded, needs_target)
     if needs_target:

@@ -26,9 +26,12 @@ import allure_commons
 from allure_commons.logger import AllureFileLogger
 from attr import asdict
 
-from rehearsal import redact
+from rehearsal import ids, redact
 
-LABELS = ("aspect", "site", "severity", "criterion", "device", "rehearsal", "run", "nodeid", "attestation")
+LABELS = (
+    "aspect", "site", "severity", "criterion", "device", "rehearsal", "run", "nodeid", "rehearsal_id",
+    "attestation",
+)  # fmt: skip
 _SEVERITY = {
     "blocker": allure.severity_level.BLOCKER,
     "critical": allure.severity_level.CRITICAL,
@@ -118,6 +121,9 @@ class RedactingFileLogger(AllureFileLogger):
         indent = 4 if os.environ.get("ALLURE_INDENT_OUTPUT") else None
         filename = item.file_pattern.format(prefix=uuid.uuid4())
         data = redact.json_value(asdict(item, filter=lambda _, v: v or v is False))
+        stable = _stable_id(data)
+        if stable:  # Allure 3 keys a test's history and retries on it: a renamed title keeps both
+            data["testCaseId"] = ids.allure_test_case_id(stable)
         tmp = self._report_dir / f"{filename}.tmp"
         with open(tmp, "w", encoding="utf8") as out:
             json.dump(data, out, indent=indent, ensure_ascii=False)
@@ -140,6 +146,14 @@ class RedactingFileLogger(AllureFileLogger):
         tmp = self._report_dir / f"{file_name}.tmp"
         tmp.write_bytes(content)
         os.replace(tmp, self._report_dir / file_name)
+
+
+def _stable_id(data: Any) -> str | None:
+    labels = data.get("labels") if isinstance(data, dict) else None
+    for label in labels or []:
+        if isinstance(label, dict) and label.get("name") == ids.LABEL and label.get("value"):
+            return str(label["value"])
+    return None
 
 
 def redact_results() -> None:

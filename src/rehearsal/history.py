@@ -3,7 +3,9 @@
 A region runs several rehearsals per wave (GR1, GR2, …, each a plan ``rehearsal`` slug
 sharing the plan's ``wave``) and reruns between them. Every ``rehearse report`` records the
 run's state in ``reports/<wave>/history/runs.jsonl``: its decision, per site × aspect the
-result counts and open findings, and the status of every item (by Allure ``historyId``).
+result counts and open findings, and the status of every item by its key (stable id and
+site, :mod:`rehearsal.ids`: a renamed title keeps its line; records from before ids are keyed
+by Allure's ``historyId`` and still compare, through the ``history_id`` each item keeps).
 A record is appended the first time a run is reported and replaced in place afterwards, so
 reporting a run again never adds a second point for it. Runs are ordered by their start
 time, then by when they were first reported.
@@ -53,14 +55,18 @@ class Change:
     """One item whose status moved between the compared run and this one."""
 
     history_id: str
+    """Allure's historyId of the item now (title-based; the key is what is compared)."""
     name: str
     site: str | None
     criterion: str | None
     before: str | None
     after: str
+    key: str = ""
+    """The item's key (``id@site``; Allure's historyId for a result from before ids)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "key": self.key or self.history_id,
             "history_id": self.history_id,
             "name": self.name,
             "site": self.site,
@@ -160,16 +166,15 @@ def rate(counts: Mapping[str, int]) -> float | None:
 
 
 def items_of(merged: Sequence[MergedResult]) -> dict[str, dict[str, Any]]:
-    """Every item's latest status by Allure historyId: what "what changed" compares."""
-    return {
-        m.latest.history_id: {
-            "status": m.latest.status,
-            "name": m.latest.name,
-            "site": m.latest.site,
-            "criterion": m.latest.criterion,
-        }
-        for m in merged
-    }
+    """Every item's latest status by its key (id@site, else historyId): what "what changed" compares."""
+    items: dict[str, dict[str, Any]] = {}
+    for m in merged:
+        r = m.latest
+        item: dict[str, Any] = {"status": r.status, "name": r.name, "site": r.site, "criterion": r.criterion}
+        if r.rehearsal_id:
+            item |= {"id": r.rehearsal_id, "history_id": r.history_id}
+        items[r.key] = item
+    return items
 
 
 def snapshot(run: Run, plan: Plan, decision: Decision, merged: Sequence[MergedResult]) -> dict[str, Any]:
@@ -298,16 +303,20 @@ def changes(
     if before is None:
         return Changes()
     fixed, regressed, new, still = [], [], [], 0
-    for history_id, now in current.items():
-        then = before.get(history_id)
+    for item_key, now in current.items():
+        history_id = str(now.get("history_id") or item_key)
+        then = before.get(item_key)
+        if then is None and "id" in now:  # the run compared with is from before ids: its historyId
+            then = before.get(history_id)
         status = now.get("status", "unknown")
         change = Change(
             history_id=history_id,
-            name=str(now.get("name", history_id)),
+            name=str(now.get("name", item_key)),
             site=now.get("site"),
             criterion=now.get("criterion"),
             before=then.get("status") if then else None,
             after=status,
+            key=item_key,
         )
         if then is None:
             if status in FAILED:

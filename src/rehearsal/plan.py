@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from rehearsal import adapters
+from rehearsal.adapters import monitoring_jsonpath
 from rehearsal.errors import UsageError
 from rehearsal.files import NotRegularFile, TooLarge, read_bounded
 from rehearsal.identities import (
@@ -82,6 +83,49 @@ class Timeouts(_Model):
     device: float = Field(2.0, gt=0)
 
 
+class MonitoringProbe(_Model):
+    """An integration engine's statistics over HTTP/JSON, read by the ``standards`` monitoring adapter.
+
+    JSON paths are the small subset of :mod:`rehearsal.adapters.monitoring_jsonpath`; ``{site}``
+    in the URLs or paths stands for the plan site id (engines that show each site apart).
+    """
+
+    url: str
+    """Where the queue statistics are (``orphaned``, ``failed``, ``queue_depth`` are read here)."""
+    heartbeat_url: str | None = None
+    """Where the heartbeat is, when not at ``url``."""
+    heartbeat: str | None = None
+    """JSON path to the time of the last beat (ISO 8601, or epoch seconds/milliseconds)."""
+    max_heartbeat_age_s: float = Field(60.0, gt=0)
+    queue_depth: str | None = None
+    """JSON path to the messages waiting (numbers found are added up)."""
+    max_queue_depth: float | None = Field(None, ge=0)
+    orphaned: str | None = None
+    """JSON path to the catch-all/orphan queue's count: it must not grow during the rehearsal."""
+    failed: str | None = None
+    """JSON path to the errored messages' count: it must not grow during the rehearsal."""
+    token_env: str | None = None
+    """Environment variable holding a bearer token for the engine's API (never the token itself)."""
+
+    @field_validator("url", "heartbeat_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.replace("{site}", "site"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        _port_of(value.replace("{site}", "site"))
+        return value
+
+    @field_validator("heartbeat", "queue_depth", "orphaned", "failed")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None:
+            monitoring_jsonpath.parse(value.replace("{site}", "site"))
+        return value
+
+
 class Environment(_Model):
     name: str
     kind: Literal["test", "production"]
@@ -102,6 +146,14 @@ class Environment(_Model):
     """HSA/KiV directory: ``ldap://host:port`` or the path of an LDIF export."""
     adapters: dict[str, str] = {}
     """Which adapter reaches each interface (``web_ui: gnuhealth``); unnamed ones: ``reference``."""
+    monitoring: MonitoringProbe | None = None
+    """The integration engine's HTTP/JSON statistics (``adapters: {monitoring: standards}``)."""
+
+    @model_validator(mode="after")
+    def _monitoring_given(self) -> Environment:
+        if adapters.chosen(self.adapters, "monitoring") == "standards" and self.monitoring is None:
+            raise ValueError("adapters.monitoring: standards needs environment.monitoring (url, JSON paths)")
+        return self
 
     @field_validator("adapters")
     @classmethod

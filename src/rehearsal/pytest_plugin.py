@@ -18,7 +18,7 @@ import allure
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from rehearsal import applicability, attest, evidence, patient_gate, redact, silence
+from rehearsal import applicability, attest, evidence, ids, patient_gate, redact, silence
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Printer, Site, load_plan
@@ -30,6 +30,7 @@ WEB_PAGE = pytest.StashKey[Any]()
 VALUE_TAGS = ("aspect", "criterion", "severity")
 #: Tests whose browser page showed someone who is not a test patient: no screenshot, no trace kept.
 _FOREIGN_ON_SCREEN: set[str] = set()
+SCENARIOS_COLLECTED = pytest.StashKey[bool]()
 CONTENT_ASPECT = {"hardware_checks": "teknisk", "load": "teknisk"}
 
 
@@ -49,7 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=ASPECTS,
         help="only these aspects",
     )
-    group.addoption("--rehearsal-only", metavar="FILE", help="file of node ids to run (a rerun's selection)")
+    group.addoption(
+        "--rehearsal-only", metavar="FILE", help="node ids or keys (id@site) to run, one a line (a rerun's)"
+    )
     group.addoption(
         "--rehearsal-attestations",
         metavar="FILE",
@@ -68,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("criterion(id)", "the go/no-go criterion a scenario feeds"),
         ("severity(level)", "blocker | critical | normal | minor"),
         ("per_site", "run the scenario once per plan site"),
+        ("rehearsal_id(id)", "the stable id of the test (a scenario's @id tag; rehearsal.ids)"),
         ("slow", "end-to-end tests that start processes"),
     ):
         config.addinivalue_line("markers", f"{name}: {text}")
@@ -118,7 +122,8 @@ def parametrize_devices(
     """One case per (site, device) of the sites in scope, id ``site/device``.
 
     Plan ids, not addresses: the id stays the same when a printer's URI changes, so history and
-    a rerun's selection find the device again. No devices in scope: one skipped case saying so.
+    a rerun's selection find the device again; each case carries its stable id
+    (``printer:<device>``, ``workstation:<device>``). No devices in scope: one skipped case saying so.
     """
     if "device" not in metafunc.fixturenames:
         return
@@ -127,7 +132,7 @@ def parametrize_devices(
         metafunc.parametrize(("site", "device"), [])
         return
     cases = [
-        (s.id, d.id)
+        (s.id, d.id, "printer" if isinstance(d, Printer) else "workstation")
         for s in sites_in_scope(metafunc.config)
         for d in devices_of(s)
         if _device_applies(plan, s, d)
@@ -136,7 +141,11 @@ def parametrize_devices(
         skip = pytest.mark.skip(reason=f"no {what} at the sites in scope (where their criterion applies)")
         metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id=f"no-{what}")])
         return
-    metafunc.parametrize(("site", "device"), cases, ids=[f"{s}/{d}" for s, d in cases])
+    params = [
+        pytest.param(s, d, id=f"{s}/{d}", marks=pytest.mark.rehearsal_id(ids.device_id(kind, d)))
+        for s, d, kind in cases
+    ]
+    metafunc.parametrize(("site", "device"), params)
 
 
 def _device_applies(plan: Plan, site: Site, device: Any) -> bool:
@@ -244,8 +253,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
-    """`@criterion:tech-fhir` style tags become markers with a value."""
+    """`@criterion:tech-fhir` style tags become markers with a value; `@id:…` the stable id."""
     name, sep, value = tag.partition(":")
+    if sep and name == ids.TAG:
+        pytest.mark.rehearsal_id(value)(function)
+        return True
     if sep and name in VALUE_TAGS:
         getattr(pytest.mark, name)(value)(function)
         return True
@@ -271,15 +283,38 @@ def aspect_of(item: pytest.Item) -> str | None:
     return None
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if scenario_of(item) is not None:
+        item.config.stash[SCENARIOS_COLLECTED] = True
+
+
+def _check_scenario_ids(config: pytest.Config) -> None:
+    """Every scenario of the features folder has its own stable id, or collection stops (one line)."""
+    if not config.stash.get(SCENARIOS_COLLECTED, False):
+        return
+    features = config.rootpath / str(config.getini("bdd_features_base_dir") or "features")
+    problem = ids.check_features(features, config.rootpath)
+    if problem:
+        raise pytest.UsageError(problem)
+
+
+def _selected(item: pytest.Item, only: set[str] | None) -> bool:
+    """In a rerun's selection by node id, or by key (its id alone: a result that named no site)."""
+    if only is None or item.nodeid in only:
+        return True
+    return ids.item_key(item) in only or ids.item_id(item) in only
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if plan_for(config) is None:
         return
+    _check_scenario_ids(config)
     only_file = config.getoption("--rehearsal-only")
     only = set(Path(only_file).read_text(encoding="utf-8").split("\n")) - {""} if only_file else None
     aspects = set(config.getoption("--rehearsal-aspect"))
     keep, drop = [], []
     for item in items:
-        selected = (only is None or item.nodeid in only) and (not aspects or aspect_of(item) in aspects)
+        selected = _selected(item, only) and (not aspects or aspect_of(item) in aspects)
         (keep if selected else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -288,11 +323,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if run_dir:  # what this run means to do, so an interrupted run knows what it did not
         planned = Path(run_dir) / PLANNED_FILE
         planned.write_text("".join(f"{item.nodeid}\n" for item in keep), encoding="utf-8")
+        keys = Path(run_dir) / ids.PLANNED_KEYS_FILE  # the same tests by key: a renamed title is still found
+        keys.write_text("".join(f"{ids.item_key(item)}\n" for item in keep), encoding="utf-8")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    """Every result says which run and node it is, a test skipped by its marker too.
+    """Every result says which run and node it is and its stable id, a test skipped by its marker too.
 
     A skip mark stops the test before any fixture runs, so these labels cannot wait for one:
     without ``nodeid`` a skipped result is invisible to reruns and to the check that every
@@ -304,6 +341,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
             rehearsal=plan.rehearsal,
             run=item.config.getoption("--rehearsal-run-id") or None,
             nodeid=item.nodeid,
+            rehearsal_id=ids.item_id(item),
         )
     yield
 

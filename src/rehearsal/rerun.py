@@ -2,8 +2,11 @@
 
 A run interrupted half-way has no result for some items; they are as much "not passed"
 as a failure, so a rerun takes them too. What a run meant to run is in its
-``planned.txt`` (written by the plugin after collection); a run killed before that
-has no list, and its rerun repeats the whole plan.
+``planned-keys.txt`` (older runs: ``planned.txt``, node ids; both written by the plugin after
+collection); a run killed before that has no list, and its rerun repeats the whole plan.
+
+Tests are named by key (stable id and site, :mod:`rehearsal.ids`), so a scenario whose title
+was fixed since the run is still the one rerun; a result from before ids is named by node id.
 
 A run recorded as incomplete whose processes are all gone and whose every planned test
 has its own result is complete after all (its CLI was killed after the last test):
@@ -16,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rehearsal import lifetime
+from rehearsal import ids, lifetime
 from rehearsal.errors import UsageError
-from rehearsal.results import MergedResult, failed_nodeids, merge
+from rehearsal.results import MergedResult, failed_selectors, merge
 from rehearsal.run import PLANNED_FILE, Run, chain, discard_partial, mark_complete
 
 
@@ -31,7 +34,7 @@ class Selection:
 
     @property
     def nodeids(self) -> list[str] | None:
-        """Node ids to run, or None for the whole plan."""
+        """Keys (or node ids, for results from before ids) to run, or None for the whole plan."""
         return None if self.whole_plan else [*self.failed, *self.pending, *self.missing]
 
     def __bool__(self) -> bool:
@@ -46,35 +49,54 @@ class Selection:
 
 
 def planned(runs: list[Run]) -> set[str] | None:
-    """Every node id the runs of a chain meant to run; None if the first never said."""
+    """Every test (key; node id for runs from before ids) the runs of a chain meant to run;
+    None if the first never said."""
     found: set[str] = set()
     for run in runs:
-        path = run.dir / PLANNED_FILE
-        if not path.exists():
+        meant = _planned_by(run)
+        if meant is None:
             if run.selection is None:  # a full run that stopped before collection ended
                 return None
             continue
-        found |= set(path.read_text(encoding="utf-8").split()) - {""}
+        found |= meant
     return found
+
+
+def _planned_by(run: Run) -> set[str] | None:
+    keys, nodeids = run.dir / ids.PLANNED_KEYS_FILE, run.dir / PLANNED_FILE
+    if keys.exists():
+        return set(keys.read_text(encoding="utf-8").splitlines()) - {""}
+    if nodeids.exists():
+        return set(nodeids.read_text(encoding="utf-8").split()) - {""}
+    return None
+
+
+def _names(merged: list[MergedResult]) -> set[str]:
+    """How the planned lists may name these results: by key, or by node id (lists from before ids)."""
+    return {n for m in merged for n in (m.latest.selector, m.latest.nodeid) if n}
+
+
+def _unmet(meant: set[str], have: set[str]) -> list[str]:
+    """Planned tests without a result; a result that named no site still counts for its id."""
+    return sorted(k for k in meant if k not in have and ids.id_of_key(k) not in have)
 
 
 def select(parent: Run) -> tuple[Selection, list[MergedResult]]:
     runs = chain(parent)
     merged = merge([r.results_dir for r in runs])
     pending = [
-        m.latest.nodeid for m in merged if m.latest.status == "skipped" and m.latest.labels.get("attestation")
+        m.latest.selector
+        for m in merged
+        if m.latest.status == "skipped" and m.latest.labels.get("attestation")
     ]
     meant = planned(runs)
     if meant is None:
         return Selection([], [], [], whole_plan=True), merged
     incomplete = {r.results_dir.resolve() for r in runs if not r.complete}
-    cut_short = {
-        m.latest.nodeid
-        for m in merged
-        if _cut_short(m) and Path(m.latest.results_dir).resolve() in incomplete
-    }
-    have = {m.latest.nodeid for m in merged} - cut_short
-    return Selection(failed_nodeids(merged), [n for n in pending if n], sorted(meant - have)), merged
+    have = _names(
+        [m for m in merged if not (_cut_short(m) and Path(m.latest.results_dir).resolve() in incomplete)]
+    )
+    return Selection(failed_selectors(merged), [n for n in pending if n], _unmet(meant, have)), merged
 
 
 def _cut_short(result: MergedResult) -> bool:
@@ -83,13 +105,11 @@ def _cut_short(result: MergedResult) -> bool:
 
 
 def unrecorded(run: Run) -> list[str] | None:
-    """The node ids the run planned that have no result of its own; None if it never said what it planned."""
-    path = run.dir / PLANNED_FILE
-    if not path.exists():
+    """The tests the run planned that have no result of its own; None if it never said what it planned."""
+    meant = _planned_by(run)
+    if meant is None:
         return None
-    meant = set(path.read_text(encoding="utf-8").split()) - {""}
-    have = {m.latest.nodeid for m in merge([run.results_dir]) if run.complete or not _cut_short(m)}
-    return sorted(meant - have)
+    return _unmet(meant, _names([m for m in merge([run.results_dir]) if run.complete or not _cut_short(m)]))
 
 
 def refuse_if_running(run: Run, doing: str) -> None:

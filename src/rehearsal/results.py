@@ -2,8 +2,9 @@
 
 A rehearsal run writes one ``*-result.json`` per test into ``<run>/allure-results``; a
 rerun writes only what it repeated into its own folder. The go/no-go must look at the
-chain as one: for every test (keyed by Allure's ``historyId``) the newest result counts and
-the older ones are kept as retries, exactly as the Allure report shows them.
+chain as one: for every test (keyed by its stable id and site, :mod:`rehearsal.ids`, so a
+renamed title is still the same test; a result from before ids by Allure's ``historyId``)
+the newest result counts and the older ones are kept as retries, as the Allure report shows them.
 
 Runs can be killed mid-write, so reading is tolerant: a truncated or garbled file is
 skipped with a :class:`ResultWarning` naming the file, never a crash.
@@ -17,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rehearsal import ids
 
 STATUSES = ("passed", "failed", "broken", "skipped", "unknown")
 FAILED = ("failed", "broken")
@@ -60,6 +63,21 @@ class TestResult:
     @property
     def device(self) -> str | None:
         return self.labels.get("device") or None
+
+    @property
+    def rehearsal_id(self) -> str | None:
+        """The stable id (``klin-lab-order-01``, ``printer:sas-akut-dok1``); None before ids."""
+        return self.labels.get(ids.LABEL) or None
+
+    @property
+    def key(self) -> str:
+        """What this result is across runs and waves: ``id@site``; before ids, Allure's historyId."""
+        return ids.key(self.rehearsal_id, self.site) if self.rehearsal_id else self.history_id
+
+    @property
+    def selector(self) -> str:
+        """What a rerun names to run this test again: its key, or its node id for a result from before ids."""
+        return ids.key(self.rehearsal_id, self.site) if self.rehearsal_id else self.nodeid
 
     @property
     def failed(self) -> bool:
@@ -111,16 +129,19 @@ def read_results(results_dir: str | Path) -> list[TestResult]:
 
 
 def merge(dirs_oldest_first: Iterable[str | Path]) -> list[MergedResult]:
-    """One entry per ``historyId`` across the folders: the latest stop wins, earlier ones become retries.
+    """One entry per test (its :attr:`TestResult.key`) across the folders: the latest stop wins,
+    earlier ones become retries.
 
-    Ties on the stop time go to the later folder (a rerun beats its parent), then to file order.
+    A result from before ids joins the test with an id whose Allure historyId it shares (a run
+    made before the upgrade, rerun after it). Ties on the stop time go to the later folder (a
+    rerun beats its parent), then to file order.
     """
+    read = [(index, r) for index, folder in enumerate(dirs_oldest_first) for r in read_results(folder)]
+    by_history = {r.history_id: r.key for _, r in read if r.rehearsal_id}
     groups: dict[str, list[tuple[int, int, int, TestResult]]] = {}
-    seq = 0
-    for index, folder in enumerate(dirs_oldest_first):
-        for result in read_results(folder):
-            groups.setdefault(result.history_id, []).append((result.finished_at, index, seq, result))
-            seq += 1
+    for seq, (index, result) in enumerate(read):
+        group = result.key if result.rehearsal_id else by_history.get(result.history_id, result.key)
+        groups.setdefault(group, []).append((result.finished_at, index, seq, result))
     merged = []
     for attempts in groups.values():
         attempts.sort(key=lambda a: a[:3])
@@ -131,11 +152,20 @@ def merge(dirs_oldest_first: Iterable[str | Path]) -> list[MergedResult]:
 
 
 def failed_nodeids(merged: Iterable[MergedResult]) -> list[str]:
-    """Pytest node ids whose latest result failed or broke: what ``rehearse rerun`` selects."""
+    """Pytest node ids whose latest result failed or broke (as they were named when they ran)."""
     seen: dict[str, None] = {}
     for item in merged:
         if item.latest.failed and item.latest.nodeid:
             seen.setdefault(item.latest.nodeid, None)
+    return list(seen)
+
+
+def failed_selectors(merged: Iterable[MergedResult]) -> list[str]:
+    """Keys (node ids, before ids) of the tests whose latest result failed: what ``rehearse rerun`` runs."""
+    seen: dict[str, None] = {}
+    for item in merged:
+        if item.latest.failed and item.latest.selector:
+            seen.setdefault(item.latest.selector, None)
     return list(seen)
 
 

@@ -49,6 +49,8 @@ INTERFACES: dict[str, str] = {
 BUILTIN: dict[tuple[str, str], str] = {
     ("print_witness", "reference"): "rehearsal.adapters.print_witness_reference:ReferencePrintWitness",
     ("print_witness", "standards"): "rehearsal.adapters.print_witness:StandardsPrintWitness",
+    ("monitoring", "reference"): "rehearsal.adapters.monitoring_reference:ReferenceMonitoring",
+    ("monitoring", "standards"): "rehearsal.adapters.monitoring:StandardsMonitoring",
     ("web_ui", "reference"): "rehearsal.pages.reference:ReferenceWebUi",
 }
 
@@ -103,3 +105,19 @@ def resolve(interface: str, name: str = DEFAULT) -> Any:
 def chosen(adapters: dict[str, str], interface: str) -> str:
     """The name a plan's ``environment.adapters`` picks for ``interface`` (default ``reference``)."""
     return adapters.get(interface, DEFAULT)
+
+
+def missing(plan: Any, interface: str) -> str | None:
+    """Why the plan's adapter for ``interface`` cannot serve this plan, or None (``@needs:<interface>``).
+
+    An adapter says so by a class method ``missing(plan)`` (e.g. "planen anger ingen
+    environment.bridge_base"); one without it is taken to need nothing more of the plan.
+    """
+    check = getattr(plan.environment.adapter(interface), "missing", None)
+    return check(plan) if callable(check) else None
+
+
+def endpoints(plan: Any, interface: str) -> dict[str, str]:
+    """The endpoints (label → URL) the plan's adapter for ``interface`` reaches, for the central gate."""
+    found = getattr(plan.environment.adapter(interface), "endpoints", None)
+    return dict(found(plan)) if callable(found) else {}

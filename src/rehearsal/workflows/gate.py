@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rehearsal import silence
+from rehearsal import adapters, silence
 from rehearsal.clients.http import GuardedClient, HttpError
 from rehearsal.plan import Plan
 
@@ -36,15 +36,14 @@ NAMES = {
     "lab_mllp": "labbsystemets MLLP-port",
     "bridge_mllp": "bryggans MLLP-port",
     "directory": "HSA/KiV-katalogen",
+    "monitoring.url": "integrationsövervakningen",
+    "monitoring.heartbeat_url": "integrationsövervakningens hjärtslag",
 }
 
 
 def blocked(plan: Plan, needs: Iterable[str], plan_dir: Path | None = None) -> str | None:
     """Why a scenario needing these endpoints cannot run now (a central system is down), or None."""
-    for field in dict.fromkeys(needs):
-        where = getattr(plan.environment, field, None)
-        if where is None:
-            continue
+    for field, where in _endpoints(plan, dict.fromkeys(needs)):
         try:
             silence.check(where)  # timed out earlier in this run: blocked at once, not after another wait
             problem = _probe(plan, field, where, plan_dir)
@@ -56,6 +55,17 @@ def blocked(plan: Plan, needs: Iterable[str], plan_dir: Path | None = None) -> s
                 "de centrala kontrollerna visar felet, kör om platsen när det är åtgärdat"
             )
     return None
+
+
+def _endpoints(plan: Plan, needs: Iterable[str]) -> list[tuple[str, str]]:
+    """(field, address) of each endpoint the needs name; an interface (``monitoring``) names its adapter's."""
+    found: list[tuple[str, str]] = []
+    for field in needs:
+        if field in adapters.INTERFACES:
+            found += adapters.endpoints(plan, field).items()
+        elif (where := getattr(plan.environment, field, None)) is not None:
+            found.append((field, where))
+    return list(dict.fromkeys(found))
 
 
 def _probe(plan: Plan, field: str, where: str, plan_dir: Path | None) -> str | None:
@@ -73,7 +83,8 @@ def _probe(plan: Plan, field: str, where: str, plan_dir: Path | None) -> str | N
     if "://" in where:
         parts = urlsplit(where)
         try:
-            socket.create_connection((parts.hostname, parts.port), timeout=t.connect).close()
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+            socket.create_connection((parts.hostname, port), timeout=t.connect).close()
         except TimeoutError:
             return silence.timed_out(where, t.connect, "connect", "no connection")
         except OSError as exc:

@@ -15,6 +15,8 @@ the sites where it applies (the others are not collected for that site):
                                EHR: referrals from its legacy unit cross to its new one
 ``@needs:FIELD``               the plan names ``environment.FIELD`` (``bridge_base``,
                                ``legacy_base``, ``lab_mllp``, ``directory`` …)
+``@needs:INTERFACE``           the plan's adapter for it can serve the plan (``monitoring``,
+                               ``migration``: see :mod:`rehearsal.adapters`)
 ============================  ======================================================
 
 Traffic is always sent *from* the site under test, so a fault that bites on a site's
@@ -27,6 +29,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from rehearsal import adapters
 from rehearsal.plan import Plan, Site, TestIdentity, User
 
 TAGS = ("system", "lab_route", "route", "needs")
@@ -103,6 +106,10 @@ def login_for(site: Site, user: User | None = None) -> Login:
 def not_applicable(plan: Plan, site: Site | None, wanted: Mapping[str, Iterable[str]]) -> str | None:
     """Why a scenario with these routine tags does not apply (at this site); None when it does."""
     for field in wanted.get("needs", ()):
+        if field in adapters.INTERFACES:  # @needs:monitoring: what the plan's adapter for it needs
+            if why := adapters.missing(plan, field):
+                return why
+            continue
         if field not in ENDPOINTS:
             return f"okänd slutpunkt @needs:{field} (kända: {', '.join(ENDPOINTS)})"
         if getattr(plan.environment, field) is None:
