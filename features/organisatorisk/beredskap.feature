@@ -8,7 +8,6 @@ Egenskap: Kommandocentralen har övat det som bara människor kan visa
 
   @per_site
   @id:org-readiness-01
-  @id:org-readiness-01
   Scenario: En testincident lyfts, kvitteras och eskaleras inom planens tider
     Givet planens tider för kvittering och eskalering
     Så kvitterades och eskalerades platsens incidenter i incidentloggen inom tiderna
@@ -16,12 +15,10 @@ Egenskap: Kommandocentralen har övat det som bara människor kan visa
 
   @per_site
   @id:org-readiness-02
-  @id:org-readiness-02
   Scenario: Driftstartsinformationen har nått platsen
     Så intygar platsens kommandocentral "kommunikation": att informationen om driftstarten nått alla enheter på platsen
 
   @per_site
-  @id:org-readiness-03
   @id:org-readiness-03
   Scenario: Nedtidsrutinen är övad
     Så intygar platsens kommandocentral "nedtidsrutin": att nedtidsrutinen övades med pappersblanketter och återinmatning

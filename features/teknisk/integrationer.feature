@@ -5,16 +5,19 @@ Egenskap: Integrationerna svarar
   ska vara igång innan något annat prövas. Faller en av dem är felet centralt: platsernas
   scenarier som behöver den blockeras (visas som inte körda) tills den svarar igen.
 
+  @id:tek-integrations-01
   Scenario: Den nya journalens FHIR-gränssnitt svarar inom planens tidsgräns
     När FHIR-gränssnittets metadata hämtas
     Så svarar servern med ett CapabilityStatement inom planens tidsgräns
 
   @needs:lab_mllp
+  @id:tek-integrations-02
   Scenario: Labbsystemet kvitterar meddelanden på sitt MLLP-gränssnitt
     När ett HL7-testmeddelande skickas till labbsystemet över MLLP
     Så svarar labbsystemet med en godkänd kvittens (AA) på just det meddelandet
 
   @needs:monitoring
+  @id:tek-integrations-03
   Scenario: Integrationsbryggans hjärtslag är friskt
     När bryggans hjärtslag hämtas
     Så arbetar bryggan och varje förbindelse fungerar

@@ -6,6 +6,7 @@ Egenskap: Inga meddelanden i integrationsbryggans catch-all-kö
   platsens rutiner) ska inget av platsens meddelanden under repetitionen ligga i bryggans
   catch-all-kö, och inget ska ha misslyckats.
 
+  @id:tek-queues-01
   Scenario: Platsens meddelanden under repetitionen har alla en riktig mottagare
     Givet att platsens testtrafik har skickats
     När bryggans köer läses för platsen
