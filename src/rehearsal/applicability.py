@@ -6,6 +6,7 @@ ever and keep the decision NO-GO. The plan says where each criterion applies:
 
 - ``criteria[].system``: only at sites whose ``sites[].system`` is this EHR; default ``new``
   for aspect ``klinisk`` (the clinical workflows rehearsed are the new EHR's), else ``any``;
+- a per-site ``load_slo`` criterion: only at sites with simulated users (:func:`rehearsal.load.load_sites`);
 - the device kinds it is about: for ``device_readiness`` the kinds it counts
   (:meth:`rehearsal.plan.Plan.device_criterion`), for others ``criteria[].device_kinds``;
   the site needs at least one device of one of them;
@@ -20,11 +21,13 @@ a line that does get results is judged on them, whatever the plan says.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rehearsal import adapters
 from rehearsal.pages import web_ui
 from rehearsal.plan import Criterion, Plan, Site
 
-_TEXT = {
+_TEXT: dict[str, dict[str, Any]] = {
     "sv": {
         "legacy": "{site} arbetar ännu i det äldre journalsystemet (system: legacy); kriteriet gäller "
         "den nya journalen",
@@ -32,6 +35,8 @@ _TEXT = {
         "devices": "{site} har inga {kinds} i planen",
         "web_ui": "webbklienten (adapters.web_ui: {adapter}) kan inte det som kriteriet kräver: {why}",
         "no_site": "ingen plats i planen där kriteriet gäller: {why}",
+        "no_load": "{site} har inga simulerade användare i lastprofilen (inga användare i den nya journalen "
+        "med en roll i load.mix)",
         "or": " eller ",
         "kinds": {
             "document": "dokumentskrivare",
@@ -46,6 +51,8 @@ _TEXT = {
         "devices": "{site} has no {kinds} in the plan",
         "web_ui": "the web UI (adapters.web_ui: {adapter}) cannot do what the criterion needs: {why}",
         "no_site": "no site of the plan where the criterion applies: {why}",
+        "no_load": "{site} has no simulated users in the load profile (no user on the new EHR with a role "
+        "in load.mix)",
         "or": " or ",
         "kinds": {
             "document": "document printers",
@@ -73,6 +80,11 @@ def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
     needs = criterion.needs_system
     if needs is not None and site.system != needs:
         return text[site.system].format(site=site.id)
+    if criterion.kind == "load_slo" and criterion.per_site and plan.load is not None:
+        from rehearsal.load import load_sites  # the load's own rule: whose users it simulates
+
+        if site.id not in load_sites(plan):
+            return text["no_load"].format(site=site.id)
     kinds = plan.kinds_of(criterion)
     if kinds and not kinds & kinds_at(site):
         names = [text["kinds"].get(k, k) for k in sorted(kinds)]
@@ -80,7 +92,7 @@ def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
     return _web_ui_reason(plan, criterion, text)
 
 
-def _web_ui_reason(plan: Plan, criterion: Criterion, text: dict) -> str | None:
+def _web_ui_reason(plan: Plan, criterion: Criterion, text: dict[str, Any]) -> str | None:
     """Why the plan's web UI adapter cannot serve `criterion` (what it declared it cannot do), or None."""
     if criterion.id not in web_ui.NEEDS:
         return None

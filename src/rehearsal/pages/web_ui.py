@@ -316,6 +316,10 @@ class ClinicalWebUi(Protocol):
     def log_in(self, hsa_id: str, password: str) -> None:
         """Log in as the plan user with this HSA-id and land where patients are searched.
 
+        The user's site (for a target whose login asks for a unit or institution) is the plan
+        site listing that HSA-id in ``sites[].users``; a target whose login names are not HSA-ids
+        maps them (the GNU Health adapter, for one).
+
         :class:`LoginRefused` with what the screen said (heading and error text) when refused.
         """
         ...
@@ -342,7 +346,13 @@ class ClinicalWebUi(Protocol):
         ...
 
     def register_known(self, personnummer: str) -> PatientView:
-        """Register a test patient of the plan by personnummer; returns the opened record."""
+        """Register a test patient of the plan by personnummer; returns the opened record.
+
+        Whatever else the target's form wants (name, sex, birth date) comes from the plan's test
+        identity with this personnummer (``plan.test_identities``; the adapter was given the plan),
+        never from elsewhere. A rehearsal runs again and again: registering a patient the target
+        already has must still end on that one record (not a second patient).
+        """
         ...
 
     def register_unknown(self, sex: Sex, birth_date: str) -> tuple[PatientView, str]:

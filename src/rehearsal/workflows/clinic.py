@@ -35,7 +35,7 @@ POLL_S = 0.2
 
 def web_ui(web: Page, plan: Plan) -> ClinicalWebUi:
     """The plan's web UI adapter on this browser page, with the patient gate in front of it."""
-    return Gated(plan.environment.adapter("web_ui")(web, plan))  # type: ignore[return-value]
+    return Gated(plan.environment.adapter("web_ui")(web, plan))
 
 
 def log_in(
