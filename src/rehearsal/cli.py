@@ -39,6 +39,7 @@ EPILOG = """examples:
   rehearse fault list                             every named fault: what it does, which check catches it
   rehearse rerun                                  rerun what failed in the newest run
   rehearse report reports/latest
+  rehearse runbook done migration-check --by "Per Holm"   time a manual runbook step; `show` the clock
   rehearse report --compare 20261126T024000Z-665b   list what changed since that run
   rehearse console --plan plans/demo.yaml         the command-centre page, following the plan's runs
   rehearse reference down
@@ -179,6 +180,14 @@ def _parser() -> argparse.ArgumentParser:
         "address needs REHEARSAL_CONSOLE_TOKEN",
     )
 
+    rb = sub.add_parser("runbook", help="time a runbook step (start, done, fail) or show the clock")
+    rb.add_argument("action", choices=["start", "done", "fail", "show"])
+    rb.add_argument("step", nargs="?", help="the step's id in the plan's runbook (start, done, fail)")
+    rb.add_argument("--by", metavar="NAME", help="who acted (start, done, fail)")
+    rb.add_argument("--note", default="", help="what was seen")
+    rb.add_argument("--at", metavar="TIME", help="when it happened if not now: HH:MM[:SS] today, or ISO 8601")
+    rb.add_argument("--run", help="run folder or id (default: the newest)")
+
     plan = sub.add_parser("plan", help="work with plans")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
     check = plan_sub.add_parser("check", help="validate a plan; problems as file:line: field: message")
@@ -287,6 +296,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _report_of(reports, args.run, args.compare)
     if args.command == "attest":
         return _attest(reports, args)
+    if args.command == "runbook":
+        return _runbook(reports, args)
     if args.command == "rerun":
         return _rerun(reports, state_dir, args.run)
     if args.command == "console":
@@ -340,6 +351,31 @@ def _attest(reports: Path, args: argparse.Namespace) -> int:
     print(f"attested {made.item}{where}: {verdict} by {made.by} at {made.at} (run {run.id})")
     print("take it into account with: rehearse rerun")
     return ExitCode.GO
+
+
+def _runbook(reports: Path, args: argparse.Namespace) -> int:
+    """`rehearse runbook start|done|fail STEP --by NAME` records; `show` prints the day on the clock."""
+    from rehearsal import runbook
+
+    run = load_run(reports, args.run)
+    plan = plan_of(run)[0].plan
+    if plan.runbook is None:
+        raise UsageError(f"the plan of run {run.id} has no runbook (runbook: in the plan)")
+    if args.action != "show":
+        if not args.step or not args.by:
+            raise UsageError(f"rehearse runbook {args.action} needs STEP and --by NAME")
+        step = runbook.check_recordable(plan.runbook, args.step)
+        at = runbook.parse_at(args.at) if args.at else None
+        made = runbook.record(run.dir, step.id, args.action, args.by, args.note, at=at)
+        now = runbook.load_state(run.dir, plan).step(step.id)
+        print(
+            f"runbook {made.step}: {made.action} by {made.by} at {made.at} (run {run.id}); "
+            f"planned {now.planned_start:g}–{now.planned_end:g} min, forecast end {now.forecast_end:.1f} min"
+        )
+        return ExitCode.GO
+    state = runbook.load_state(run.dir, plan)
+    _say(runbook.table(state))
+    return ExitCode.NO_GO if state.status == "fail" else ExitCode.GO
 
 
 def _demo(

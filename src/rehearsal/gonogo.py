@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rehearsal import applicability
 from rehearsal import findings as _findings
@@ -33,6 +33,9 @@ from rehearsal import waivers as _waivers
 from rehearsal.findings import Finding
 from rehearsal.plan import ASPECTS, Criterion, Plan, Waiver
 from rehearsal.results import FAILED, MergedResult, TestResult
+
+if TYPE_CHECKING:
+    from rehearsal.runbook import RunbookState
 
 Status = Literal["pass", "fail", "pending", "waived", "not_applicable"]
 DONE: tuple[str, ...] = ("pass", "waived", "not_applicable")
@@ -199,11 +202,15 @@ def decide(
     parent: str | None,
     waivers: Sequence[Waiver] = (),
     today: date | None = None,
+    runbook: RunbookState | None = None,
 ) -> Decision:
     """Take the go/no-go decision for one run chain; GO only if every line that applies passes
     or is waived.
 
     `waivers` are judged on `today` (default: the local date): expired ones no longer count.
+    `runbook` is the chain's runbook as it stands (:func:`rehearsal.runbook.load_state`), which a
+    criterion of kind ``runbook`` is judged on (the report always reads it); a decision taken on
+    results alone judges that line like ``all_pass`` on results labelled with it (none: pending).
     """
     today = today or date.today()
     text = _TEXT.get(plan.language, _TEXT["en"])
@@ -217,6 +224,8 @@ def decide(
         mine = by_criterion.get(criterion.id, [])
         if criterion.kind == "findings":
             lines.extend(_findings_lines(plan, criterion, results, found, text))
+        elif criterion.kind == "runbook" and runbook is not None:
+            lines.append(_runbook_line(criterion, runbook, text))
         elif criterion.kind == "run_complete":
             lines.append(
                 _line(
@@ -426,6 +435,19 @@ def _by_site(plan: Plan, items: Iterable[MergedResult]) -> dict[str, list[Merged
     for item in items:
         groups.setdefault(item.latest.site or CENTRAL, []).append(item)
     return groups
+
+
+def _runbook_line(criterion: Criterion, state: RunbookState, text: dict[str, str]) -> Line:
+    """The runbook on the real clock: forecast in the window, every gate held, the drill in time."""
+    evidence = [f"runbook:{s.id}" for s in state.steps if s.status == "failed" or s.critical]
+    return _line(criterion, None, state.status, state.details, evidence)
+
+
+def judge(plan: Plan, criterion: Criterion, site: str | None, results: Iterable[TestResult]) -> Line:
+    """One line of a result-judged criterion on these results only (a runbook gate, when it is
+    reached, judges its criteria on the results in by then); pending without any."""
+    items = [MergedResult(latest=r) for r in results if site is None or (r.site or CENTRAL) == site]
+    return _judge(criterion, site, items, _TEXT.get(plan.language, _TEXT["en"]))
 
 
 def _judge(criterion: Criterion, site: str | None, items: list[MergedResult], text: dict[str, str]) -> Line:

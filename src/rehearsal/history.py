@@ -113,6 +113,8 @@ class TrendPoint:
     cells: Mapping[str, Mapping[str, Mapping[str, int]]] = field(hash=False)
     open: Mapping[str, int] = field(hash=False)
     current: bool = False
+    runbook: Mapping[str, float | None] = field(default_factory=dict, hash=False)
+    """Each runbook step's actual minutes in this run (None: not both ends known)."""
 
     def rate(self, site: str, aspect: str) -> float | None:
         """passed / (passed + failed + broken) in one cell, None when nothing ran there."""
@@ -130,6 +132,7 @@ class TrendPoint:
             "headline": self.headline,
             "open": dict(self.open),
             "current": self.current,
+            "runbook": dict(self.runbook),
             "cells": {
                 site: {a: {"rate": self.rate(site, a), "open": self.open_in(site, a)} for a in aspects}
                 for site, aspects in self.cells.items()
@@ -177,8 +180,11 @@ def items_of(merged: Sequence[MergedResult]) -> dict[str, dict[str, Any]]:
     return items
 
 
-def snapshot(run: Run, plan: Plan, decision: Decision, merged: Sequence[MergedResult]) -> dict[str, Any]:
-    """The history record of one reported run (its whole chain merged)."""
+def snapshot(
+    run: Run, plan: Plan, decision: Decision, merged: Sequence[MergedResult], runbook: Any = None
+) -> dict[str, Any]:
+    """The history record of one reported run (its whole chain merged); with the runbook's state
+    (:class:`rehearsal.runbook.RunbookState`), each step's actual minutes for the trend."""
     cells: dict[str, dict[str, dict[str, int]]] = {}
     for site, aspects in decision.sites.items():
         cells[site] = {a: {**counts, "open": 0} for a, counts in aspects.items()}
@@ -202,6 +208,7 @@ def snapshot(run: Run, plan: Plan, decision: Decision, merged: Sequence[MergedRe
         "lines": {line.key: line.status for line in decision.criteria},
         "cells": cells,
         "items": items_of(merged),
+        **({"runbook": runbook.durations()} if runbook is not None else {}),
     }
 
 
@@ -243,6 +250,7 @@ class WaveHistory:
                 cells=r.get("cells", {}),
                 open=r.get("open", {}),
                 current=r["run"] == run_id,
+                runbook=r.get("runbook", {}),
             )
             for r in shown[-limit:]
         )

@@ -35,6 +35,8 @@ from rehearsal.gonogo import CENTRAL, Decision, Line, WaiverUse
 from rehearsal.history import Changes, Trend, rate
 from rehearsal.plan import ASPECTS, Plan
 from rehearsal.results import TestResult
+from rehearsal.runbook import RunbookState, chart_view
+from rehearsal.runbook import rows as runbook_rows
 
 ALLURE_DIR = "allure-report"
 ALLURE_INDEX = f"{ALLURE_DIR}/index.html"
@@ -218,6 +220,8 @@ class EvidencePack:
     """The merged chain, oldest first."""
     generated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     scope: dict[str, Any] | None = None
+    runbook: RunbookState | None = None
+    """The runbook on the real clock as it stood when the report was made (plans with a runbook)."""
     """Which plan sites and aspects the chain ran, and which it did not (rehearsal.report.run_scope)."""
 
     def to_json(self) -> dict[str, Any]:
@@ -229,6 +233,7 @@ class EvidencePack:
             "trend": self.trend.to_json(),
             "changes": self.changes.to_json(),
             **({"scope": self.scope} if self.scope is not None else {}),
+            **({"runbook": self.runbook.to_json()} if self.runbook is not None else {}),
         }
 
 
@@ -296,6 +301,7 @@ def view(pack: EvidencePack, plan: Plan, run_dir: Path) -> dict[str, Any]:
         "others": [_finding(f, plan, run_dir, t) for f in others],
         "waivers": [_waiver(use, plan, t) for use in d.waivers],
         "trend": _trend(pack.trend, plan, t),
+        "runbook": _runbook(pack.runbook, plan, t),
         "changes": _changes(pack.changes, plan, t),
         "limits": {"blocking": MAX_BLOCKING, "others": MAX_OTHER, "items": MAX_ITEMS, "changes": MAX_CHANGES},
     }
@@ -472,6 +478,7 @@ def _trend(trend: Trend, plan: Plan, t: dict[str, Any]) -> dict[str, Any]:
         ],
         "rows": rows,
         "earlier": t["earlier"].format(n=trend.earlier) if trend.earlier else None,
+        "runbook": _runbook_trend(trend, plan),
     }
 
 
@@ -509,6 +516,62 @@ def _spark(
         "data_rates": ",".join("" if r is None else str(round(r, 4)) for r in rates),
         "data_open": ",".join(str(o) for o in opens),
     }
+
+
+def _runbook(state: RunbookState | None, plan: Plan, t: dict[str, Any]) -> dict[str, Any] | None:
+    """The runbook panel: the planned-vs-actual chart, the verdict and a line per step."""
+    if state is None:
+        return None
+    words = RUNBOOK_TEXT.get(plan.language, RUNBOOK_TEXT["en"])
+    return {
+        "t": words,
+        "chart": chart_view(state),
+        "status": state.status,
+        "status_name": t["status_names"].get(state.status, state.status),
+        "details": state.details,
+        "critical_path": " → ".join(state.critical_path),
+        "steps": runbook_rows(state),
+    }
+
+
+def _runbook_trend(trend: Trend, plan: Plan) -> dict[str, Any] | None:
+    """Each runbook step's actual minutes run by run (the plan's steps, in its order)."""
+    if plan.runbook is None or not any(p.runbook for p in trend.points):
+        return None
+    return {
+        "heading": RUNBOOK_TEXT.get(plan.language, RUNBOOK_TEXT["en"])["trend"],
+        "planned": RUNBOOK_TEXT.get(plan.language, RUNBOOK_TEXT["en"])["planned"],
+        "rows": [
+            {
+                "id": step.id,
+                "title": step.title,
+                "planned": svg.num(step.duration),
+                "took": [
+                    None if (v := p.runbook.get(step.id)) is None else svg.num(round(v, 1) + 0.0)
+                    for p in trend.points
+                ],
+            }
+            for step in plan.runbook.steps
+        ],
+    }
+
+
+RUNBOOK_TEXT: dict[str, dict[str, str]] = {
+    "sv": {
+        "heading": "Körplanen mot klockan",
+        "critical": "Kritisk linje",
+        "trend": "Körplanens steg: faktisk tid per körning (minuter)",
+        "planned": "planerat",
+        "cols": "Steg|Typ|Ägare|Planerat|Utfall|Avvikelse|Läge",
+    },
+    "en": {
+        "heading": "The runbook on the clock",
+        "critical": "Critical path",
+        "trend": "Runbook steps: actual minutes per run",
+        "planned": "planned",
+        "cols": "Step|Kind|Owner|Planned|Actual|Drift|State",
+    },
+}
 
 
 def _changes(changes: Changes, plan: Plan, t: dict[str, Any]) -> dict[str, Any] | None:

@@ -45,6 +45,31 @@ def _repeated(values: list[str]) -> list[str]:
     return sorted(value for value, n in Counter(values).items() if n > 1)
 
 
+def _cycle(after: Mapping[str, list[str]]) -> list[str]:
+    """A circle of ``after`` references (``a → b → a``), or [] when there is none (iterative DFS)."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    for root in after:
+        if state.get(root):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(after.get(root, [])))]
+        state[root], path = 1, [root]
+        while stack:
+            node, todo = stack[-1]
+            nxt = next(todo, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif not state.get(nxt) and nxt in after:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, iter(after[nxt])))
+    return []
+
+
 def _port_of(value: str) -> int | None:
     """The URL's port, None when it names none; ValueError for 0 or one outside 1–65535.
 
@@ -452,7 +477,9 @@ class Criterion(_Model):
 
     id: Slug
     title: str
-    kind: Literal["all_pass", "success_rate", "device_readiness", "load_slo", "run_complete", "findings"]
+    kind: Literal[
+        "all_pass", "success_rate", "device_readiness", "load_slo", "run_complete", "findings", "runbook"
+    ]
     aspect: Aspect | None = None
     per_site: bool = False
     threshold: float | None = Field(None, ge=0, le=1)
@@ -543,6 +570,90 @@ class Coexistence(_Model):
     """Base DN of the HSA/KiV tree (units and people are below it)."""
 
 
+RunbookKind = Literal["automated", "manual", "gate", "rollback"]
+GATE_KINDS: tuple[str, ...] = ("all_pass", "success_rate", "device_readiness", "load_slo")
+"""Criterion kinds a gate can hold on: judged on the results in at the moment it is reached."""
+
+
+class RunbookStep(_Model):
+    """One step of the cutover on the real clock: who, when, how long, and how its times are known.
+
+    ``automated`` takes its actual start and end from the run's results (those with one of its
+    ``criteria`` labels or ``tags``); ``manual`` from people (``rehearse runbook start|done|fail``);
+    ``gate`` is reached when every step before it is done and holds when its ``criteria`` do;
+    ``rollback`` is the drill back to the old routine, timed by people or, naming criteria or
+    tags, by the run.
+    """
+
+    id: Slug
+    title: str
+    owner: str
+    """A command-centre role or a roster name: who runs the step."""
+    kind: RunbookKind
+    start: float | None = Field(None, ge=0)
+    """Planned start in minutes after T0 (the run's start); with ``after`` the later of the two."""
+    after: list[Slug] = []
+    """Steps that must be done first (planned start: when the last of them ends)."""
+    duration: float = Field(ge=0)
+    """Planned minutes (0 only for a gate)."""
+    criteria: list[Slug] = []
+    tags: list[str] = []
+    site: str | None = None
+    """Only results of this site count (default: the runbook's ``site``, else every site)."""
+
+    @model_validator(mode="after")
+    def _times_have_a_source(self) -> RunbookStep:
+        if self.kind == "automated" and not (self.criteria or self.tags):
+            raise ValueError("an automated step names the criteria and/or tags whose results time it")
+        if self.kind == "gate" and not self.criteria:
+            raise ValueError("a gate names the criteria that must hold when it is reached")
+        if self.kind == "gate" and self.tags:
+            raise ValueError("a gate holds on criteria, not tags")
+        if self.kind == "manual" and (self.criteria or self.tags):
+            raise ValueError("a manual step is timed by people; criteria and tags belong to automated steps")
+        if self.duration == 0 and self.kind != "gate":
+            raise ValueError(f"duration must be more than 0 minutes for a {self.kind} step")
+        return self
+
+
+class Runbook(_Model):
+    """The steps of the day against the window the region accepted (minutes of plan time)."""
+
+    window: float = Field(gt=0)
+    margin: float | str = 0
+    """Minutes, or a percentage (``"10%"``): of the window for the forecast, of a drill's duration."""
+    clock: float = Field(1, gt=0, le=3600)
+    """Plan seconds per real second: ``60`` runs a minute of the plan in a second (exercises, the demo)."""
+    site: str | None = None
+    steps: list[RunbookStep] = Field(min_length=1)
+
+    @field_validator("margin")
+    @classmethod
+    def _margin(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            number = value.strip().removesuffix("%").strip()
+            if not value.strip().endswith("%") or not re.fullmatch(r"[0-9]+(\.[0-9]+)?", number):
+                raise ValueError(f"expected minutes or a percentage such as '10%', got {value!r}")
+            if float(number) > 100:
+                raise ValueError(f"a percentage margin is at most 100%, got {value!r}")
+        elif value < 0:
+            raise ValueError(f"margin must be 0 or more minutes, got {value}")
+        return value
+
+    def margin_of(self, minutes: float) -> float:
+        """The margin in minutes against ``minutes`` (the window, or a drill's duration)."""
+        if isinstance(self.margin, str):
+            return minutes * float(self.margin.strip().removesuffix("%")) / 100
+        return float(self.margin)
+
+    def step(self, step_id: str) -> RunbookStep:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        known = ", ".join(s.id for s in self.steps)
+        raise UsageError(f"the runbook has no step {step_id!r} (steps: {known})")
+
+
 class Plan(_Model):
     rehearsal: Slug
     title: str
@@ -570,6 +681,8 @@ class Plan(_Model):
     """YAML list of waivers (same shape as `waivers`), relative to the plan file."""
     transition: list[TransitionActivity] = []
     coexistence: Coexistence = Coexistence()
+    runbook: Runbook | None = None
+    """The cutover's steps on the real clock (``rehearsal.runbook``), judged by a ``runbook`` criterion."""
 
     @model_validator(mode="after")
     def _unique_units(self) -> Plan:
@@ -637,6 +750,58 @@ class Plan(_Model):
             ok = (site in places and aspect in aspects) if slash else key in places | aspects | {"default"}
             if not ok:
                 raise ValueError(f"owners: {key!r} is not `default`, a site, an aspect or site/aspect")
+        return self
+
+    @model_validator(mode="after")
+    def _runbook_refs(self) -> Plan:
+        """Steps wait only for steps that exist, never in a circle; owners, sites and gates name
+        what the plan has (each message starts with the step's field, so it gets the step's line)."""
+        kinds = [(i, c) for i, c in enumerate(self.criteria) if c.kind == "runbook"]
+        if kinds and self.runbook is None:
+            raise ValueError(f"criteria.{kinds[0][0]}.kind: kind runbook needs the plan's `runbook:`")
+        if self.runbook is None:
+            return self
+        steps = self.runbook.steps
+        index = {s.id: i for i, s in enumerate(steps)}
+        roles = set(self.command_centre.roles)
+        people = {p.name for p in self.command_centre.central.values() if p} | {
+            p.name for s in self.sites for p in s.command_centre.values() if p
+        }
+        sites = {s.id for s in self.sites}
+        if self.runbook.site is not None and self.runbook.site not in sites:
+            raise ValueError(f"runbook.site: names no site of the plan: {self.runbook.site!r}")
+        for i, step in enumerate(steps):
+            where = f"runbook.steps.{i}"
+            if index[step.id] != i:
+                raise ValueError(f"{where}.id: step id {step.id!r} is used twice")
+            unknown = [a for a in step.after if a not in index]
+            if unknown:
+                raise ValueError(
+                    f"{where}.after: names no step of the runbook: {unknown[0]!r} (steps: {', '.join(index)})"
+                )
+            if step.owner not in roles and step.owner not in people:
+                raise ValueError(
+                    f"{where}.owner: {step.owner!r} is neither a command-centre role "
+                    f"({', '.join(sorted(roles))}) nor a person in the roster"
+                )
+            if step.site is not None and step.site not in sites:
+                raise ValueError(f"{where}.site: names no site of the plan: {step.site!r}")
+            if step.kind == "gate":
+                for name in step.criteria:
+                    criterion = self.criterion(name)
+                    if criterion is None:
+                        raise ValueError(f"{where}.criteria: names no criterion of the plan: {name!r}")
+                    if criterion.kind not in GATE_KINDS:
+                        raise ValueError(
+                            f"{where}.criteria: a gate cannot hold on {name!r} of kind {criterion.kind} "
+                            f"(only {', '.join(GATE_KINDS)}: judged on the results in when it is reached)"
+                        )
+        cycle = _cycle({s.id: s.after for s in steps})
+        if cycle:
+            raise ValueError(
+                f"runbook.steps.{index[cycle[0]]}.after: steps wait for each other in a circle: "
+                + " → ".join(cycle)
+            )
         return self
 
     def site(self, site_id: str) -> Site:
@@ -841,8 +1006,9 @@ def _describe(path: Path, root: yaml.Node | None, err: Any) -> str:
     loc = tuple(err["loc"])
     message = err["msg"].removeprefix("Value error, ")
     head, sep, rest = message.partition(": ")
-    if not loc and sep and head in Plan.model_fields:  # whole-plan checks name their field first
-        loc, message = (head,), rest
+    dotted = tuple(int(p) if p.isdigit() else p for p in head.split("."))
+    if not loc and sep and dotted[0] in Plan.model_fields:  # whole-plan checks name their field first
+        loc, message = dotted, rest  # (or its dotted path: runbook.steps.2.after)
     field = ".".join(_printable(str(p)) for p in loc) or "(plan)"
     if err["type"] == "extra_forbidden":
         known = _known_fields(loc[:-1])

@@ -46,6 +46,7 @@ from rehearsal.plan import ASPECTS, Plan
 from rehearsal.reports_folder import write_atomic
 from rehearsal.results import ResultWarning, merge
 from rehearsal.run import Run, chain, load_run
+from rehearsal.runbook import load_state as runbook_state
 from rehearsal.waivers import load_waivers
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def build_evidence(
     runs = chain(run)
     merged = merge([r.results_dir for r in runs])
     waivers = _waivers(run, plan, plan_path)
+    clock = runbook_state(run.dir, plan) if plan.runbook else None
     decision = decide(
         plan,
         merged,
@@ -126,11 +128,13 @@ def build_evidence(
         parent=run.parent,
         waivers=waivers,
         today=today,
+        runbook=clock,
     )
     history = WaveHistory.of(run, plan)
-    history.put(snapshot(run, plan, decision, merged))
+    history.put(snapshot(run, plan, decision, merged, runbook=clock))
     pack = EvidencePack(
         decision=decision,
+        runbook=clock,
         trend=history.trend(run.id),
         changes=_changes(run, runs, merged, history, compare),
         runs=tuple(r.id for r in runs),

@@ -47,6 +47,8 @@ class TestResult:
     message: str = ""
     attachments: tuple[tuple[str, str], ...] = ()
     results_dir: Path = field(default=Path("."), compare=False)
+    tags: tuple[str, ...] = ()
+    """Every Allure ``tag`` label (``labels`` keeps the first of a name only): a runbook step's tags."""
 
     @property
     def site(self) -> str | None:
@@ -197,6 +199,11 @@ def _from_json(data: dict[str, Any], folder: Path) -> TestResult:
         message=str(details.get("message") or ""),
         attachments=attachments,
         results_dir=folder,
+        tags=tuple(
+            str(label["value"])
+            for label in data.get("labels") or []
+            if isinstance(label, dict) and label.get("name") == "tag" and label.get("value") is not None
+        ),
     )
 
 
