@@ -31,9 +31,11 @@ from rehearsal.pages.reference import (
     LoginPage,
     PatientPage,
     PatientSearchPage,
+    ReferenceWebUi,
     ReferralInboxPage,
     RegistrationPage,
 )
+from rehearsal.pages.web_ui import LoginRefused, PrintOutcome
 from rehearsal.plan import Printer, load_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
@@ -383,3 +385,34 @@ def test_no_screenshot_of_a_page_showing_someone_else(
     assert len(attached) == 2 and attached[1][0] == "Ingen skärmbild: patienten öppnas"
     assert "19800101-****" in attached[1][1] and "0019" not in attached[1][1]
     assert item.nodeid in pytest_plugin._FOREIGN_ON_SCREEN  # and its trace is dropped
+
+
+# -- the same screens behind the web UI interfaces (the `reference` web_ui adapter) ------------------
+
+
+def test_the_reference_adapter_puts_its_screens_behind_the_interfaces(
+    tab: Page, second_tab: Page, server: EhrServer
+) -> None:
+    demo = load_plan(DEMO).plan
+    plan = demo.model_copy(
+        update={"environment": demo.environment.model_copy(update={"web_base": server.web_base})}
+    )
+    ui = ReferenceWebUi(tab, plan)
+    with pytest.raises(LoginRefused) as refused:
+        ui.log_in(ANNA, "wrong-password")
+    assert "Fel HSA-id eller lösenord." in str(refused.value)
+    ui.log_in(ANNA, PASSWORD)
+    assert ui.signed_in_as().startswith("Inloggad som Anna Andersson (sjuksköterska)")
+    patient = ui.find_patient("19121212-1212").expect_patient("Tolvan Tolvansson", "19121212-1212")
+    assert patient.record_id() == patient_id("19121212-1212")  # the FHIR id, for the wrong-patient check
+    order = patient.order_lab("B-Hb")
+    assert (order.test, order.key) == ("B-Hb", f"B-Hb {order.ordered_at}") and order.ordered_at
+    assert order == patient.orders()[-1] and order.shown["Analys"] == "B-Hb"
+    assert ui.find_patient_expecting_none("19800101-0027") == "Ingen patient med personnummer 19800101-0027."
+    # the session goes on in another tab; a tab without it logs in again
+    other = ReferenceWebUi(second_tab, plan)
+    assert not other.resume(None)
+    assert other.resume(ui.save_session()) and other.signed_in_as() == ui.signed_in_as()
+    # the EHR's words decide whether a printer took the job: "sent, no status" is not "took it"
+    band = ui.find_patient("19121212-1212").open_print().print_wristband("sas-arm1")
+    assert band == PrintOutcome(False, "Armbandet skickades till sas-arm1; skrivaren lämnade ingen status.")
