@@ -10,6 +10,7 @@ import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from rehearsal import evidence, fidelity, guard, reconcile
+from rehearsal.adapters.migration import Migration
 from rehearsal.adapters.monitoring import Activity, Heartbeat, Monitoring
 from rehearsal.adapters.monitoring import for_plan as monitoring_for_plan
 from rehearsal.clients import hl7 as mllp
@@ -352,11 +353,12 @@ def nothing_without_site(directory) -> None:
     "utdraget av bokningar ur det äldre journalsystemet och de migrerade bokningarna",
     target_fixture="migration",
 )
-def migration_vs_extract(
-    plan: Plan, legacy: LegacyClient, bridge: BridgeClient
-) -> dict[str, reconcile.Differences]:
-    rows = reconcile.parse_extract(legacy.extract("bookings"))
-    found = reconcile.reconcile_migration(plan, rows, bridge.migrated_appointments())
+def migration_vs_extract(plan: Plan) -> dict[str, reconcile.Differences]:
+    sides: Migration = plan.environment.adapter("migration")(plan)
+    try:
+        found = reconcile.reconcile_migration(plan, sides.source(), sides.target())
+    finally:
+        sides.close()
     evidence.attach_json("Avstämning av migrerade bokningar", {k: v.to_json() for k, v in found.items()})
     return found
 

@@ -1,5 +1,5 @@
 # language: sv
-@criterion:tech-migration @system:new @needs:legacy_base @needs:bridge_base @per_site
+@criterion:tech-migration @system:new @needs:migration @per_site
 Egenskap: Migrerade bokningar stämmer mot utdraget från det äldre journalsystemet
   När en plats går över migreras dess framtida bokningar ur det äldre journalsystemet.
   Sjukhus har gått live med bokningar flyttade till 00:05 och var sjätte bokning fel. Varje

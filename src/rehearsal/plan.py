@@ -151,6 +151,30 @@ class MonitoringProbe(_Model):
         return value
 
 
+class MigrationSides(_Model):
+    """Both sides of the migration as FHIR R4 Appointment, for the ``standards`` migration adapter."""
+
+    source_fhir: str
+    """FHIR base of the old system (or of its export loaded into a FHIR server)."""
+    target_fhir: str | None = None
+    """FHIR base holding the migrated bookings; default ``environment.fhir_base``."""
+    identifier_system: str | None = None
+    """The Appointment identifier that is the booking number on both sides (default: the first)."""
+    page_size: int = Field(100, gt=0, le=1000)
+    """``_count`` per search page."""
+
+    @field_validator("source_fhir", "target_fhir")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        _port_of(value)
+        return value.rstrip("/")
+
+
 class Environment(_Model):
     name: str
     kind: Literal["test", "production"]
@@ -173,11 +197,15 @@ class Environment(_Model):
     """Which adapter reaches each interface (``web_ui: gnuhealth``); unnamed ones: ``reference``."""
     monitoring: MonitoringProbe | None = None
     """The integration engine's HTTP/JSON statistics (``adapters: {monitoring: standards}``)."""
+    migration: MigrationSides | None = None
+    """Both sides of the migration over FHIR (``adapters: {migration: standards}``)."""
 
     @model_validator(mode="after")
     def _monitoring_given(self) -> Environment:
         if adapters.chosen(self.adapters, "monitoring") == "standards" and self.monitoring is None:
             raise ValueError("adapters.monitoring: standards needs environment.monitoring (url, JSON paths)")
+        if adapters.chosen(self.adapters, "migration") == "standards" and self.migration is None:
+            raise ValueError("adapters.migration: standards needs environment.migration (source_fhir)")
         return self
 
     @field_validator("adapters")

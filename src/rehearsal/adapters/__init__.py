@@ -51,6 +51,8 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("print_witness", "standards"): "rehearsal.adapters.print_witness:StandardsPrintWitness",
     ("monitoring", "reference"): "rehearsal.adapters.monitoring_reference:ReferenceMonitoring",
     ("monitoring", "standards"): "rehearsal.adapters.monitoring:StandardsMonitoring",
+    ("migration", "reference"): "rehearsal.adapters.migration_reference:ReferenceMigration",
+    ("migration", "standards"): "rehearsal.adapters.migration:StandardsMigration",
     ("web_ui", "reference"): "rehearsal.pages.reference:ReferenceWebUi",
 }
 
