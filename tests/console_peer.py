@@ -89,7 +89,8 @@ class Pages:
 
 
 @contextmanager
-def chromium() -> Iterator[Pages]:
+def chromium(*hosts: str) -> Iterator[Pages]:
+    """Chromium resolving nothing but loopback (and ``hosts``: even an address literal needs its EXCLUDE)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium")
@@ -97,7 +98,8 @@ def chromium() -> Iterator[Pages]:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=[
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost",
+                "--host-resolver-rules=MAP * ~NOTFOUND , "
+                + " , ".join(f"EXCLUDE {h}" for h in ("127.0.0.1", "localhost", *hosts)),
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--no-first-run",
