@@ -264,17 +264,15 @@ def create_app(target: Target, token: str | None = None, hosts: set[str] | None 
 
     def runbook_step(form: FormData) -> str:
         run, loaded = current()
-        try:
-            from rehearsal import runbook
-        except ImportError:
-            raise UsageError("this version has no runbook") from None
-        step, action = _field(form, "step"), _field(form, "action")
-        if action not in ("start", "done", "fail"):
-            raise UsageError("runbook: action start, done or fail")
-        if not _field(form, "by"):
-            raise UsageError("runbook: who acts is needed (a name)")
-        runbook.record(run.dir, step, action, _field(form, "by"), _field(form, "note"))
-        return f"{step}: {action} · {_field(form, 'by')}"
+        if getattr(loaded.plan, "runbook", None) is None:
+            raise UsageError("the plan of this run has no runbook")
+        from rehearsal import runbook
+
+        step = runbook.check_recordable(loaded.plan.runbook, _field(form, "step"))
+        made = runbook.record(
+            run.dir, step.id, _field(form, "action"), _field(form, "by"), _field(form, "note")
+        )
+        return f"{made.step}: {made.action} · {made.by} · {made.at}"
 
     async def post_attest(request: Request) -> Response:
         return await act(request, attest_one)

@@ -20,6 +20,7 @@ from typing import Any
 from markupsafe import Markup
 
 from rehearsal import attest, devtext, incidents, redact
+from rehearsal.errors import RehearsalError
 from rehearsal.gonogo import CENTRAL, Decision, decide
 from rehearsal.lifetime import LOCK_FILE
 from rehearsal.pack import _heatmap, _line, site_name, summary, text_for
@@ -80,6 +81,10 @@ TEXT: dict[str, dict[str, str]] = {
         "late": "sent",
         "runbook": "Körschema",
         "step": "Steg",
+        "owner": "Ägare",
+        "planned": "Planerat (min)",
+        "actual": "Faktiskt (min)",
+        "drift": "Avvikelse",
         "start": "Starta",
         "done": "Klart",
         "step_fail": "Misslyckat",
@@ -135,6 +140,10 @@ TEXT: dict[str, dict[str, str]] = {
         "late": "late",
         "runbook": "Runbook",
         "step": "Step",
+        "owner": "Owner",
+        "planned": "Planned (min)",
+        "actual": "Actual (min)",
+        "drift": "Drift",
         "start": "Start",
         "done": "Done",
         "step_fail": "Failed",
@@ -335,20 +344,34 @@ def _incidents(plan: Plan, found: Chain, t: dict[str, Any], now: datetime) -> li
 
 
 def _runbook(plan: Plan, found: Chain) -> dict[str, Any] | None:
-    """The runbook panel, through :mod:`rehearsal.runbook` (absent until the plan has a runbook)."""
-    try:
-        from rehearsal import runbook
-    except ImportError:
-        return None
+    """The runbook panel through :mod:`rehearsal.runbook`: its chart, its rows, and for each step
+    people time (manual, a drill without criteria) the buttons that record start, done, fail."""
     if getattr(plan, "runbook", None) is None:
         return None
     try:
+        from rehearsal import runbook
+    except ImportError:  # a harness without the runbook
+        return None
+    try:
         state = runbook.load_state(found.run.dir, plan)
-        chart = runbook.chart_svg(state)
+        chart, rows = runbook.chart_svg(state), runbook.rows(state)
     except Exception as exc:  # a runbook record the module refuses: say so, keep the rest of the page
-        return {"error": _shown(f"{exc.__class__.__name__}: {exc}"), "chart": "", "steps": []}
-    steps = [{"id": s.id, "title": s.title} for s in getattr(plan.runbook, "steps", [])]
-    return {"error": "", "chart": Markup(chart), "steps": steps}  # drawn by an autoescaped SVG template
+        return {"error": _shown(f"{exc.__class__.__name__}: {exc}"), "chart": "", "steps": [], "verdict": ""}
+    steps = []
+    for row in rows:
+        try:
+            runbook.check_recordable(plan.runbook, row["id"])
+            by_people = True
+        except RehearsalError:
+            by_people = False
+        steps.append({**row, "by_people": by_people})
+    return {
+        "error": "",
+        "chart": Markup(chart),  # drawn by an autoescaped SVG template
+        "steps": steps,
+        "status": state.status,
+        "verdict": state.details,
+    }
 
 
 def view(plan: Plan, found: Chain | None, now: datetime | None = None) -> dict[str, Any]:
