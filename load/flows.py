@@ -2,7 +2,8 @@
 
 Each flow is a task function taking the Locust user; every request it sends is named by
 its plan path id (``name="open-chart"``), so Locust's statistics — and the SLOs — are per
-path. Each checks the business answer, not only the status code (a search without the
+path (per path and site, ``open-chart@sas-boras``, when the plan judges the load per site: the
+locustfile names them so). Each checks the business answer, not only the status code (a search without the
 searched patient, an order stored on another patient, a result filed on the wrong one
 are failures), through ``catch_response``.
 
@@ -42,6 +43,7 @@ import gevent.lock
 
 from rehearsal import redact
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, personnummer_tokens
+from rehearsal.load import request_name
 
 PERSONNUMMER_SYSTEM = f"urn:oid:{PERSONNUMMER_OID}"
 #: Systems a patient's personnummer (or samordningsnummer) is recognised under; None: no system given.
@@ -189,9 +191,11 @@ def _no_answer(response: Any, user: Any) -> str:
 
 
 def _fail_without_request(user: Any, name: str, message: str) -> None:
-    """Count a flow that could not be attempted as a failed request of its path (0 ms, nothing sent)."""
+    """Count a flow that could not be attempted as a failed request of its path (0 ms, nothing sent),
+    under the user's site when the load is judged per site (``path@site``)."""
+    site = getattr(user, "site_id", None)
     user.environment.events.request.fire(
-        request_type="FLOW", name=name, response_time=0, response_length=0,
+        request_type="FLOW", name=request_name(name, site), response_time=0, response_length=0,
         exception=FlowError(message), context={}, url=None, response=None,
     )  # fmt: skip
 

@@ -11,7 +11,10 @@ Locust (exit 2) before the first request, on a master and on every worker.
 
 One user class per role of the plan's users (``Clinician_läkare``, …), weighted by
 ``load.mix``; each logs in as one of that role's plan users and runs the plan's paths with
-the role's weights. A plan without users gets one anonymous ``Clinician``.
+the role's weights (a referral only when another unit on the new EHR can take it). A plan
+without users gets one anonymous ``Clinician``. With ``per_site: true`` on the plan's
+``load_slo`` criterion each request is named ``<path>@<site>`` after the user's site, so each
+site's simulated users are judged on their own.
 ``REHEARSAL_THINK_TIME`` sets the pause between one user's tasks in seconds, ``MIN-MAX``
 or one number (default ``0.2-0.8``; ``0`` = none).
 """
@@ -28,7 +31,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from flows import login, tasks_for
+from flows import FLOWS, login, tasks_for
 from locust import FastHttpUser, between, constant, events
 
 from rehearsal import redact
@@ -38,6 +41,9 @@ from rehearsal.load import (
     ENV_WORKER_COUNTS,
     RoleMix,
     check,
+    name_requests_by_site,
+    not_here,
+    per_site,
     referral_receivers,
     restart_run_clock,
 )
@@ -68,6 +74,7 @@ def _think_time(spec: str):  # -> Locust wait_time function
 
 
 PLAN = _plan()
+PER_SITE = per_site(PLAN)
 try:
     MIX: list[RoleMix] = check(PLAN)  # the guard on the plan's own host, and who works
     ROLE_TASKS = [tasks_for(m.path_weights, login_first=bool(m.accounts)) for m in MIX]
@@ -95,7 +102,13 @@ class Clinician(FastHttpUser):
     def __init__(self, environment) -> None:
         super().__init__(environment)
         self.account = self.accounts[next(self._next_account) % len(self.accounts)] if self.accounts else None
-        self.receivers = referral_receivers(PLAN, self.account.site_id if self.account else None)
+        site_id = self.account.site_id if self.account else None
+        self.receivers = referral_receivers(PLAN, site_id)
+        self.site_id = site_id if PER_SITE else None  # its requests are named path@site
+        if self.site_id:
+            name_requests_by_site(self.client, self.site_id)
+        cannot = {FLOWS[p].__name__ for p in not_here(PLAN, site_id) if p in FLOWS}
+        self.tasks = [t for t in self.tasks if getattr(t, "__name__", "") not in cannot] or self.tasks
         self.requester: dict | None = None
         self.orders: dict[str, str] = {}  # order id -> patient id, the latest this user placed
 

@@ -3,7 +3,10 @@
 Locust runs in its own processes (rehearsal.load); this module only turns its figures into
 evidence for the plan's ``load_slo`` criterion: one test per load path and SLO, ids like
 ``patient-search-p95``, ``patient-search-p99``, ``patient-search-error-ratio`` and
-``patient-search-min-rps``, stable across runs and reruns. Each result carries the
+``patient-search-min-rps``, stable across runs and reruns. With ``per_site: true`` on the
+``load_slo`` criterion, one per site, path and SLO (``sas-boras/patient-search-p95``): each
+site's simulated users judged on their own, at the sites that have some
+(:func:`rehearsal.load.load_sites`); a path none of them can do is not judged there. Each result carries the
 figures (JSON) and the path's response time over the run (SVG); the path's p95 result also
 carries Locust's HTML report (about 1 MB, so once per path rather than on every SLO).
 An interrupted load run still gives every SLO its result, failed and marked incomplete,
@@ -19,9 +22,22 @@ import pytest
 
 from rehearsal import evidence
 from rehearsal.errors import RehearsalError
-from rehearsal.load import LoadResult, SloVerdict, check, evaluate, run_load, slos_of, workers_from_env
-from rehearsal.plan import Criterion, LoadedPlan, LoadPath, Plan
-from rehearsal.pytest_plugin import plan_for
+from rehearsal.load import (
+    LoadResult,
+    SloVerdict,
+    check,
+    evaluate,
+    load_criterion,
+    load_sites,
+    per_site,
+    region_paths,
+    request_name,
+    run_load,
+    slos_of,
+    workers_from_env,
+)
+from rehearsal.plan import LoadedPlan, LoadPath, Plan, Site
+from rehearsal.pytest_plugin import plan_for, sites_in_scope
 
 TITLES = {
     "sv": {
@@ -45,13 +61,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     plan = plan_for(metafunc.config)
     if plan is not None and plan.load is None:
         skip = pytest.mark.skip(reason="the plan has no load section")
-        metafunc.parametrize(("load_path", "slo"), [pytest.param(None, None, marks=skip, id="no-load")])
+        no_load = pytest.param(None, None, None, marks=skip, id="no-load")
+        metafunc.parametrize(("load_site", "load_path", "slo"), [no_load])
         return
     paths = plan.load.paths if plan is not None and plan.load is not None else []
-    cases = [(p, slo) for p in paths for slo, _ in slos_of(p)]
-    metafunc.parametrize(
-        ("load_path", "slo"), cases, ids=[f"{p.id}-{slo.replace('_', '-')}" for p, slo in cases]
-    )
+    criterion = load_criterion(plan) if plan is not None else None
+    if plan is not None and criterion is None:  # nothing would judge it: the load does not run
+        skip = pytest.mark.skip(reason="the plan has no load_slo criterion: the load does not run")
+        no_line = pytest.param(None, None, None, marks=skip, id="no-load-criterion")
+        metafunc.parametrize(("load_site", "load_path", "slo"), [no_line])
+        return
+    mark = pytest.mark.criterion(criterion.id if criterion else None)  # what rehearsal.selection reads
+    if plan is not None and per_site(plan):
+        at = load_sites(plan)
+        places = [(s, at[s.id]) for s in sites_in_scope(metafunc.config) if s.id in at]
+    else:
+        places = [(None, region_paths(plan) if plan is not None else [p.id for p in paths])]
+    cases = [
+        pytest.param(
+            site, p, slo, marks=mark, id=(f"{site.id}/" if site else "") + f"{p.id}-{slo.replace('_', '-')}"
+        )
+        for site, ids in places
+        for p in paths
+        if p.id in ids
+        for slo, _ in slos_of(p)
+    ]
+    metafunc.parametrize(("load_site", "load_path", "slo"), cases)
 
 
 @dataclass
@@ -59,9 +94,10 @@ class LoadOutcome:
     """The one load run of this session: its figures and verdicts, or why it did not run."""
 
     result: LoadResult | None = None
-    verdicts: dict[tuple[str, str], SloVerdict] = field(default_factory=dict)
+    verdicts: dict[tuple[str | None, str, str], SloVerdict] = field(default_factory=dict)
     refused: str | None = None
     reported: int = 0  # SLO results written so far; an interrupted run stops the session after the last
+    html_for: set[str] = field(default_factory=set)  # paths whose result carries Locust's report already
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +111,10 @@ def load_outcome(plan: Plan, loaded_plan: LoadedPlan, rehearsal_run_dir: Path) -
         )
     except RehearsalError as exc:
         return LoadOutcome(refused=str(exc))
-    verdicts = {(v.path_id, v.slo): v for v in evaluate(plan.load, result)}
+    judged = evaluate(plan.load, result, load_sites(plan)) if per_site(plan) else None
+    judged = judged if judged is not None else evaluate(plan.load, result, paths=region_paths(plan))
+    verdicts = {(v.site, v.path_id, v.slo): v for v in judged}
     return LoadOutcome(result=result, verdicts=verdicts)
-
-
-def _load_criterion(plan: Plan) -> Criterion | None:
-    return next((c for c in plan.criteria if c.kind == "load_slo"), None)
 
 
 def _title(plan: Plan, path: LoadPath, slo: str) -> str:
@@ -91,7 +125,7 @@ def _title(plan: Plan, path: LoadPath, slo: str) -> str:
     return TITLES[plan.language][slo].format(path=name, limit=limit * 100 if slo == "error_ratio" else limit)
 
 
-def _description(plan: Plan, path: LoadPath) -> str:
+def _description(plan: Plan, path: LoadPath, site: Site | None) -> str:
     profile = plan.load
     assert profile is not None
     limits = [f"p95 ≤ {path.p95_ms:g} ms"]
@@ -102,23 +136,31 @@ def _description(plan: Plan, path: LoadPath) -> str:
         limits.append(f"minst {path.min_rps:g} anrop/s")
     return (
         f"Locust kör planens lastprofil ({profile.users} användare, {profile.duration_s:g} s) mot "
-        f"{plan.environment.fhir_base}. Alla anrop på vägen '{path.id}' räknas: {', '.join(limits)}. "
+        f"{plan.environment.fhir_base}. Alla anrop på vägen '{path.id}' "
+        + (f"från användarna på {site.name} " if site else "")
+        + f"räknas: {', '.join(limits)}. "
         "Ett svar som inte håller affärskontrollen (t.ex. en sökning utan den sökta patienten, "
         "ett provsvar på fel patient) räknas som fel."
     )
 
 
 def test_load_slo(
-    load_path: LoadPath, slo: str, plan: Plan, load_outcome: LoadOutcome, request: pytest.FixtureRequest
+    load_site: Site | None,
+    load_path: LoadPath,
+    slo: str,
+    plan: Plan,
+    load_outcome: LoadOutcome,
+    request: pytest.FixtureRequest,
 ) -> None:
-    criterion = _load_criterion(plan)
+    criterion = load_criterion(plan)
     evidence.tag(
         aspect="teknisk",
         criterion=criterion.id if criterion else None,
         severity=criterion.severity if criterion else None,
+        site=load_site.id if load_site else None,
     )
-    evidence.title(_title(plan, load_path, slo))
-    evidence.describe(_description(plan, load_path))
+    evidence.title(_title(plan, load_path, slo) + (f" – {load_site.name}" if load_site else ""))
+    evidence.describe(_description(plan, load_path, load_site))
     if load_outcome.refused is not None:
         pytest.fail(load_outcome.refused, pytrace=False)
     result = load_outcome.result
@@ -126,8 +168,9 @@ def test_load_slo(
     load_outcome.reported += 1
     if result.interrupted and load_outcome.reported >= len(load_outcome.verdicts):
         request.session.shouldstop = "interrupted during the load run"  # after every SLO has its result
-    verdict = load_outcome.verdicts[(load_path.id, slo)]
-    stats = result.paths.get(load_path.id)
+    site_id = load_site.id if load_site else None
+    verdict = load_outcome.verdicts[(site_id, load_path.id, slo)]
+    stats = result.paths.get(request_name(load_path.id, site_id))
     evidence.attach_json(
         "Lastsiffror",
         {
@@ -139,10 +182,11 @@ def test_load_slo(
         },
     )
     # ~1 MB each: once per path (on its first SLO, p95), not on all of its SLO results
-    if slo == slos_of(load_path)[0][0] and result.html_report.is_file():
+    if load_path.id not in load_outcome.html_for and result.html_report.is_file():
+        load_outcome.html_for.add(load_path.id)
         evidence.attach_file("Locust-rapport", result.html_report)
-    chart = result.charts.get(load_path.id)
+    chart = result.charts.get(request_name(load_path.id, site_id))
     if chart is not None and chart.is_file():
-        evidence.attach_file(f"Svarstid över tid – {load_path.id}", chart)
+        evidence.attach_file(f"Svarstid över tid – {request_name(load_path.id, site_id)}", chart)
     if not verdict.passed:
         pytest.fail(verdict.message, pytrace=False)

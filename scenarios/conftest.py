@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-bdd's own: a non-editable install loads it first
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
     name, sep, value = tag.partition(":")
     if sep and name in routines.TAGS:

@@ -16,14 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rehearsal import attest, lifetime, progress
+from rehearsal import attest, content, lifetime, progress
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
-from rehearsal.plan import ASPECTS, LoadedPlan, PlanError, load_plan, unset_passwords
+from rehearsal.plan import LoadedPlan, PlanError, load_plan, unset_passwords
 from rehearsal.preflight import check_reachable
 from rehearsal.reports_folder import REFUSALS, folder_error
 from rehearsal.rerun import refuse_if_running, settle
 from rehearsal.run import Run, load_run, plan_of
 from rehearsal.runner import Outcome, content_root, execute
+from rehearsal.selection import Selection, endpoints_used, narrowed_for
 
 EPILOG = """examples:
   rehearse demo                                   whole rehearsal of the reference hospital
@@ -31,6 +32,8 @@ EPILOG = """examples:
   rehearse plan check plans/demo.yaml
   rehearse reference up --plan plans/demo.yaml    start the reference hospital and leave it running
   rehearse run --plan plans/demo.yaml --site sas-boras
+  rehearse run --plan plans/demo.yaml --criterion tech-fhir   only what feeds that criterion
+  rehearse run --plan plans/demo.yaml --tag system:new --tag writes
   rehearse -q run --plan plans/demo.yaml          the verdict line only (progress goes to stderr)
   rehearse hardware --plan plans/demo.yaml        printers and workstations only, per-site readiness
   rehearse load --plan plans/demo.yaml --workers 2   load SLOs only, Locust master + 2 workers
@@ -122,6 +125,20 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         choices=["organisatorisk", "klinisk", "teknisk"],
         help="only this aspect (repeatable)",
+    )
+    run.add_argument(
+        "--criterion",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only what feeds this go/no-go criterion (repeatable); decided on those criteria",
+    )
+    run.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="only scenarios with this Gherkin tag, without @: writes, system:new, criterion:ID (repeatable)",
     )
     attestations_arg(run)
     run.add_argument(
@@ -242,7 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reports_root(args: argparse.Namespace) -> Path:
-    return Path(args.reports).resolve() if args.reports else content_root() / "reports"
+    if args.reports:
+        return Path(args.reports).resolve()
+    root = content_root()  # an installed copy of the content is no place for reports: the working folder is
+    return (Path.cwd() if content.is_installed_copy(root) else root) / "reports"
 
 
 def _plan_path(given: str | None, command: str = "") -> Path:
@@ -274,10 +294,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         loaded = load_plan(_plan_path(args.plan, "run"))
         for site in args.site:
             loaded.plan.site(site)
-        needs_target = bool(set(args.aspect or ASPECTS) - {"organisatorisk"})  # the roster needs none
-        env = _require_passwords(state_dir, loaded, needs_target)
-        if needs_target:
-            check_reachable(loaded.plan)
+        chosen = Selection.of(loaded.plan, args.criterion, args.tag)  # an unknown criterion: one line
+        uses = endpoints_used(loaded.plan, chosen, args.aspect)  # the roster needs none, FHIR no web UI
+        env = _require_passwords(state_dir, loaded, bool(uses))
+        if uses:
+            check_reachable(loaded.plan, uses)
         outcome = execute(
             reports,
             loaded,
@@ -286,6 +307,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             env=env,
             attestations=_attestation_files(args.attestations, loaded),
             interactive=args.interactive,
+            chosen=chosen,
         )
         return _report(outcome.run, loaded, outcome)
     if args.command == "load":
@@ -445,7 +467,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     _say(f"rehearse rerun of {parent.id}: {selection.describe()}")
     outcome = execute(
         reports, loaded, parent=parent, selection=selection.nodeids, env=env,
-        attestations=_attestation_files([], loaded),
+        attestations=_attestation_files([], loaded), chosen=Selection.recorded(parent),
     )  # fmt: skip
     return _report(outcome.run, loaded, outcome)
 
@@ -480,6 +502,7 @@ def _report(run: Run, loaded: LoadedPlan, outcome: Outcome | None = None, compar
         tail = (run.dir / "pytest.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
         last = tail[-1] if tail else "no output"
         raise UsageError(f"the rehearsal did not run (pytest exit {outcome.pytest_exit}): {last}")
+    loaded = narrowed_for(run, loaded)  # --criterion/--tag: decided on what was selected
     decision = build_report(run, loaded.plan, compare=compare).to_json()
     _print_decision(run, decision)
     if outcome and outcome.interrupted:

@@ -11,7 +11,8 @@ name is the plan path id.
     guard(plan, host)                    refuse production and hosts outside allowed_hosts
     user_mix(plan)                       -> [RoleMix] (who the simulated users are, what they do)
     run_load(plan_path, plan, out_dir)   -> LoadResult (per-path figures, reports, chart, complete?)
-    evaluate(profile, result)            -> [SloVerdict] (one per path and SLO)
+    evaluate(profile, result, sites)     -> [SloVerdict] (one per path and SLO, per site when asked)
+    load_sites(plan)                     -> {site: [path ids]} (whose simulated users do what)
     load_plan_only(plan)                 the plan narrowed to its load criteria (`rehearse load`)
     execute_load(reports, loaded, …)     `rehearse load`: load/ alone as a normal run
 
@@ -33,22 +34,23 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from rehearsal import content
 from rehearsal.errors import RehearsalError, UsageError
 from rehearsal.identities import PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, personnummer_tokens
 from rehearsal.lifetime import die_with_parent
-from rehearsal.plan import LoadedPlan, LoadPath, LoadProfile, Plan
+from rehearsal.plan import Criterion, LoadedPlan, LoadPath, LoadProfile, Plan
 
 if TYPE_CHECKING:
     from rehearsal.runner import Outcome
 
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "load" / "locustfile.py"
+LOCUSTFILE = content.root() / "load" / "locustfile.py"
 CONTENT_FOLDER = "load"
 MARGIN_S = 45.0  # start-up (workers connecting) and shutdown time allowed beyond the plan's duration
 STOP_GRACE_S = 15.0  # after SIGINT, how long Locust gets to write its report before SIGKILL
@@ -75,6 +77,11 @@ ROLES_NAME = "roles.json"
 
 Slo = Literal["p95", "p99", "error_ratio", "min_rps"]
 SLOS: tuple[Slo, ...] = ("p95", "p99", "error_ratio", "min_rps")
+SITE_SEP = "@"
+"""Per-site load (``per_site: true`` on the ``load_slo`` criterion): a request is named
+``<path>@<site>`` after the site of the plan user the simulated clinician logs in as."""
+NEEDS_RECEIVERS = ("create-referral",)
+"""Paths that need another unit on the new EHR to send to: not applicable at a site without one."""
 
 
 class LoadError(RehearsalError):
@@ -155,6 +162,8 @@ class SloVerdict:
     actual: float | None
     passed: bool
     message: str
+    site: str | None = None
+    """The site whose simulated users were judged (per-site load), or None for all of them."""
 
 
 # --- who works: roles, accounts, referral receivers ---------------------------------------
@@ -280,6 +289,79 @@ def user_mix(plan: Plan) -> list[RoleMix]:
             )
         mix.append(RoleMix(role, shares[role], tuple(a for a in people if a.role == role), weights))
     return mix
+
+
+# --- per site: whose users do what, and their requests by name ---------------------------
+
+
+def load_criterion(plan: Plan) -> Criterion | None:
+    """The plan's ``load_slo`` criterion (the first), which the SLO results feed."""
+    return next((c for c in plan.criteria if c.kind == "load_slo"), None)
+
+
+def per_site(plan: Plan) -> bool:
+    """Are the simulated users judged per site (``per_site: true`` on the load_slo criterion)?"""
+    criterion = load_criterion(plan)
+    return bool(plan.load is not None and criterion is not None and criterion.per_site)
+
+
+def request_name(path_id: str, site_id: str | None = None) -> str:
+    """The Locust request name of a path's requests: the path id, with ``@site`` when per site."""
+    return f"{path_id}{SITE_SEP}{site_id}" if site_id else path_id
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``open-chart@sas-boras`` → (``open-chart``, ``sas-boras``); a plain path id → (id, None)."""
+    path_id, sep, site_id = name.partition(SITE_SEP)
+    return path_id, (site_id or None) if sep else None
+
+
+def name_requests_by_site(client: Any, site_id: str) -> None:
+    """Every request this Locust client sends is named ``<path>@<site>`` (its statistics per site).
+
+    The flows name requests by path (``name="login"``) and stay as they are; Locust's HTTP
+    clients send every GET and POST through ``request``, which is wrapped here.
+    """
+    plain = client.request
+
+    def request(method: str, url: str, name: str | None = None, **kwargs: Any) -> Any:
+        return plain(method, url, name=request_name(name or url, site_id), **kwargs)
+
+    client.request = request
+
+
+def not_here(plan: Plan, site_id: str | None) -> set[str]:
+    """Path ids a simulated user of this site cannot do: a referral with no other new-EHR unit to go to."""
+    return set(NEEDS_RECEIVERS) if not referral_receivers(plan, site_id) else set()
+
+
+def load_sites(plan: Plan) -> dict[str, list[str]]:
+    """Each site with simulated users (its plan users on the new EHR, in the mix) → the path ids they
+    run: weight above 0 for one of their roles, and a referral only with another unit to send to."""
+    profile = _profile(plan)
+    try:
+        mix = user_mix(plan)
+    except UsageError:  # said by the load itself (every SLO fails with it); judge every path at every site
+        mix = [RoleMix(a.role, 1, (a,), {p.id: 1 for p in profile.paths}) for a in accounts(plan)]
+    found: dict[str, list[str]] = {}
+    for site in plan.sites:
+        roles = [m for m in mix if any(a.site_id == site.id for a in m.accounts)]
+        if not roles:
+            continue
+        skip = not_here(plan, site.id)
+        found[site.id] = [
+            p.id for p in profile.paths if p.id not in skip and any(m.path_weights.get(p.id) for m in roles)
+        ]
+    return found
+
+
+def region_paths(plan: Plan) -> list[str]:
+    """The path ids judged for all simulated users together: every path, but a referral only when
+    some user has another unit on the new EHR to send it to."""
+    profile = _profile(plan)
+    people = accounts(plan)
+    can_refer = not people or any(not not_here(plan, a.site_id) for a in people)
+    return [p.id for p in profile.paths if can_refer or p.id not in NEEDS_RECEIVERS]
 
 
 # --- guard -------------------------------------------------------------------------------
@@ -731,11 +813,8 @@ def _read_json(json_file: Path) -> tuple[dict[str, PathStats], float] | None:
     if not isinstance(entries, list):
         return None
     merged: dict[str, dict[str, Any]] = {}
-    for e in entries:  # one entry per (name, method); a path is its name
-        m = merged.setdefault(
-            e["name"],
-            {"n": 0, "f": 0, "total": 0.0, "max": 0.0, "hist": {}, "start": math.inf, "last": 0.0},
-        )
+    # one entry per (name, method); a path is its name; ``path@site`` counts for its path too
+    for e, m in ((x, acc) for x in entries for acc in _accumulators(merged, str(x["name"]))):
         m["n"] += int(e.get("num_requests") or 0)
         m["f"] += int(e.get("num_failures") or 0)
         m["total"] += float(e.get("total_response_time") or 0)
@@ -761,6 +840,14 @@ def _read_json(json_file: Path) -> tuple[dict[str, PathStats], float] | None:
             max_ms=m["max"],
         )
     return stats, max(span, 0.0)
+
+
+def _accumulators(merged: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """Where one Locust entry's figures go: its own name, and its path's when it is a site's."""
+    path_id, site_id = split_name(name)
+    keys = [name, path_id] if site_id else [name]
+    empty = {"n": 0, "f": 0, "total": 0.0, "max": 0.0, "hist": {}, "start": math.inf, "last": 0.0}
+    return [merged.setdefault(k, {**empty, "hist": {}}) for k in keys]
 
 
 def _read_csv(stats_csv: Path) -> tuple[dict[str, PathStats], float] | None:
@@ -816,8 +903,9 @@ def _with_top_errors(paths: dict[str, PathStats], failures_csv: Path) -> dict[st
             name, count, error = row["Name"], int(row["Occurrences"]), row["Error"]
         except (KeyError, ValueError):
             continue
-        if count > top.get(name, (0, ""))[0]:
-            top[name] = (count, _plain_error(error))
+        for key in dict.fromkeys((name, split_name(name)[0])):  # a site's failure is its path's too
+            if count > top.get(key, (0, ""))[0]:
+                top[key] = (count, _plain_error(error))
     return {
         pid: (PathStats(**{**asdict(s), "top_error": top[pid][1]}) if pid in top else s)
         for pid, s in paths.items()
@@ -897,8 +985,8 @@ def write_charts(profile: LoadProfile, history_csv: Path, charts_dir: Path) -> d
 
     history = read_history(history_csv)
     charts: dict[str, Path] = {}
-    for path in profile.paths:
-        points = history.get(path.id) or []
+    for path, name in ((p, n) for p in profile.paths for n in history if split_name(n)[0] == p.id):
+        points = history.get(name) or []
         if not points:
             continue
         series = [
@@ -913,17 +1001,25 @@ def write_charts(profile: LoadProfile, history_csv: Path, charts_dir: Path) -> d
         if path.p99_ms is not None:
             limits.append(("p99", path.p99_ms, (255, 127, 14)))
         charts_dir.mkdir(parents=True, exist_ok=True)
-        target = charts_dir / f"{path.id}.svg"
-        target.write_text(line_chart_svg(series, limits=limits, title=path.id), encoding="utf-8")
-        charts[path.id] = target
+        target = charts_dir / f"{name}.svg"
+        target.write_text(line_chart_svg(series, limits=limits, title=name), encoding="utf-8")
+        charts[name] = target
     return charts
 
 
 # --- evaluate ----------------------------------------------------------------------------
 
 
-def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
+def evaluate(
+    profile: LoadProfile,
+    result: LoadResult,
+    sites: Mapping[str, Sequence[str]] | None = None,
+    paths: Sequence[str] | None = None,
+) -> list[SloVerdict]:
     """Judge every path of the profile against its SLOs: p95, p99 (if set), error ratio, min_rps (if set).
+
+    ``sites`` (site → its path ids, :func:`load_sites`): each site's simulated users on their own,
+    by the requests named ``<path>@<site>``; else all of them together, on ``paths`` (default all).
 
     A path with no requests fails every SLO. Percentiles of a path whose every request
     failed fail too (a refused connection is fast, not good). Nothing passes on an
@@ -935,13 +1031,21 @@ def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
         incomplete = f": run interrupted after {result.elapsed_s:.1f} s of {result.planned_s:g} s"
     elif result.overran:
         incomplete = f": run overran {result.planned_s:g} s and was stopped"
-    for path in profile.paths:
+    judged: list[tuple[str | None, LoadPath]] = [
+        (site, path)
+        for site, ids in (sites.items() if sites is not None else [(None, paths)])
+        for path in profile.paths
+        if ids is None or path.id in ids
+    ]
+    for site, path in judged:
         slos = slos_of(path)
-        s = result.paths.get(path.id)
+        s = result.paths.get(request_name(path.id, site))
         if s is None or s.num_requests == 0:
-            why = "no requests recorded" + _login_hint(result, path.id)
+            why = "no requests recorded" + _login_hint(result, path.id, site)
             why = f"incomplete{incomplete}; {why}" if incomplete else why
-            verdicts += [SloVerdict(path.id, path.title, slo, limit, None, False, why) for slo, limit in slos]
+            verdicts += [
+                SloVerdict(path.id, path.title, slo, limit, None, False, why, site) for slo, limit in slos
+            ]
             continue
         top = f" (most common: {s.top_error})" if s.top_error else ""
         for slo, limit in slos:
@@ -970,7 +1074,9 @@ def evaluate(profile: LoadProfile, result: LoadResult) -> list[SloVerdict]:
                 )
             if incomplete:
                 msg = f"incomplete{incomplete}; figures so far: {msg}"
-            verdicts.append(SloVerdict(path.id, path.title, slo, limit, actual, ok and not incomplete, msg))
+            verdicts.append(
+                SloVerdict(path.id, path.title, slo, limit, actual, ok and not incomplete, msg, site)
+            )
     return verdicts
 
 
@@ -985,9 +1091,9 @@ def slos_of(path: LoadPath) -> list[tuple[Slo, float]]:
     return slos
 
 
-def _login_hint(result: LoadResult, path_id: str) -> str:
+def _login_hint(result: LoadResult, path_id: str, site: str | None = None) -> str:
     """When nothing ran because logging in failed, say so on every path."""
-    login = result.paths.get("login")
+    login = result.paths.get(request_name("login", site))
     if path_id == "login" or login is None or not login.num_failures:
         return ""
     return f"; login failed {login.num_failures} of {login.num_requests} times" + (

@@ -9,6 +9,7 @@ endpoint on a host the plan does not allow: refused before the first connection.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from rehearsal.errors import TargetError
@@ -17,12 +18,12 @@ from rehearsal.plan import Plan
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def endpoints(plan: Plan) -> dict[str, str]:
-    """The plan fields naming the environment's main entry points."""
-    return {
-        "environment.fhir_base": plan.environment.fhir_base,
-        "environment.web_base": plan.environment.web_base,
-    }
+ENTRY_POINTS = ("fhir_base", "web_base")
+
+
+def endpoints(plan: Plan, fields: Iterable[str] = ENTRY_POINTS) -> dict[str, str]:
+    """The plan fields naming the environment's main entry points (those of ``fields``)."""
+    return {f"environment.{f}": getattr(plan.environment, f) for f in ENTRY_POINTS if f in fields}
 
 
 def check_hosts(plan: Plan) -> None:
@@ -42,11 +43,13 @@ def check_hosts(plan: Plan) -> None:
             )
 
 
-def check_reachable(plan: Plan) -> None:
+def check_reachable(plan: Plan, fields: Iterable[str] = ENTRY_POINTS) -> None:
+    """Each entry point of ``fields`` accepts a connection (the ones the run's selection uses:
+    :func:`rehearsal.selection.endpoints_used`; one it never uses is not asked)."""
     check_hosts(plan)
     timeout = plan.environment.timeouts.connect
     seen: set[tuple[str, int]] = set()
-    for field, url in endpoints(plan).items():
+    for field, url in endpoints(plan, fields).items():
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
         if (host, port) in seen:

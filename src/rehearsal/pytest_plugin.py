@@ -252,6 +252,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("site", applies, ids=[s.id for s in applies])
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-bdd's own, whatever order the plugins were installed in
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
     """`@criterion:tech-fhir` style tags become markers with a value; `@id:…` the stable id."""
     name, sep, value = tag.partition(":")

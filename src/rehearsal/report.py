@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import rehearsal
+from rehearsal import content
 from rehearsal.errors import RehearsalError, UsageError
 from rehearsal.gonogo import CENTRAL, Decision, decide
 from rehearsal.history import Changes as Changes
@@ -421,7 +422,8 @@ def _keep_new_point(history_file: Path, before: int, keep: Callable[[dict[str, A
 def allure_command(repo_root: Path | None = None) -> list[str]:
     """``[node, …/node_modules/allure/cli.js]`` or UsageError naming the install command."""
     package_root = Path(rehearsal.__file__).resolve().parents[2]
-    roots = [repo_root] if repo_root else [package_root, Path.cwd(), *Path.cwd().parents]
+    here = [content.root(), package_root, Path.cwd(), *Path.cwd().parents]  # the installed copy: npm ci there
+    roots = [repo_root] if repo_root else list(dict.fromkeys(here))
     cli = next(
         (
             r / "node_modules" / "allure" / "cli.js"
@@ -430,7 +432,7 @@ def allure_command(repo_root: Path | None = None) -> list[str]:
         ),
         None,
     )
-    where = repo_root or (package_root if (package_root / "package.json").is_file() else Path.cwd())
+    where = repo_root or next((r for r in roots if (r / "package.json").is_file()), Path.cwd())
     install = f"run `npm ci` in {where} (needs Node.js ≥ {NODE_MIN_MAJOR})"
     if cli is None:
         raise UsageError(f"Allure 3 is not installed (no node_modules/allure in {where}): {install}")

@@ -49,6 +49,9 @@ class Run:
     selection: list[str] | None = None
     sites: list[str] | None = None
     aspects: list[str] | None = None
+    #: ``rehearse run --criterion`` / ``--tag``: what it was narrowed to below site and aspect
+    criteria: list[str] | None = None
+    tags: list[str] | None = None
     #: what the run was made with: {role, source (absolute), copy (relative to the run folder), sha256}
     inputs: list[dict[str, str]] | None = None
     #: why a run found incomplete was later marked complete (every planned test had its result)
@@ -123,6 +126,8 @@ def create_run(
     sites: list[str] | None = None,
     aspects: list[str] | None = None,
     attestations: list[Path] | None = None,
+    criteria: list[str] | None = None,
+    tags: list[str] | None = None,
 ) -> Run:
     """Make the folder, the input copies and run.json of a new run and point ``reports/latest`` at it.
 
@@ -149,6 +154,8 @@ def create_run(
             selection=selection,
             sites=sorted(sites) if sites else None,
             aspects=sorted(aspects) if aspects else None,
+            criteria=list(criteria) if criteria else None,
+            tags=list(tags) if tags else None,
             inputs=_copy_inputs(folder, loaded, list(attestations or [])),
         )
         _write(run)

@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rehearsal import attest, lifetime, progress, redact
+from rehearsal import attest, content, lifetime, progress, redact
 from rehearsal.plan import LoadedPlan
 from rehearsal.run import Run, chain, create_run, discard_partial, finish_run
+from rehearsal.selection import EVERYTHING, Selection
 
 CONTENT = ("scenarios", "hardware_checks", "load")
 RERUN_FILE = "selection.txt"
@@ -44,19 +45,7 @@ class Interrupted(Exception):
     """The run was stopped from outside (Ctrl-C, SIGTERM); what it recorded is kept."""
 
 
-def content_root() -> Path:
-    """The folder holding features/, scenarios/, load/ and hardware_checks/.
-
-    REHEARSAL_CONTENT wins; else the nearest parent of the working directory that has
-    them; else the repository this package was installed from (editable install).
-    """
-    given = os.environ.get("REHEARSAL_CONTENT")
-    if given:
-        return Path(given).resolve()
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "features").is_dir() and (folder / "scenarios").is_dir():
-            return folder
-    return Path(__file__).resolve().parents[2]
+content_root = content.root  # where features/, scenarios/, load/ and hardware_checks/ are
 
 
 def pytest_command(
@@ -68,6 +57,7 @@ def pytest_command(
     attestations: Sequence[Path] = (),
     interactive: bool = False,
     paths: Sequence[str] | None = None,
+    chosen: Selection = EVERYTHING,
 ) -> list[str]:
     cmd = [
         sys.executable, "-m", "pytest",
@@ -76,6 +66,7 @@ def pytest_command(
         "-p", "no:cacheprovider",
         "-p", "no:locust",
         "-p", "rehearsal.lifetime", "--rehearsal-parent-pid", str(os.getpid()),
+        "-p", "rehearsal.selection",
         "-o", f"bdd_features_base_dir={root / 'features'}",
         "--rehearsal-plan", str(loaded.path.resolve()),
         "--rehearsal-run-dir", str(run.dir),
@@ -90,6 +81,10 @@ def pytest_command(
         cmd += ["--rehearsal-site", site]
     for aspect in aspects:
         cmd += ["--rehearsal-aspect", aspect]
+    for criterion in chosen.criteria:
+        cmd += ["--rehearsal-criterion", criterion]
+    for tag in chosen.tags:
+        cmd += ["--rehearsal-tag", tag]
     for path in attestations:
         cmd += ["--rehearsal-attestations", str(path)]
     if interactive:
@@ -169,19 +164,23 @@ def execute(
     attestations: list[Path] | None = None,
     interactive: bool = False,
     paths: list[str] | None = None,
+    chosen: Selection = EVERYTHING,
 ) -> Outcome:
-    """Run the plan's content into a new run folder, finished even when interrupted."""
+    """Run the plan's content into a new run folder, finished even when interrupted.
+
+    ``chosen`` narrows it below site and aspect (:mod:`rehearsal.selection`), recorded in run.json.
+    """
     for site in sites or []:
         loaded.plan.site(site)
     root = content_root()
     run = create_run(
         reports_root, loaded, parent=parent, selection=selection, sites=sites, aspects=aspects,
-        attestations=attestations,
+        attestations=attestations, criteria=list(chosen.criteria), tags=list(chosen.tags),
     )  # fmt: skip
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
     given = run.copies("attestations")  # the copies kept in the run folder: what it used is what it shows
     files = [*given, *inherited]
-    cmd = pytest_command(run, loaded, sites or [], aspects or [], root, files, interactive, paths)
+    cmd = pytest_command(run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen)
     secrets = redact.for_plan(loaded.plan, {**os.environ, **(env or {})})
     log = None if interactive else _RedactedLog(run.dir / "pytest.log", secrets)
     interrupted = False
