@@ -7,7 +7,6 @@ ever and keep the decision NO-GO. The plan says where each criterion applies:
 - ``criteria[].system``: only at sites whose ``sites[].system`` is this EHR; default ``new``
   for aspect ``klinisk`` (the clinical workflows rehearsed are the new EHR's), else ``any``;
 - a per-site ``load_slo`` criterion: only at sites with simulated users (:func:`rehearsal.load.load_sites`);
-- a per-site ``load_slo`` criterion: only at sites with simulated users (:func:`rehearsal.load.load_sites`);
 - the device kinds it is about: for ``device_readiness`` the kinds it counts
   (:meth:`rehearsal.plan.Plan.device_criterion`), for others ``criteria[].device_kinds``;
   the site needs at least one device of one of them;
@@ -81,11 +80,6 @@ def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
     needs = criterion.needs_system
     if needs is not None and site.system != needs:
         return text[site.system].format(site=site.id)
-    if criterion.kind == "load_slo" and criterion.per_site and plan.load is not None:
-        from rehearsal.load import load_sites  # the load's own rule: whose users it simulates
-
-        if site.id not in load_sites(plan):
-            return text["no_load"].format(site=site.id)
     if criterion.kind == "load_slo" and criterion.per_site and plan.load is not None:
         from rehearsal.load import load_sites  # the load's own rule: whose users it simulates
 
