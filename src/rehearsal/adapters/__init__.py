@@ -54,6 +54,7 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("migration", "reference"): "rehearsal.adapters.migration_reference:ReferenceMigration",
     ("migration", "standards"): "rehearsal.adapters.migration:StandardsMigration",
     ("web_ui", "reference"): "rehearsal.pages.reference:ReferenceWebUi",
+    ("web_ui", "gnuhealth"): "rehearsal.pages.gnuhealth:GnuHealthWebUi",
 }
 
 
