@@ -790,7 +790,9 @@ class Plan(_Model):
         if self.runbook is None:
             return self
         steps = self.runbook.steps
-        index = {s.id: i for i, s in enumerate(steps)}
+        index: dict[str, int] = {}
+        for i, s in enumerate(steps):
+            index.setdefault(s.id, i)  # the first of a repeated id: the second is the one refused
         roles = set(self.command_centre.roles)
         people = {p.name for p in self.command_centre.central.values() if p} | {
             p.name for s in self.sites for p in s.command_centre.values() if p
