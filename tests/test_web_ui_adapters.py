@@ -211,3 +211,5 @@ def test_a_new_targets_page_objects_run_the_clinical_features_through_the_plan(
     assert lines[("clin-lab-order", first)]["status"] == "pass"
     assert lines[("clin-registration", first)]["status"] == "pass"
     assert not any("remiss" in name for name in ran)
+    skipped = [(r.get("statusDetails") or {}).get("message", "") for r in results if r["status"] == "skipped"]
+    assert any(m.count(NO_REFERRALS) == 1 for m in skipped), skipped  # said once, not once per site

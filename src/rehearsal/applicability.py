@@ -108,7 +108,7 @@ def region_reason(plan: Plan, criterion: Criterion) -> str | None:
     if not reasons or not all(reasons):
         return None
     text = _TEXT.get(plan.language, _TEXT["en"])
-    return text["no_site"].format(why="; ".join(r for r in reasons if r))
+    return text["no_site"].format(why="; ".join(dict.fromkeys(r for r in reasons if r)))
 
 
 def applicable_sites(plan: Plan, criterion: Criterion | None, sites: list[Site]) -> list[Site]:

@@ -245,7 +245,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     criterion = plan.criterion(criterion_id) if plan and criterion_id else None
     applies = applicability.applicable_sites(plan, criterion, sites) if plan else sites
     if sites and not applies and plan and criterion:  # not generated where it cannot apply
-        why = "; ".join(r for s in sites if (r := applicability.reason(plan, criterion, s)))
+        why = "; ".join(dict.fromkeys(r for s in sites if (r := applicability.reason(plan, criterion, s))))
         skip = pytest.mark.skip(reason=f"{criterion.id}: {why}")
         metafunc.parametrize("site", [pytest.param(None, marks=skip, id="not-applicable")])
         return

@@ -96,7 +96,7 @@ class Encounter:
     care_type: str
     """In the features' words ("Akut", "Slutenvård", "Öppenvård"): a target using others maps them."""
     place: str
-    """Where: the plan site's ``name`` as the target shows it."""
+    """Where: the plan site's ``name`` (a target that names its units otherwise maps them back)."""
     status: str = ""
     start: str = ""
     shown: Mapping[str, str] = field(default_factory=dict, compare=False)
