@@ -205,3 +205,27 @@ def test_results_and_history_from_before_ids_still_read(tmp_path: Path) -> None:
     found = changes(items_of(list(merged.values())), then, against="old")
     assert [(c.key, c.before, c.after) for c in found.fixed] == [(KEY, "failed", "passed")]
     assert not found.new_failures
+
+
+def test_every_planned_test_of_the_shipped_content_is_named_by_a_stable_id(
+    make_plan: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Scenarios, device checks and load SLOs alike: no key falls back to a (title-built) node id."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "scenarios", "hardware_checks", "load", "--collect-only", "-q",
+         "-p", "no:cacheprovider", "-p", "no:locust", "--rootdir", str(ROOT),
+         "-o", f"bdd_features_base_dir={ROOT / 'features'}", "--rehearsal-plan", str(make_plan()),
+         "--rehearsal-run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    keys = (run_dir / ids.PLANNED_KEYS_FILE).read_text(encoding="utf-8").splitlines()
+    nodeids = (run_dir / "planned.txt").read_text(encoding="utf-8").splitlines()
+    assert len(keys) == len(nodeids) == len(set(keys)) > 50
+    assert not [k for k in keys if "::" in k]  # every one an id, none a node id
+    for expected in ("klin-lab-order-01@sas-boras", "tek-fhir-01", "printer:sas-akut-dok1@sas-boras",
+                     "workstation:nal-lab-ws01@nal-trollhattan"):  # fmt: skip
+        assert expected in keys
+    assert any(k.startswith("slo:patient-search-p95") for k in keys)

@@ -10,7 +10,7 @@ Inferno's test ids, every result instead carries an id chosen once that never ch
   unique across ``features/`` (:func:`check_features`: collection stops with one line naming
   the file and line otherwise);
 - a device check: ``printer:<device>`` or ``workstation:<device>`` (the plan's device id);
-- a load SLO: ``slo:<path>-<slo>`` (``slo:patient-search-p95``);
+- a load SLO: ``slo:<path>-<slo>`` (``slo:patient-search-p95``; judged per site, the key adds it);
 - any other test: its node id (named in code, never from a title).
 
 The id is the Allure label ``rehearsal_id``; with the site it makes the **key** ``id@site``
@@ -66,9 +66,9 @@ def item_id(item: Any) -> str:
 
 
 def item_site(item: Any) -> str | None:
-    """The plan site a test item runs for: its ``site`` parameter (a Site or a site id), if any."""
+    """The plan site a test item runs for: its ``site`` (or a load SLO's ``load_site``) parameter, if any."""
     params = item.callspec.params if hasattr(item, "callspec") else {}
-    site = params.get("site")
+    site = params.get("site", params.get("load_site"))
     if site is None:
         return None
     return str(getattr(site, "id", site))
