@@ -118,6 +118,15 @@ def test_the_reason_is_in_the_plans_language(acme_installed: Path, make_plan) ->
     )
 
 
+def test_a_capability_misspelt_in_cannot_is_one_line_naming_the_known_ones() -> None:
+    sloppy = type("Sloppy", (), {"name": "sloppy", "cannot": {"referral": "no referrals"}})
+    with pytest.raises(adapters.AdapterError) as err:
+        web_ui.missing(sloppy, "clin-referral", "sv")
+    said = str(err.value)
+    assert "'sloppy' declares unknown capabilities referral in" in said and "referrals" in said
+    assert "\n" not in said
+
+
 # -- the patient gate stands in front of any adapter --------------------------------------------------
 
 

@@ -18,14 +18,14 @@ with the Playwright page and the plan, giving one :class:`ClinicalWebUi` per bro
       │    └─ PrintView       wristband and specimen label
       └─ ReferralInbox ─ ReceivedReferral (acknowledge, answer)
 
-How a method fails (H3b and every other implementer, please keep to it):
+How a method fails (every implementation keeps to this):
 
 - the screen did not show what was expected (a missing notice, the wrong patient): an
   ``AssertionError`` whose text says what was expected and what was shown — Playwright's
   ``expect`` raises exactly that, so ``expect(...)`` is the usual way;
 - the target said *no* in words (a refused login, "you may not create lab orders"): raise
   :class:`Refused` (or :class:`LoginRefused`) with the target's own words, unmasked and
-  untranslated; the step puts it into its Swedish message (``journalen nekade …: <words>``),
+  untranslated; the step puts it into its Swedish message (``journalen tog inte emot …: <words>``),
   masking any patient number in it;
 - a number that is not the run's own is refused before it is typed (:mod:`rehearsal.patient_gate`):
   the seam checks it before your method is called (:class:`Gated`), and your page objects
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from rehearsal import identities, patient_gate
+from rehearsal.adapters import AdapterError
 
 if TYPE_CHECKING:  # the report process reads capabilities without loading Playwright
     from playwright.sync_api import Page
@@ -382,6 +383,11 @@ class WebUiAdapter(Protocol):
 def missing(adapter: Any, criterion_id: str, language: str) -> str | None:
     """Why ``adapter`` cannot serve the criterion (its reasons for each capability it lacks), or None."""
     cannot: Mapping[str, Any] = getattr(adapter, "cannot", {}) or {}
+    if unknown := sorted(set(cannot) - set(CAPABILITIES)):  # a typo would silently excuse nothing
+        raise AdapterError(
+            f"web_ui adapter {getattr(adapter, 'name', adapter)!r} declares unknown capabilities "
+            f"{', '.join(unknown)} in `cannot` (known: {', '.join(CAPABILITIES)})"
+        )
     reasons = []
     for capability in NEEDS.get(criterion_id, ()):
         if capability in cannot:
