@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from rehearsal.adapters.monitoring import Monitoring
+from rehearsal.adapters.records import Records
 from rehearsal.clients.coexistence import BridgeClient, LegacyClient
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.plan import LoadedPlan, Plan, Site
@@ -147,6 +148,14 @@ def monitoring(plan: Plan) -> Iterator[Monitoring]:
     monitor: Monitoring = plan.environment.adapter("monitoring")(plan)
     yield monitor
     monitor.close()
+
+
+@pytest.fixture
+def records(plan: Plan) -> Iterator[Records]:
+    """The other side's records (NPÖ-like) as the plan reaches them (``environment.adapters.records``)."""
+    made: Records = plan.environment.adapter("records")(plan)
+    yield made
+    made.close()
 
 
 @pytest.fixture

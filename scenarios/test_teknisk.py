@@ -13,8 +13,9 @@ from rehearsal import evidence, fidelity, guard, reconcile
 from rehearsal.adapters.migration import Migration
 from rehearsal.adapters.monitoring import Activity, Heartbeat, Monitoring
 from rehearsal.adapters.monitoring import for_plan as monitoring_for_plan
+from rehearsal.adapters.records import Records
 from rehearsal.clients import hl7 as mllp
-from rehearsal.clients.coexistence import BridgeClient, LegacyClient
+from rehearsal.clients.coexistence import LegacyClient
 from rehearsal.clients.directory import for_plan as directory_for_plan
 from rehearsal.clients.fhir import FhirClient, patient_name, supports_search
 from rehearsal.plan import LoadedPlan, Plan, Site
@@ -260,17 +261,18 @@ def answer_returned(trip) -> None:
 
 
 @given("att en enhet i det äldre journalsystemet har publicerat en anteckning om platsens testpatient")
-def legacy_note(plan: Plan, site: Site, legacy: LegacyClient, ctx: dict) -> None:
+def legacy_note(plan: Plan, site: Site, records: Records, ctx: dict) -> None:
     unit = routines.legacy_counterpart(plan, site)
     assert unit is not None
     ctx["patient"] = identity = routines.patient_for(plan, site)
     ctx["token"] = token = f"Ref {site.id}-npo-{time.time_ns()}"
     ctx["note"] = f"Anteckning från {unit.name}: inga kända allergier, ej rökare. Åter om två år.\n{token}"
-    ctx["record"] = legacy.publish(identity.personnummer, unit.hsa_id, "Anteckning (repetition)", ctx["note"])
+    title = "Anteckning (repetition)"
+    ctx["record"] = records.publish(identity.personnummer, unit.hsa_id, title, ctx["note"])
 
 
 @when("patientöversikten läses för patienten")
-def read_npo(bridge: BridgeClient, fhir, ctx: dict) -> None:
+def read_npo(records: Records, fhir, ctx: dict) -> None:
     identity = ctx["patient"]
     ctx["reports"] = {
         r["id"]
@@ -278,36 +280,32 @@ def read_npo(bridge: BridgeClient, fhir, ctx: dict) -> None:
             "DiagnosticReport", {"subject": f"Patient/{find_patient(fhir, identity.personnummer)}"}
         )
     }
-    ctx["npo_status"], ctx["npo"] = bridge.npo(identity.personnummer)
-    evidence.attach_json("Patientöversikten", ctx["npo"])
+    ctx["npo"] = records.overview(identity.personnummer)
+    evidence.attach_json("Patientöversikten", ctx["npo"].evidence)
 
 
 @then("svarar både den nya och den äldre journalen")
 def both_sides_answer(ctx: dict) -> None:
-    sources = ctx["npo"].get("sources") or {}
-    silent = [f"{name}: {s.get('error', 'svarar inte')}" for name, s in sources.items() if not s.get("ok")]
-    missing = [name for name in ("new", "legacy") if name not in sources]
-    assert ctx["npo_status"] == 200 and not silent and not missing, (
-        f"patientöversikten: HTTP {ctx['npo_status']}; "
-        + "; ".join(silent + [f"{m}: saknas" for m in missing])
-    )
+    sources = ctx["npo"].sources
+    silent = [f"{name}: {why}" for name, why in sources.items() if why]
+    missing = [f"{name}: saknas" for name in ("new", "legacy") if name not in sources]
+    _no_problems(silent + missing, "patientöversikten svarar inte för båda sidor")
 
 
 @then("visas anteckningen ordagrant")
 def note_shown(ctx: dict) -> None:
-    legacy = [r for r in ctx["npo"].get("records") or [] if r.get("source") == "legacy"]
-    same = next((r for r in legacy if ctx["token"] in str(r.get("text", ""))), None)
+    legacy = [r for r in ctx["npo"].records if r.source == "legacy"]
+    same = next((r for r in legacy if ctx["token"] in r.text), None)
     assert same is not None, (
         f"anteckningen syns inte i patientöversikten ({len(legacy)} poster från äldre sidan)"
     )
-    problem = fidelity.difference(ctx["note"], str(same.get("text", "")), "anteckningen")
+    problem = fidelity.difference(ctx["note"], same.text, "anteckningen")
     _no_problems([problem] if problem else [], "patientöversikten")
 
 
 @then("visas den nya journalens provsvar för patienten")
 def new_results_shown(ctx: dict) -> None:
-    shown = {str(r.get("id", "")).removeprefix("DiagnosticReport/") for r in ctx["npo"].get("records") or []
-             if r.get("source") == "new"}  # fmt: skip
+    shown = {r.id.removeprefix("DiagnosticReport/") for r in ctx["npo"].records if r.source == "new"}
     missing = sorted(ctx["reports"] - shown)
     assert not missing, (
         f"{len(missing)} av den nya journalens {len(ctx['reports'])} provsvar syns inte: {missing[:5]}"

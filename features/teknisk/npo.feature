@@ -1,5 +1,5 @@
 # language: sv
-@criterion:tech-npo @needs:fhir_base @needs:legacy_base @needs:bridge_base @writes @per_site
+@criterion:tech-npo @needs:fhir_base @needs:records @writes @per_site
 Egenskap: Den andra sidans journaluppgifter går att läsa (NPÖ)
   En enhet i den nya journalen ska kunna läsa vad en enhet i det äldre journalsystemet
   publicerat om patienten, och tvärtom, genom patientöversikten (här integrationsbryggans

@@ -175,6 +175,21 @@ class MigrationSides(_Model):
         return value.rstrip("/")
 
 
+class RecordsSides(_Model):
+    """The legacy side's FHIR face, for the ``standards`` records adapter (the new side is ``fhir_base``)."""
+
+    legacy_fhir: str
+
+    @field_validator("legacy_fhir")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        _port_of(value)
+        return value.rstrip("/")
+
+
 class Environment(_Model):
     name: str
     kind: Literal["test", "production"]
@@ -199,6 +214,8 @@ class Environment(_Model):
     """The integration engine's HTTP/JSON statistics (``adapters: {monitoring: standards}``)."""
     migration: MigrationSides | None = None
     """Both sides of the migration over FHIR (``adapters: {migration: standards}``)."""
+    records: RecordsSides | None = None
+    """The legacy side's FHIR, for the NPÖ-like read (``adapters: {records: standards}``)."""
 
     @model_validator(mode="after")
     def _monitoring_given(self) -> Environment:
@@ -206,6 +223,8 @@ class Environment(_Model):
             raise ValueError("adapters.monitoring: standards needs environment.monitoring (url, JSON paths)")
         if adapters.chosen(self.adapters, "migration") == "standards" and self.migration is None:
             raise ValueError("adapters.migration: standards needs environment.migration (source_fhir)")
+        if adapters.chosen(self.adapters, "records") == "standards" and self.records is None:
+            raise ValueError("adapters.records: standards needs environment.records (legacy_fhir)")
         return self
 
     @field_validator("adapters")

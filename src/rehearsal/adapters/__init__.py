@@ -53,6 +53,8 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("monitoring", "standards"): "rehearsal.adapters.monitoring:StandardsMonitoring",
     ("migration", "reference"): "rehearsal.adapters.migration_reference:ReferenceMigration",
     ("migration", "standards"): "rehearsal.adapters.migration:StandardsMigration",
+    ("records", "reference"): "rehearsal.adapters.records_reference:ReferenceRecords",
+    ("records", "standards"): "rehearsal.adapters.records:StandardsRecords",
     ("web_ui", "reference"): "rehearsal.pages.reference:ReferenceWebUi",
     ("web_ui", "gnuhealth"): "rehearsal.pages.gnuhealth:GnuHealthWebUi",
 }
