@@ -203,7 +203,7 @@ class Environment(_Model):
     lab_mllp: str | None = None
     """Lab system, HL7 v2 over MLLP: ``mllp://host:port``."""
     bridge_base: str | None = None
-    """Coexistence bridge over HTTP: /bridge/queues, /bridge/heartbeat, /npo/Patient/{pnr}, /migration."""
+    """The reference hospital's coexistence bridge (its JSON API: ``rehearsal.adapters.bridge_reference``)."""
     bridge_mllp: str | None = None
     """Where the bridge takes HL7 v2 results (ORU^R01) from the lab: ``mllp://host:port``."""
     directory: str | None = None

@@ -15,6 +15,8 @@ from rehearsal.clients.jsonhttp import HttpError, JsonClient
 from rehearsal.errors import UsageError
 from rehearsal.plan import Plan
 
+#: The bridge's health, also what the central gate asks of ``environment.bridge_base``.
+HEARTBEAT = "/bridge/heartbeat"
 
 class BridgeClient(JsonClient):
     """The bridge: ``/bridge/heartbeat``, ``/bridge/queues``, ``/npo/Patient/{pnr}``, ``/migration``."""
@@ -28,12 +30,12 @@ class BridgeClient(JsonClient):
 
     def heartbeat(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body): 503 is an answer here (the worker stopped), not an error."""
-        response = self.response("GET", "/bridge/heartbeat")
+        response = self.response("GET", HEARTBEAT)
         try:
             body = response.json()
         except ValueError:
             raise HttpError(
-                f"GET {self.base}/bridge/heartbeat: reply is not JSON", response.status_code
+                f"GET {self.base}{HEARTBEAT}: reply is not JSON", response.status_code
             ) from None
         return response.status_code, body
 

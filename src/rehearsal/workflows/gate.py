@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from rehearsal import adapters, silence
+from rehearsal.adapters import bridge_reference
 from rehearsal.clients.http import GuardedClient, HttpError
 from rehearsal.plan import Plan
 
@@ -26,7 +27,7 @@ PROBES = {
     "fhir_base": "/metadata",
     "web_base": "/",
     "legacy_base": "/",
-    "bridge_base": "/bridge/heartbeat",
+    "bridge_base": bridge_reference.HEARTBEAT,  # the reference bridge's own API
 }
 NAMES = {
     "fhir_base": "den nya journalens FHIR-gränssnitt",
