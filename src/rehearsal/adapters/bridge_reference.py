@@ -23,9 +23,9 @@ class BridgeClient(JsonClient):
 
     @classmethod
     def for_plan(cls, plan: Plan) -> BridgeClient:
-        if plan.environment.bridge_base is None:
-            raise UsageError("the plan names no bridge (environment.bridge_base)")
         env = plan.environment
+        if env.bridge_base is None:
+            raise UsageError("the plan names no bridge (environment.bridge_base)")
         return cls(env.bridge_base, env.timeouts, env.allowed_hosts, field="environment.bridge_base")
 
     def heartbeat(self) -> tuple[int, dict[str, Any]]:

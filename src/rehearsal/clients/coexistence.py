@@ -24,9 +24,9 @@ class LegacyClient(JsonClient):
 
     @classmethod
     def for_plan(cls, plan: Plan) -> LegacyClient:
-        if plan.environment.legacy_base is None:
-            raise UsageError("the plan names no legacy EHR (environment.legacy_base)")
         env = plan.environment
+        if env.legacy_base is None:
+            raise UsageError("the plan names no legacy EHR (environment.legacy_base)")
         return cls(env.legacy_base, env.timeouts, env.allowed_hosts, field="environment.legacy_base")
 
     def send_referral(self, personnummer: str, from_unit: str, to_unit: str, text: str) -> dict[str, Any]:

@@ -40,7 +40,8 @@ class Window:
 
 def open_window(plan: Plan) -> Window:
     local = datetime.now(UTC) - timedelta(seconds=1)
-    fhir_since = mark = fhir_instant(local)
+    fhir_since = fhir_instant(local)
+    mark: object = fhir_since
     try:
         with FhirClient(plan.environment) as fhir:
             fhir_since = fhir_instant(fhir.server_time() - timedelta(milliseconds=1))
