@@ -137,7 +137,10 @@ def test_a_site_on_the_legacy_ehr_has_no_new_ehr_lines_and_is_go(plan_with: Call
     decision = decision_on(plan, green_where_it_applies(plan))
     na = {x.id for x in decision.not_applicable() if x.site == "nal-trollhattan"}
     clinical = {c.id for c in plan.criteria if c.aspect == "klinisk"}
-    assert na == clinical | set(NEW_EHR)
+    assert na == clinical | set(NEW_EHR) | {"load-slo"}  # its user is on the legacy EHR: no simulated users
+    assert line(decision, "load-slo", "nal-trollhattan").details.startswith(
+        "nal-trollhattan har inga simulerade användare i lastprofilen"
+    )
     reason = line(decision, "clin-lab-order", "nal-trollhattan").details
     assert reason == (
         "nal-trollhattan arbetar ännu i det äldre journalsystemet (system: legacy); kriteriet gäller "
