@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 TABLE: dict[str, tuple[str | None, set[str]]] = {
     "login-denied-role@nal-trollhattan": (
         "nal-trollhattan",
-        {"tech-login", "clin-registration", "clin-lab-order"},
+        {"tech-login", "clin-registration", "clin-lab-order", "load-slo"},  # its simulated users too
     ),
     "ehr-down": (None, {"tech-integrations", "tech-fhir"}),
     "wrong-patient-result@sas-boras": ("sas-boras", {"tech-lab-results", "clin-lab-order"}),
@@ -63,11 +63,16 @@ def rehearse(reports: Path, *args: str, timeout: float = 180) -> subprocess.Comp
 
 
 def quick(data: dict[str, Any]) -> None:
-    """Without load and the organisational criteria; coexistence timings a fault costs little with."""
-    data.pop("load", None)
-    data["criteria"] = [
-        c for c in data["criteria"] if c["kind"] != "load_slo" and c.get("aspect") != "organisatorisk"
+    """Without the organisational criteria; a short load judged per site with loose limits (which
+    site's simulated users fail is the point, not speed on a busy machine; judged only in the rows
+    that name ``load-slo``); coexistence timings a fault costs little with."""
+    data["load"].update(users=5, spawn_rate=5, duration_s=4)
+    loose = {"p95_ms": 10_000, "max_error_ratio": 0.05}
+    data["load"]["paths"] = [
+        {k: v for k, v in p.items() if k not in ("p99_ms", "min_rps")} | loose for p in data["load"]["paths"]
     ]
+    data["criteria"] = [c for c in data["criteria"] if c.get("aspect") != "organisatorisk"]
+    assert next(c for c in data["criteria"] if c["kind"] == "load_slo")["per_site"]  # as the demo sets it
     data["environment"]["timeouts"] = {"connect": 3, "read": 10, "device": 2}  # a stall silences a component
     data["coexistence"]["lab"] = {"result_delay_s": 0.2, "result_within_s": 5}
     data["coexistence"]["bridge"] = {"poll_interval_s": 0.2, "batch": 50}
@@ -139,6 +144,8 @@ def test_each_fault_is_no_go_at_its_site_only(make_plan, tmp_path):
 def judge(faults: tuple[str, ...], found: dict[str, Any], reports: Path, code: int) -> list[str]:
     """What is wrong with a run's decision given the faults that were on (empty: all as expected)."""
     name, problems = " + ".join(faults), []
+    if not any("load-slo" in TABLE[f][1] for f in faults):  # the load is judged where a row names it
+        found = {**found, "criteria": [c for c in found["criteria"] if c["id"] != "load-slo"]}
     fails = failing(found)
     sites = {TABLE[f][0] for f in faults}
     if code != 1 or found["decision"] != "NO-GO":
