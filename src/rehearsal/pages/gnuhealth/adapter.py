@@ -22,6 +22,7 @@ compared in that form. What GNU Health 5.0 with health + health_lab does not do 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -88,6 +89,7 @@ class GnuHealthWebUi:
         database = parts.fragment or parts.path.strip("/")
         assert database, f"environment.web_base {web} names no GNU Health database (…/#DATABASE)"
         self.sao = Sao(page, f"{parts.scheme}://{parts.netloc}", database)
+        self.timeout_s = float(plan.environment.timeouts.connect + plan.environment.timeouts.read)
 
     def log_in(self, hsa_id: str, password: str) -> None:
         sao = self.sao
@@ -218,30 +220,43 @@ class GnuHealthPatient:
         self.sao.relate(ORDER_ACTION)
         wizard = self.page.get_by_role("dialog").filter(has_text=ORDER_ACTION)
         expect(wizard).to_be_visible()
-        tests = (
-            wizard.locator(".form-many2many, .form-one2many").filter(has_text="Tests").get_by_role("textbox")
-        )
+        tests = wizard.locator(".form-many2many").filter(has_text="Tests").get_by_role("textbox")
         tests.fill(test)
-        self.page.get_by_role("menuitem").or_(
-            self.page.locator(".dropdown-menu a, .dropdown-menu li")
-        ).filter(has_text=f"({test})").first.click()
+        option = self.page.locator(".dropdown-menu").get_by_text(f"({test})")
+        self._refused_or(option, wizard)
+        option.first.click()
         expect(wizard.get_by_role("cell", name=test, exact=True)).to_be_visible()
         wizard.get_by_role("button", name="Request").click()
-        self.sao.wait_idle()
-        problem = self.page.get_by_role("dialog").filter(has_not_text=ORDER_ACTION)
-        expect(wizard.or_(problem).first).to_be_visible()
-        if wizard.is_hidden() and not problem.count():
-            pass
-        elif problem.count():  # GNU Health said no: its words, then the dialogs closed
-            said = " ".join(
-                t.strip() for t in problem.locator(".modal-body, .modal-header").all_inner_texts()
-            )
-            self.page.keyboard.press("Escape")
-            raise Refused(said.strip() or "GNU Health refused the order")
-        expect(wizard).to_be_hidden()
+        self._refused_or(wizard, wizard, gone=True)
         mine = [o for o in self.orders() if o.test == test]
-        assert mine, f"no order of {test} under {ORDERS_RELATE}"
+        assert mine, f"GNU Health lists no order of {test} under {ORDERS_RELATE} after the request"
         return mine[0]
+
+    def _refused_or(self, expected: Any, wizard: Any, gone: bool = False) -> None:
+        """Wait for ``expected`` (visible, or hidden with ``gone``) or GNU Health's refusal dialog;
+        on a refusal: its words as :class:`Refused`, after closing it and the wizard."""
+        problem = (
+            self.page.get_by_role("dialog")
+            .filter(has_not_text=ORDER_ACTION)
+            .filter(has=self.page.get_by_role("button", name="OK"))
+        )
+        if gone:  # the wizard closes when GNU Health took it, or a refusal opens over it
+            deadline = time.monotonic() + self.ui.timeout_s
+            while expected.is_visible() and not problem.count() and time.monotonic() < deadline:
+                self.page.wait_for_timeout(100)
+            if not problem.count():
+                expect(expected, "GNU Health's order dialog did not close").to_be_hidden()
+                return
+        else:
+            expect(expected.first.or_(problem).first).to_be_visible()
+            if not problem.count():
+                return
+        body = problem.first.locator(".modal-body")
+        said = " ".join(t.strip() for t in body.inner_text().splitlines() if t.strip())
+        problem.first.get_by_role("button", name="OK").click()
+        if wizard.is_visible():
+            wizard.get_by_role("button", name="Cancel").click()
+        raise Refused(said or "GNU Health refused the order without a message")
 
     def orders(self) -> list[Order]:
         self.sao.relate(ORDERS_RELATE)

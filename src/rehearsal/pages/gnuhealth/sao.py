@@ -67,10 +67,17 @@ class Sao:
     def rows(self) -> Locator:
         return self.tab().locator("table.tree.table tbody tr")
 
+    def count(self) -> int:
+        """How many records the active list holds, once SAO has loaded it (its toolbar's "_/N")."""
+        badge = self.tab().locator("nav.toolbar .badge").first
+        expect(badge).to_have_text(re.compile(r"^\s*(_|\d+)\s*/\s*\d+\s*$"))
+        return int(badge.inner_text().split("/")[1])
+
     def table(self) -> list[dict[str, str]]:
-        """The active list as rows of {column heading: cell text} (SAO's own headings)."""
+        """The active list as rows of {column heading: cell text} (SAO's own headings), once loaded."""
         head = self.tab().locator("table.tree.table thead th")
         expect(head.first).to_be_attached()
+        expect(self.rows().filter(has=self.page.locator("td"))).to_have_count(self.count())
         names = [t.strip() for t in head.all_inner_texts()]
         found = []
         for row in self.rows().all():
