@@ -265,3 +265,16 @@ def test_run_with_an_unknown_criterion_is_one_line_naming_the_known_ones(
     assert line.startswith("rehearse: --criterion tech-fhri: the plan has no such criterion (criteria: ")
     assert "tech-fhir" in line and "load-slo" in line
     assert not reports.exists()  # refused before a run folder was made
+
+
+def test_the_decision_of_a_narrowed_run_is_on_the_selected_criteria_and_run_complete() -> None:
+    from rehearsal.selection import narrowed
+
+    loaded = load_plan(DEMO_PLAN)
+    assert loaded.plan.runbook is not None  # its gate names tech-fhir, left out below: not this run's
+    chosen = Selection.of(loaded.plan, ["clin-lab-order"])
+    plan = narrowed(loaded, chosen).plan
+    assert [c.id for c in plan.criteria] == ["clin-lab-order", "run-complete"] and plan.runbook is None
+    by_tag = narrowed(loaded, Selection.of(loaded.plan, tags=["writes"]), reported={"tech-queues"}).plan
+    assert [c.id for c in by_tag.criteria] == ["tech-queues", "run-complete"]
+    assert narrowed(loaded, Selection()) is loaded

@@ -1107,7 +1107,7 @@ def _login_hint(result: LoadResult, path_id: str, site: str | None = None) -> st
 def load_plan_only(plan: Plan) -> Plan:
     """The plan narrowed to its load criteria (and run_complete): the decision of a load-only run."""
     kept = [c for c in plan.criteria if c.kind in ("load_slo", "run_complete")]
-    return plan.model_copy(update={"criteria": kept})
+    return plan.model_copy(update={"criteria": kept, "runbook": None})  # no cutover in a load-only run
 
 
 def execute_load(

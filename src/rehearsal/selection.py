@@ -165,7 +165,10 @@ def narrowed(loaded: LoadedPlan, chosen: Selection, reported: Iterable[str] = ()
     fed = chosen.fed(loaded.plan)
     wanted = (set(fed) | set(chosen.criteria)) if fed is not None else set(reported)
     kept = [c for c in loaded.plan.criteria if c.id in wanted or c.kind in ALWAYS_KINDS]
-    plan = loaded.plan.model_copy(update={"criteria": kept})
+    update: dict[str, Any] = {"criteria": kept}
+    if not any(c.kind == "runbook" for c in kept):  # the runbook names criteria left out: not this run's
+        update["runbook"] = None
+    plan = loaded.plan.model_copy(update=update)
     return LoadedPlan(plan=plan, path=loaded.path, sha256=loaded.sha256)
 
 
