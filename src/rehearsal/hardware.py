@@ -628,7 +628,7 @@ def hardware_plan(plan: Plan, sites: Iterable[str] | None = None) -> Plan:
     kept = [c for c in plan.criteria if c.kind in ("device_readiness", "run_complete")]
     wanted = set(sites or ())
     in_scope = [s for s in plan.sites if s.id in wanted] if wanted else list(plan.sites)
-    return plan.model_copy(update={"criteria": kept, "sites": in_scope})
+    return plan.model_copy(update={"criteria": kept, "sites": in_scope, "runbook": None})  # no cutover here
 
 
 def execute_hardware(
