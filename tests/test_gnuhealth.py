@@ -29,7 +29,7 @@ NO_LAB = "SE2321000131-P000000000201"  # the nal-trollhattan user: GNU Health's 
 
 
 @pytest.fixture(scope="module")
-def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, object]]:
+def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, object, object]]:
     from tests.gnuhealth import seed
     from tests.gnuhealth.lab import LabTechnician
     from tests.gnuhealth.rpc import Rpc
@@ -53,7 +53,7 @@ def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, 
             with Rpc(server.base, server.database, "lab-technician", lab_password) as lab_rpc:
                 lab = LabTechnician(lab_rpc).start()
                 try:
-                    yield plan, lab
+                    yield plan, lab, server
                 finally:
                     lab.stop()
     except NotSetUp as exc:
@@ -61,11 +61,11 @@ def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, 
 
 
 @pytest.fixture
-def ui(gnuhealth: tuple[Plan, object], page):  # noqa: ANN001, ANN201 (pytest-playwright's page)
+def ui(gnuhealth: tuple[Plan, object, object], page):  # noqa: ANN001, ANN201 (pytest-playwright's page)
     from rehearsal.pages.gnuhealth import GnuHealthWebUi
     from rehearsal.pages.web_ui import Gated
 
-    plan, _ = gnuhealth
+    plan, *_ = gnuhealth
     t = plan.environment.timeouts
     page.set_default_timeout((t.connect + t.read) * 1000)
     return Gated(GnuHealthWebUi(page, plan)), plan
@@ -118,3 +118,30 @@ def test_user_without_lab_rights_is_refused_in_gnuhealths_words(ui) -> None:  # 
     with pytest.raises(Refused) as refused:
         patient.order_lab("P-Na")
     assert "not allowed" in str(refused.value), str(refused.value)
+
+
+def test_a_non_test_patient_on_a_gnuhealth_page_is_caught_by_the_patient_gate(ui, gnuhealth) -> None:  # noqa: ANN001
+    from rehearsal import patient_gate
+    from rehearsal.identities import luhn_digit
+    from tests.gnuhealth import seed
+    from tests.gnuhealth.rpc import Rpc
+
+    web, plan = ui
+    _, _, server = gnuhealth
+    body = "19700101-123"
+    stranger = f"{body}{luhn_digit(body[2:8] + body[9:12])}"  # valid, and not a plan test identity
+    with Rpc(server.base, server.database, "admin", server.admin_password) as admin:
+        party = seed.person(admin, stranger, "Okänd Främling")
+        admin.model("party.party", "write", [party], {"is_patient": True})
+        admin.create("gnuhealth.patient", {"party": party})
+    patient_gate.only(i.personnummer for i in plan.test_identities)
+    try:
+        web.log_in(plan.sites[0].users[0].hsa_id, PASSWORD)
+        web._ui._patients()  # GNU Health's patient list shows everyone, the stranger too
+        web._ui.sao.table()
+        found = patient_gate.foreign_on_page(web.page)
+        assert found.foreign, "the gate did not see the non-test patient on GNU Health's list"
+        with pytest.raises(patient_gate.NotATestIdentity):
+            web.find_patient(stranger)
+    finally:
+        patient_gate.reopen()

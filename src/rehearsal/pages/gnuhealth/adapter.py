@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from rehearsal.pages.gnuhealth.sao import Sao
 from rehearsal.pages.web_ui import (
@@ -95,8 +96,15 @@ class GnuHealthWebUi:
         sao = self.sao
         sao.open_login()
         self.page.get_by_label("User name").fill(hsa_id)
-        self.page.get_by_role("button", name="Login").click()
-        self.page.get_by_label("Password").fill(password)
+        password_box = self.page.get_by_label("Password")
+        for _ in range(3):  # SAO may take a first click before it listens (seen on a busy machine)
+            self.page.get_by_role("button", name="Login").click()
+            try:
+                password_box.wait_for(timeout=10_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        password_box.fill(password)
         self.page.get_by_role("button", name="OK").click()
         menu = sao.menu(MENU_PATIENTS[0])
         refused = self.page.get_by_text(
