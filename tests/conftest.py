@@ -1,9 +1,12 @@
-"""Fixtures for the harness's own tests: plans on free ports, a private reports folder."""
+"""Fixtures for the harness's own tests: plans on free ports, a private reports folder, and how
+the suite is spread over pytest-xdist workers (see ``pytest_collection_modifyitems``)."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,22 +14,51 @@ from typing import Any
 import pytest
 import yaml
 
+# pytest loads this file as ``conftest``; test modules import it as ``conftest`` or ``tests.conftest``.
+# One module under both names, so the whole process keeps one record of the ports it handed out.
+sys.modules.setdefault("conftest", sys.modules[__name__])
+sys.modules.setdefault("tests.conftest", sys.modules[__name__])
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PLAN = ROOT / "plans" / "demo.yaml"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A pytest that a test starts in this repository (a rehearsal's session, a plugin test) reads
+    # pyproject's addopts too: it runs in one process, not on workers of its own.
+    os.environ["PYTEST_ADDOPTS"] = f"{os.environ.get('PYTEST_ADDOPTS', '')} -n 0".strip()
 
 
 _ISSUED: set[int] = set()
 
 
-def free_port() -> int:
-    """A port free now and not handed out before in this session (the OS may repeat itself)."""
+def _worker() -> tuple[int, int]:
+    """(this xdist worker's index, how many there are); (0, 1) outside xdist."""
+    name, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not name.startswith("gw") or not count:
+        return 0, 1
+    return int(name[2:]), max(int(count), 1)
+
+
+def free_port(*, ipv6: bool = False) -> int:
+    """A loopback port free now and not handed out before in this process (the OS may repeat
+    itself), and never one another xdist worker can get: worker i of n takes only ports ≡ i mod n,
+    so two workers never plan a hospital on the same port. ``ipv6``: free on ::1 too
+    (ippeveprinter binds both)."""
+    index, count = _worker()
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ISSUED:
-            _ISSUED.add(port)
-            return port
+        with socket.socket() as v4:
+            v4.bind(("127.0.0.1", 0))
+            port = v4.getsockname()[1]
+            if port % count != index or port in _ISSUED:
+                continue
+            if ipv6:
+                try:
+                    with socket.socket(socket.AF_INET6) as v6:
+                        v6.bind(("::1", port))
+                except OSError:
+                    continue
+        _ISSUED.add(port)
+        return port
 
 
 _LOOPBACK_URL = re.compile(r"(://(?:127\.0\.0\.1|localhost)):(\d+)")
@@ -51,18 +83,68 @@ def _move_ports(node: Any, moved: dict[int, int]) -> Any:
     return node
 
 
+def plan_copy(
+    folder: Path, edit: Callable[[dict[str, Any]], None] | None = None, name: str = "plan.yaml"
+) -> Path:
+    """A copy of the demo plan on free ports in ``folder`` (with its attestations); ``edit(data)``
+    may change it further. For module- and session-scoped fixtures; tests use ``make_plan``."""
+    data = _move_ports(yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8")), {})
+    if edit:
+        edit(data)
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    attestations = DEMO_PLAN.with_name("demo.attestations.yaml")
+    path.with_name(f"{path.stem}.attestations.yaml").write_bytes(attestations.read_bytes())
+    return path
+
+
 @pytest.fixture
 def make_plan(tmp_path: Path) -> Callable[..., Path]:
     """Write a copy of the demo plan on free ports; `edit(data)` may change it further."""
 
     def make(edit: Callable[[dict[str, Any]], None] | None = None, name: str = "plan.yaml") -> Path:
-        data = _move_ports(yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8")), {})
-        if edit:
-            edit(data)
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        attestations = DEMO_PLAN.with_name("demo.attestations.yaml")
-        path.with_name(f"{path.stem}.attestations.yaml").write_bytes(attestations.read_bytes())
-        return path
+        return plan_copy(tmp_path, edit, name)
 
     return make
+
+
+# --- spreading the suite over pytest-xdist workers (pyproject's addopts: -n auto, --dist loadgroup) --
+
+#: Workers for the whole suite: on 2 cores, 4 (most of a test's time is spent waiting on a
+#: subprocess, a socket or a timer, not on a core).
+WORKERS = 4
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: WORKERS for the suite or a folder of it; none for a run of a few named files
+    or tests (a worker's start costs more than it saves there). ``-n N`` on the command line wins."""
+    named = config.args_source == pytest.Config.ArgsSource.ARGS and all(".py" in arg for arg in config.args)
+    return 0 if named and len(config.args) <= 3 else WORKERS
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with a module as the unit of work: a module's tests run on one worker,
+    so its module fixtures (a hospital, a printer fleet) start once, as in a serial run; a test
+    that names an ``xdist_group`` is a unit of its own (or with its group), so the long ones a
+    module holds — the fault table's rows — go to whichever worker is free."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleUnits(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # xdist's mark of a named group
+                return super()._split_scope(nodeid)
+            return nodeid.split("::", 1)[0]
+
+    return ModuleUnits(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist workers, the slow tests (those that start the reference hospital) first: units are
+    handed out in collection order, and a long one taken last keeps the whole suite waiting on one
+    worker while the others idle. The order within each group is kept (stable sort)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -63,6 +63,7 @@ def pytest_command(
         sys.executable, "-m", "pytest",
         *[str(root / c) for c in (paths or CONTENT) if (root / c).exists()],
         "--rootdir", str(root),
+        "-o", "addopts=",  # the project's own test options (xdist workers, durations) are not the run's
         "-p", "no:cacheprovider",
         "-p", "no:locust",
         "-p", "rehearsal.lifetime", "--rehearsal-parent-pid", str(os.getpid()),
