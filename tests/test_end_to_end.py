@@ -1,7 +1,11 @@
 """The spine end to end on the reference hospital, as a test lead runs it from the CLI.
 
-Each test uses a copy of the demo plan on free ports and its own reports folder, so it
-shows the harness follows the plan rather than the demo's fixed ports.
+Each test uses a copy of the demo plan on free ports, so it shows the harness follows the plan
+rather than the demo's fixed ports. The demo starts its hospital itself; the two faults share one
+hospital for this module (``rehearse fault set`` … ``fault clear`` in each test, so neither depends
+on the other's order), and a hospital's start and stop is half a minute on a loaded machine.
+``reference up --fault`` (the README's loop) and ``demo --fault`` switch a fault on through the
+same call as ``fault set``; tests/test_secrets_scan.py starts a hospital with ``--fault``.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conftest import plan_copy
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +74,24 @@ def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
     assert "googletagmanager" not in (run / "allure-report/index.html").read_text(encoding="utf-8")
 
 
-def test_paper_out_is_no_go_naming_site_and_printer_then_fix_and_rerun_is_go(make_plan, tmp_path):
-    """The loop of the README on a running hospital: NO-GO at the one site, fix, rerun only that, GO."""
-    reports = tmp_path / "reports"
-    plan = str(make_plan(short_load))
-    fault = "printer-paper-out@sas-boras"
-    up = rehearse(reports, "reference", "up", "--plan", plan, "--fault", fault)
+@pytest.fixture(scope="module")
+def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One reference hospital for the tests that switch a fault on (and off again) in it."""
+    folder = tmp_path_factory.mktemp("end-to-end")
+    reports, plan = folder / "reports", str(plan_copy(folder, short_load))
+    up = rehearse(reports, "reference", "up", "--plan", plan)
     assert up.returncode == 0, up.stderr
+    yield reports, plan
+    down = rehearse(reports, "reference", "down")
+    assert down.returncode == 0, down.stderr
+
+
+def test_paper_out_is_no_go_naming_site_and_printer_then_fix_and_rerun_is_go(hospital):
+    """The loop of the README on a running hospital: NO-GO at the one site, fix, rerun only that, GO."""
+    reports, plan = hospital
+    fault = "printer-paper-out@sas-boras"
     try:
+        assert rehearse(reports, "fault", "set", fault).returncode == 0
         first = rehearse(reports, "run", "--plan", plan)
         assert first.returncode == 1, first.stdout + first.stderr
         parent = latest(reports)
@@ -102,13 +119,18 @@ def test_paper_out_is_no_go_naming_site_and_printer_then_fix_and_rerun_is_go(mak
         retried = [m for m in merged if m.retries]
         assert len(retried) == 1 and retried[0].retries[0].status == "failed"
     finally:
-        down = rehearse(reports, "reference", "down")
-        assert down.returncode == 0, down.stderr
+        rehearse(reports, "fault", "clear", fault)  # already cleared, unless an assertion came first
 
 
-def test_slow_patient_search_is_no_go_on_load_only(make_plan, tmp_path):
-    reports = tmp_path / "reports"
-    done = rehearse(reports, "demo", "--plan", str(make_plan(short_load)), "--fault", "slow-patient-search")
+def test_slow_patient_search_is_no_go_on_load_only(hospital):
+    reports, plan = hospital
+    fault = "slow-patient-search"
+    try:
+        assert rehearse(reports, "fault", "set", fault).returncode == 0
+        done = rehearse(reports, "run", "--plan", plan)
+    finally:
+        cleared = rehearse(reports, "fault", "clear", fault)
+    assert cleared.returncode == 0, cleared.stderr
     assert done.returncode == 1, done.stdout + done.stderr
     # a central fault: every site's simulated users see it (the demo judges the load per site)
     assert [(c["id"], c["site"]) for c in failing(gonogo(latest(reports)))] == [

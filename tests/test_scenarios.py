@@ -3,9 +3,11 @@
 with every failed criterion at that site (or central for a central fault) and none of its
 criteria failing at another site. Faults whose criteria are apart run in pairs, one per site.
 
-One hospital for the whole table (``rehearse reference up`` once), and for each run:
-``rehearse fault set``, ``rehearse run --aspect klinisk --aspect teknisk``, read gonogo.json,
-``rehearse fault clear``. The plan is the demo plan on free ports, without load and the
+Each run of the table is a test of its own, spread over the pytest-xdist workers (an
+``xdist_group`` each); each worker starts one hospital for the rows it gets (``rehearse reference
+up`` once, on its own free ports) and for each row: ``rehearse fault set``, ``rehearse run --aspect
+klinisk --aspect teknisk``, read gonogo.json, ``rehearse fault clear`` (so the next row on that
+worker finds the hospital clean). The plan is the demo plan on free ports, without load and the
 organisational criteria (not run here), with quicker coexistence timings so a fault that
 makes a scenario wait costs seconds, not the demo's half minute. The clean GO is the demo's
 (tests/test_end_to_end.py); here every line of the other site must pass in every run of one fault.
@@ -18,11 +20,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import plan_copy
 from reference_hospital.faults import REGISTRY
 
 pytestmark = pytest.mark.slow
@@ -115,30 +119,35 @@ def test_table_covers_every_fault_but_device_and_load_ones():
         assert REGISTRY[name].per_site == bool(at) and (site == (at or None)), fault
 
 
-def test_each_fault_is_no_go_at_its_site_only(make_plan, tmp_path):
-    reports = tmp_path / "reports"
-    plan = str(make_plan(quick))
+@pytest.fixture(scope="session")
+def fault_hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One reference hospital per worker for the table's rows, faults off between rows."""
+    folder = tmp_path_factory.mktemp("fault-table")
+    reports, plan = folder / "reports", str(plan_copy(folder, quick))
     up = rehearse(reports, "reference", "up", "--plan", plan)
     assert up.returncode == 0, up.stdout + up.stderr
-    timings: dict[str, float] = {}
+    yield reports, plan
+    rehearse(reports, "reference", "down")
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [pytest.param(run, id="+".join(run), marks=pytest.mark.xdist_group(f"fault-row-{i}"))
+     for i, run in enumerate(RUNS)],
+)  # fmt: skip
+def test_each_fault_is_no_go_at_its_site_only(faults: tuple[str, ...], fault_hospital: tuple[Path, str]):
+    reports, plan = fault_hospital
     try:
-        problems = []
-        for faults in RUNS:
-            name = " + ".join(faults)
-            for fault in faults:
-                assert rehearse(reports, "fault", "set", fault).returncode == 0
-            try:
-                started = time.monotonic()
-                done = rehearse(reports, "run", "--plan", plan, "--aspect", "klinisk", "--aspect", "teknisk")
-                timings[name] = round(time.monotonic() - started, 1)
-            finally:
-                cleared = [rehearse(reports, "fault", "clear", fault) for fault in faults]
-            assert all(c.returncode == 0 for c in cleared), [c.stderr for c in cleared]
-            problems += judge(faults, decision(reports), reports, done.returncode)
-        assert not problems, "\n".join(problems) + f"\n(seconds per run: {timings})"
+        for fault in faults:
+            assert rehearse(reports, "fault", "set", fault).returncode == 0
+        started = time.monotonic()
+        done = rehearse(reports, "run", "--plan", plan, "--aspect", "klinisk", "--aspect", "teknisk")
+        took = round(time.monotonic() - started, 1)
     finally:
-        rehearse(reports, "reference", "down")
-    print(f"seconds per run: {timings}")
+        cleared = [rehearse(reports, "fault", "clear", fault) for fault in faults]
+    assert all(c.returncode == 0 for c in cleared), [c.stderr for c in cleared]
+    problems = judge(faults, decision(reports), reports, done.returncode)
+    assert not problems, "\n".join(problems) + f"\n(the run took {took} s)"
 
 
 def judge(faults: tuple[str, ...], found: dict[str, Any], reports: Path, code: int) -> list[str]:
