@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from conftest import free_port
+
 CUPSD = "/usr/sbin/cupsd"
 CUPS_DATA = Path("/usr/share/cups")
 CUPS_SERVER_BIN = Path("/usr/lib/cups")
@@ -43,12 +45,6 @@ HOW_TO_INSTALL = (
 
 class CupsPeerError(RuntimeError):
     """The private scheduler could not start, or refused an administration command."""
-
-
-def _free_loopback_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _program(name: str) -> str:
@@ -74,7 +70,7 @@ class CupsPeer:
         extra_files_directives: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir).resolve()  # cupsd refuses relative configuration paths
-        self.port = port or _free_loopback_port()
+        self.port = port or free_port()
         self.start_timeout = start_timeout
         self.extra_files_directives = tuple(extra_files_directives)
         self.server = f"127.0.0.1:{self.port}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import free_port
 from reference_hospital.ehr_server import EhrServer
 from reference_hospital.fhir_resources import RESOURCE_TYPES, parse_reference, walk
 from rehearsal.plan import Plan, load_plan
@@ -69,9 +69,7 @@ SAMPLE = _sample()
 
 
 def _plan() -> Plan:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     plan = load_plan(ROOT / "plans" / "demo.yaml").plan
     endpoints = ("legacy_base", "lab_mllp", "bridge_base", "bridge_mllp", "directory")
     env = plan.environment.model_copy(

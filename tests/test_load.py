@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ import pytest
 import yaml
 from hostile_http import Listener
 
+from conftest import free_port
 from rehearsal.errors import UsageError
 from rehearsal.load import (
     LOCUSTFILE,
@@ -607,12 +607,6 @@ def _hospital_plan(folder: Path) -> Path:
     path = folder / "plan.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

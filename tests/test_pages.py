@@ -23,6 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from conftest import free_port
 from reference_hospital.ehr_server import EhrServer
 from reference_hospital.faults import Fault
 from reference_hospital.fhir_resources import ResultValue, patient_id, result_bundle
@@ -46,12 +47,6 @@ RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXC
 NPU = "urn:oid:1.2.208.176.2.1"
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RecordingPrinter:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import free_port
 from reference_hospital.printers import PrinterFleet
 from rehearsal.plan import Printer
 from rehearsal.probes import Unreachable
@@ -27,20 +28,6 @@ from rehearsal.probes.ipp import (
 )
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 and ::1 (ippeveprinter binds both)."""
-    while True:
-        with socket.socket() as v4:
-            v4.bind(("127.0.0.1", 0))
-            port = v4.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET6) as v6:
-                    v6.bind(("::1", port))
-            except OSError:
-                continue
-            return port
-
-
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,7 +37,7 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrinterFleet]:
     printers = [
-        Printer(id=f"probe-dok{i}", kind="document", uri=f"ipp://127.0.0.1:{free_port()}/ipp/print")
+        Printer(id=f"probe-dok{i}", kind="document", uri=f"ipp://127.0.0.1:{free_port(ipv6=True)}/ipp/print")
         for i in range(3)
     ]
     with PrinterFleet(printers, tmp_path_factory.mktemp("fleet")) as running:
@@ -239,7 +226,7 @@ def test_server_that_never_answers_ends_within_the_timeout(serve) -> None:
     started = time.monotonic()
     readiness = probe(server.uri, timeout=0.5)
     elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed < 0.8
+    assert 0.45 <= elapsed < 0.5 * 1.9  # one wait, not two (a busy machine adds some)
     assert not readiness.ready and not readiness.reachable
     assert readiness.problems == [f"timeout: no answer from 127.0.0.1:{server.port} within 0.5 s"]
 

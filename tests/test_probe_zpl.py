@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from conftest import free_port
 from reference_hospital.zpl_printer import ZplSimulator
 from rehearsal.probes import Unreachable
 from rehearsal.probes.zpl import (
@@ -120,9 +121,7 @@ def test_probe_all_keeps_order_and_reads_each(sim: ZplSimulator) -> None:
 
 
 def test_query_raises_the_probe_family() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     with pytest.raises(Unreachable, match="connection refused"):
         asyncio.run(query("127.0.0.1", port, "~HS", 3, 0.5))
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 import yaml
 
+from conftest import free_port
 from reference_hospital.directory import build_ldif
 from reference_hospital.faults import drop_negations, mangle_encoding
 from reference_hospital.hospital import Hospital
@@ -48,20 +49,6 @@ ANSWER = (
     "Ingen fraktur. Patienten är inte öm, ej svullen och inget blod i ledvätskan.\n"
     "Åter vid behov, öka ej dosen."
 )
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A free loopback port not handed out before in this test process (the OS may repeat one)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 def coexistence_data(edit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:

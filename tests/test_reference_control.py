@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from sockets import listeners
 
+from conftest import free_port
 from reference_hospital import control
 from reference_hospital.faults import Fault, FaultBoard, known_faults, parse_fault
 from rehearsal.errors import TargetError, UsageError
@@ -26,25 +26,13 @@ from rehearsal.probes.ipp import get_printer_attributes
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
 
 
-def _free_port(taken: set[int]) -> int:
-    """A free loopback port that is not in ``taken`` (the OS may hand out the same one twice)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
 def _coexistence_on_free_ports(data: dict[str, Any]) -> None:
     """Move the legacy EHR, lab, bridge and directory of the demo plan off its fixed ports."""
     env = data["environment"]
-    taken = {int(m) for m in re.findall(r":(\d{2,5})(?:/|$|\")", json.dumps(data, default=str))}
     for field in ("legacy_base", "lab_mllp", "bridge_base", "bridge_mllp", "directory"):
         if env.get(field) and "://" in env[field]:
             scheme, rest = env[field].split("://", 1)
-            env[field] = f"{scheme}://{rest.rsplit(':', 1)[0]}:{_free_port(taken)}"
+            env[field] = f"{scheme}://{rest.rsplit(':', 1)[0]}:{free_port()}"
 
 
 def _no_printers(data: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import free_port
 from reference_hospital.ehr import PERSONNUMMER_SYSTEM, RESERVNUMMER_SYSTEM, patient_id
 from reference_hospital.ehr_faults import SLOW_LAB_ORDER_S
 from reference_hospital.ehr_server import EhrServer
@@ -42,12 +43,6 @@ NAL_UNIT = "SE2321000131-E000000000211"
 NPU = "urn:oid:1.2.208.176.2.1"
 CRP = {"coding": [{"system": NPU, "code": "NPU19748", "display": "P-CRP"}]}
 REFERRAL_TEXT = "Ingen feber, inget blod i urinen, inte öm, ej smärta.\nFråga: är det något åt? Ååå ÄÖ."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def plan_on(port: int, fhir: str | None = None, web: str | None = None, **site_changes: Any) -> Plan:

@@ -5,7 +5,6 @@ after ``down``. Nothing in the reference hospital may be hard-coded to the demo 
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from conftest import free_port
 from reference_hospital import control
 from reference_hospital.faults import parse_fault
 from rehearsal.clients import directory as kiv
@@ -23,20 +23,6 @@ from rehearsal.identities import HSA_ID_SYSTEM
 from rehearsal.plan import LoadedPlan, load_plan
 
 PASSWORD = "shapes-test-password"
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A free loopback port not handed out before in this test process (the OS may repeat one)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 def hsa(kind: str, number: int) -> str:

@@ -97,7 +97,7 @@ def test_fhir_waits_once_then_fails_at_once(peer: int) -> None:
     assert READ * 0.9 <= first < READ + 1.0, first
     assert f"environment.fhir_base, environment.web_base (127.0.0.1:{peer})" in said
     assert f"no answer within {READ:g} s" in said
-    assert again < 0.1, again
+    assert again < READ / 2, again
     assert f"(127.0.0.1:{peer}): not asked again: no answer within {READ:g} s" in said_again
 
 
@@ -107,7 +107,7 @@ def test_json_client_shares_the_registry_by_address(peer: int) -> None:
     with JsonClient(env.legacy_base or "", env.timeouts) as legacy:
         first, said = timed(legacy.call, "GET", "/api/referrals")
         again, said_again = timed(legacy.call, "GET", "/api/records")
-    assert first >= READ * 0.9 and again < 0.1
+    assert first >= READ * 0.9 and again < READ / 2
     assert "environment.legacy_base" in said and f"no answer within {READ:g} s" in said
     assert "not asked again" in said_again
 
@@ -117,7 +117,7 @@ def test_mllp_waits_once_for_an_acknowledgement(peer: int) -> None:
     silence.enable(environment(free_port(), lab_mllp=uri))
     first, said = timed(mllp.send_message, uri, "MSH|^~\\&|A|B|C|D|||NMD^N02|1|P|2.5.1", READ, CONNECT)
     again, said_again = timed(mllp.send_message, uri, "MSH|^~\\&|A|B|C|D|||NMD^N02|2|P|2.5.1", READ, CONNECT)
-    assert READ * 0.9 <= first < READ + 1.0 and again < 0.1
+    assert READ * 0.9 <= first < READ + 1.0 and again < READ / 2
     assert said.startswith(f"environment.lab_mllp (127.0.0.1:{peer}): ")
     assert f"no acknowledgement within {READ:g} s" in said
     assert "not asked again" in said_again
@@ -134,7 +134,7 @@ def test_ldap_is_bounded_by_the_plan_not_by_ldap3_whole_seconds(peer: int) -> No
     assert f"environment.directory (127.0.0.1:{peer})" in str(raised.value)
     assert f"no answer within {CONNECT + READ:g} s" in str(raised.value)
     again, said_again = timed(read_ldap, uri, "o=VGR,c=SE", READ, CONNECT)
-    assert again < 0.1 and "not asked again" in said_again
+    assert again < READ / 2 and "not asked again" in said_again
 
 
 def test_the_gate_blocks_at_once_once_a_central_system_timed_out(peer: int, make_plan) -> None:
@@ -151,7 +151,7 @@ def test_the_gate_blocks_at_once_once_a_central_system_timed_out(peer: int, make
     first = gate.blocked(plan, ["fhir_base", "legacy_base"])
     took, started = time.monotonic() - started, time.monotonic()
     again = gate.blocked(plan, ["web_base"])
-    assert READ * 0.9 <= took < READ + 1.0 and time.monotonic() - started < 0.1
+    assert READ * 0.9 <= took < READ + 1.0 and time.monotonic() - started < READ / 2
     assert first and f"GET http://127.0.0.1:{peer}/fhir/metadata: no answer within {READ:g} s" in first
     assert "environment.fhir_base" in first
     assert again and "not asked again" in again and "environment.web_base" in again

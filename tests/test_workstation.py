@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from reference_hospital.workstations import facts_for
 from rehearsal.plan import Baseline, Plan, load_plan
 from rehearsal.probes.network import clock_skew, tcp_latency, tls_check
@@ -230,11 +231,7 @@ def test_network_probes_against_loopback_https(https: tuple[int, Path]) -> None:
 
 
 def test_closed_port_is_an_error_not_an_exception() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     assert asyncio.run(tcp_latency("127.0.0.1", port, 1.0)).error == f"connection refused at 127.0.0.1:{port}"
 
 
