@@ -66,6 +66,15 @@ def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
     decision = gonogo(run)
     assert decision["decision"] == "GO" and decision["complete"] is True
     assert not failing(decision)
+    # the compressed cutover (clock 60): every step timed, the gate held, the drill in time
+    runbook = decision["runbook"]
+    assert runbook["status"] == "pass" and runbook["forecast_end"] <= runbook["limit"]
+    assert {s["kind"] for s in runbook["steps"]} == {"manual", "automated", "gate", "rollback"}
+    assert all(s["status"] == "done" and s["actual_end"] is not None for s in runbook["steps"]), runbook
+    assert [r["status"] for r in runbook["rules"]] == ["pass"] * 4
+    chart = (run / "gonogo.html").read_text(encoding="utf-8").split("<svg class='runbook-chart'")[1]
+    drawn = chart.split("</svg>")[0]
+    assert drawn.count("class='planned'") == drawn.count("class='actual'") == len(runbook["steps"])
     assert {"organisatorisk", "klinisk", "teknisk"} <= {a for s in decision["sites"].values() for a in s}
     record = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert record["complete"] is True and record["parent"] is None and len(record["plan_sha256"]) == 64
