@@ -154,18 +154,22 @@ Feature: Grinden
 {scenarios}
 """
 SCENARIO = """
+  @id:gate-{route}
   Scenario: {route}
     Given sidan "{route}" är öppen
     Then misslyckas scenariot
 """
 LOGIN_SCENARIO = """
+  @id:gate-login-refused
   Scenario: login-refused
     Given inloggningen på platsens första användare vägras
 
+  @id:gate-shown-then-hidden
   Scenario: shown-then-hidden
     Given sidan "shown-then-hidden" är öppen och knappen "Dölj" klickas
     Then misslyckas scenariot
 
+  @id:gate-error-quotes-number
   Scenario: error-quotes-number
     Given sidan "clean" är öppen
     Then misslyckas scenariot med numret i meddelandet
