@@ -11,34 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rehearsal.adapters.bridge_reference import BridgeClient
-from rehearsal.clients.coexistence import LegacyClient
-from rehearsal.plan import Plan
+from rehearsal.adapters.legacy_reference import LegacyAndBridge
 from rehearsal.reconcile import parse_extract
 
 
-class ReferenceMigration:
+class ReferenceMigration(LegacyAndBridge):
     """``adapter(plan)``: the extract from ``environment.legacy_base``, the migrated from ``bridge_base``."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.legacy = LegacyClient.for_plan(plan)
-        self.bridge = BridgeClient.for_plan(plan)
-
-    @classmethod
-    def missing(cls, plan: Plan) -> str | None:
-        for field in ("legacy_base", "bridge_base"):
-            if getattr(plan.environment, field) is None:
-                return f"planen anger ingen environment.{field}"
-        return None
-
-    @classmethod
-    def endpoints(cls, plan: Plan) -> dict[str, str]:
-        env = plan.environment
-        return {f: u for f, u in (("legacy_base", env.legacy_base), ("bridge_base", env.bridge_base)) if u}
-
-    def close(self) -> None:
-        self.legacy.close()
-        self.bridge.close()
 
     def source(self) -> list[dict[str, str]]:
         return parse_extract(self.legacy.extract("bookings"))

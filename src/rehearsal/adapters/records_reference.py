@@ -7,34 +7,12 @@ reference-only APIs; :class:`rehearsal.adapters.records.StandardsRecords` reads 
 
 from __future__ import annotations
 
-from rehearsal.adapters.bridge_reference import BridgeClient
+from rehearsal.adapters.legacy_reference import LegacyAndBridge
 from rehearsal.adapters.records import Overview, Record
-from rehearsal.clients.coexistence import LegacyClient
-from rehearsal.plan import Plan
 
 
-class ReferenceRecords:
+class ReferenceRecords(LegacyAndBridge):
     """``adapter(plan)``: publish at ``environment.legacy_base``, read at ``environment.bridge_base``."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.legacy = LegacyClient.for_plan(plan)
-        self.bridge = BridgeClient.for_plan(plan)
-
-    @classmethod
-    def missing(cls, plan: Plan) -> str | None:
-        for field in ("legacy_base", "bridge_base"):
-            if getattr(plan.environment, field) is None:
-                return f"planen anger ingen environment.{field}"
-        return None
-
-    @classmethod
-    def endpoints(cls, plan: Plan) -> dict[str, str]:
-        env = plan.environment
-        return {f: u for f, u in (("legacy_base", env.legacy_base), ("bridge_base", env.bridge_base)) if u}
-
-    def close(self) -> None:
-        self.legacy.close()
-        self.bridge.close()
 
     def publish(self, personnummer: str, unit: str, title: str, text: str) -> str:
         return str(self.legacy.publish(personnummer, unit, title, text).get("id", ""))
