@@ -325,16 +325,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "console":
         from rehearsal.console import serve
 
-        loaded = load_plan(_plan_path(args.plan)) if args.plan else None
-        return serve(reports, args.run, loaded, args.bind)
+        given_plan = load_plan(_plan_path(args.plan)) if args.plan else None
+        return serve(reports, args.run, given_plan, args.bind)
     if args.command == "reference":
         return _reference(args, state_dir)
     if args.command == "fault":
         from reference_hospital import control
 
         if args.action == "list":
-            loaded = load_plan(_plan_path(args.plan)) if args.plan else None
-            print(control.format_fault_list(control.fault_list(state_dir, loaded)))
+            given_plan = load_plan(_plan_path(args.plan)) if args.plan else None
+            print(control.format_fault_list(control.fault_list(state_dir, given_plan)))
             return ExitCode.GO
         if not args.fault:
             raise UsageError(f"rehearse fault {args.action} needs NAME[@SITE] (see: rehearse fault list)")

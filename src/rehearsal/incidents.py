@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rehearsal.errors import UsageError
 from rehearsal.plan import Escalation
@@ -206,7 +206,7 @@ def incidents(events: Iterable[Event]) -> list[Incident]:
             continue
         name = {"acknowledge": "acknowledged", "escalate": "escalated", "resolve": "resolved"}.get(e.action)
         if name and getattr(known, name) is None:
-            updates = {name: e, "notes": known.notes + ((e,) if e.note else ())}
+            updates: dict[str, Any] = {name: e, "notes": known.notes + ((e,) if e.note else ())}
             found[e.incident] = replace(known, **updates)
     return list(found.values())
 

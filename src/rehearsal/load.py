@@ -644,7 +644,7 @@ def run_load(
     out_dir.mkdir(parents=True, exist_ok=True)
     json_file, html_file, log_file = out_dir / JSON_NAME, out_dir / HTML_NAME, out_dir / LOG_NAME
     counts_dir = out_dir / WORKERS_DIR
-    stale_files = (json_file, html_file, out_dir / PATIENTS_NAME, out_dir / ROLES_NAME)
+    stale_files: tuple[Path, ...] = (json_file, html_file, out_dir / PATIENTS_NAME, out_dir / ROLES_NAME)
     stale_files += tuple(out_dir.glob(f"{CSV_PREFIX}_*.csv"))
     for stale in (*stale_files, *counts_dir.glob("*.json")):
         stale.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,7 +40,7 @@ from rehearsal.identities import (
 )
 
 
-def _repeated(values: list[str]) -> list[str]:
+def _repeated(values: Sequence[str]) -> list[str]:
     """The values that occur more than once, sorted (linear: a region has thousands of devices)."""
     return sorted(value for value, n in Counter(values).items() if n > 1)
 
@@ -1085,7 +1085,7 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
         if isinstance(node, yaml.MappingNode):
             match = next((v for k, v in node.value if k.value == str(part)), None)
             key = next((k for k, _ in node.value if k.value == str(part)), None)
-            if match is None:
+            if match is None or key is None:
                 break
             line, node = key.start_mark.line + 1, match
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):

@@ -267,7 +267,8 @@ def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
 
 def scenario_of(item: pytest.Item) -> Any:
     """The pytest-bdd scenario behind a test item, or None for plain check modules."""
-    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+    function = getattr(item, "obj", None)
+    return scenario_wrapper_template_registry.get(function) if callable(function) else None
 
 
 def aspect_of(item: pytest.Item) -> str | None:
@@ -313,7 +314,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     only_file = config.getoption("--rehearsal-only")
     only = set(Path(only_file).read_text(encoding="utf-8").split("\n")) - {""} if only_file else None
     aspects = set(config.getoption("--rehearsal-aspect"))
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         selected = _selected(item, only) and (not aspects or aspect_of(item) in aspects)
         (keep if selected else drop).append(item)
@@ -434,14 +436,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """
     if report.when != "teardown":
         return
-    for name, path in report.user_properties:
-        if name != "playwright_trace" or not Path(str(path)).is_file():
+    for name, value in report.user_properties:
+        path = Path(str(value))
+        if name != "playwright_trace" or not path.is_file():
             continue
         if report.nodeid in _FOREIGN_ON_SCREEN:  # its DOM snapshots hold what the screenshot would have
-            Path(str(path)).unlink()
+            path.unlink()
             continue
         redact.file(path)  # fill values, snapshots, request bodies: the copy in playwright/ as well
-        evidence.attach_file("Playwright-spår (trace.zip: npx playwright show-trace)", Path(str(path)))
+        evidence.attach_file("Playwright-spår (trace.zip: npx playwright show-trace)", path)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -180,7 +180,7 @@ def _from_json(data: dict[str, Any], folder: Path) -> TestResult:
     if not uuid:
         raise ValueError("no uuid")
     status = data.get("status")
-    details = data.get("statusDetails") if isinstance(data.get("statusDetails"), dict) else {}
+    details = data["statusDetails"] if isinstance(data.get("statusDetails"), dict) else {}
     attachments = tuple(
         (str(a.get("name") or a.get("source")), str(a["source"]))
         for a in _all_attachments(data)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, cast
 
 from rehearsal import attest, content, lifetime, progress, redact
 from rehearsal.plan import LoadedPlan
@@ -198,7 +199,7 @@ def execute(
             cmd,
             cwd=root,
             env={**os.environ, **(env or {})},
-            stdout=log,
+            stdout=cast("IO[Any] | None", log),  # it has the fileno() Popen uses
             stderr=subprocess.STDOUT if log else None,
             pass_fds=(lock.fd,),
             preexec_fn=lifetime.die_with_parent(signal.SIGTERM),

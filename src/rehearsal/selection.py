@@ -270,7 +270,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> No
         return
     chosen = _selection(config, plan)
     fed = chosen.fed(plan) if chosen.criteria else None
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (keep if keeps(plan, chosen, item, fed) else drop).append(item)
     if chosen and not keep and items:

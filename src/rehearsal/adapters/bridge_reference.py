@@ -18,6 +18,7 @@ from rehearsal.plan import Plan
 #: The bridge's health, also what the central gate asks of ``environment.bridge_base``.
 HEARTBEAT = "/bridge/heartbeat"
 
+
 class BridgeClient(JsonClient):
     """The bridge: ``/bridge/heartbeat``, ``/bridge/queues``, ``/npo/Patient/{pnr}``, ``/migration``."""
 
@@ -34,9 +35,7 @@ class BridgeClient(JsonClient):
         try:
             body = response.json()
         except ValueError:
-            raise HttpError(
-                f"GET {self.base}{HEARTBEAT}: reply is not JSON", response.status_code
-            ) from None
+            raise HttpError(f"GET {self.base}{HEARTBEAT}: reply is not JSON", response.status_code) from None
         return response.status_code, body
 
     def queues(self, site: str | None = None) -> dict[str, Any]:

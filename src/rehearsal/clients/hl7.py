@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
 import hl7
@@ -139,7 +140,7 @@ class MllpClient:
         self._sock: socket.socket | None = None
         self._buffer = b""
 
-    def __enter__(self) -> MllpClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -36,7 +36,7 @@ import contextvars
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpcore
@@ -245,7 +245,7 @@ class GuardedClient:
             trust_env=False,
         )
 
-    def __enter__(self) -> GuardedClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

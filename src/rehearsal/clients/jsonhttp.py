@@ -9,7 +9,7 @@ naming method, URL and status, so a scenario's message says what was asked of wh
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -34,7 +34,7 @@ class JsonClient:
         hosts = list(allowed_hosts) if allowed_hosts is not None else [httpx.URL(self.base).host]
         self._http = GuardedClient(self.base, timeouts, hosts, field=field)
 
-    def __enter__(self) -> JsonClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -111,12 +111,12 @@ class Guard:
             await response(scope, receive, send)
             return
         bearer = headers.get("authorization", "")
-        cookie = SimpleCookie()
+        jar: SimpleCookie = SimpleCookie()
         try:
-            cookie.load(headers.get("cookie", ""))
+            jar.load(headers.get("cookie", ""))
         except Exception:
-            cookie = SimpleCookie()
-        presented = [bearer[7:] if bearer[:7].lower() == "bearer " else "", cookie.get(COOKIE)]
+            jar = SimpleCookie()
+        presented = [bearer[7:] if bearer[:7].lower() == "bearer " else "", jar.get(COOKIE)]
         if not any(self._ok(p.value if hasattr(p, "value") else p) for p in presented if p):
             await _refuse(401, "this console needs its token (REHEARSAL_CONSOLE_TOKEN)", scope, receive, send)
             return
@@ -264,11 +264,12 @@ def create_app(target: Target, token: str | None = None, hosts: set[str] | None 
 
     def runbook_step(form: FormData) -> str:
         run, loaded = current()
-        if getattr(loaded.plan, "runbook", None) is None:
+        book = getattr(loaded.plan, "runbook", None)
+        if book is None:
             raise UsageError("the plan of this run has no runbook")
         from rehearsal import runbook
 
-        step = runbook.check_recordable(loaded.plan.runbook, _field(form, "step"))
+        step = runbook.check_recordable(book, _field(form, "step"))
         made = runbook.record(
             run.dir, step.id, _field(form, "action"), _field(form, "by"), _field(form, "note")
         )

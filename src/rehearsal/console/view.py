@@ -346,12 +346,11 @@ def _incidents(plan: Plan, found: Chain, t: dict[str, Any], now: datetime) -> li
 def _runbook(plan: Plan, found: Chain) -> dict[str, Any] | None:
     """The runbook panel through :mod:`rehearsal.runbook`: its chart, its rows, and for each step
     people time (manual, a drill without criteria) the buttons that record start, done, fail."""
-    if getattr(plan, "runbook", None) is None:
+    book = getattr(plan, "runbook", None)
+    if book is None:
         return None
-    try:
-        from rehearsal import runbook
-    except ImportError:  # a harness without the runbook
-        return None
+    from rehearsal import runbook
+
     try:
         state = runbook.load_state(found.run.dir, plan)
         chart, rows = runbook.chart_svg(state), runbook.rows(state)
@@ -360,7 +359,7 @@ def _runbook(plan: Plan, found: Chain) -> dict[str, Any] | None:
     steps = []
     for row in rows:
         try:
-            runbook.check_recordable(plan.runbook, row["id"])
+            runbook.check_recordable(book, row["id"])
             by_people = True
         except RehearsalError:
             by_people = False
