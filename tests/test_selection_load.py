@@ -97,6 +97,28 @@ def test_one_site_live_has_no_referral_load_and_the_legacy_site_no_load_line(
     assert load is not None
     assert applicability.reason(plan, load, plan.site("sas-boras")) is None
     assert applicability.reason(plan, load, plan.site("nal-trollhattan")) == (
+        "nal-trollhattan arbetar ännu i det äldre journalsystemet (system: legacy); kriteriet gäller "
+        "den nya journalen"
+    )
+
+
+def test_a_new_ehr_site_whose_users_have_no_role_in_the_mix_has_no_load_line(
+    make_plan: Callable[..., Path],
+) -> None:
+    def nal_secretaries(data: dict[str, Any]) -> None:
+        for user in next(s for s in data["sites"] if s["id"] == "nal-trollhattan")["users"]:
+            user["role"] = "sekreterare"  # no share in load.mix
+        sas = next(s for s in data["sites"] if s["id"] == "sas-boras")  # the mix's doctors work at Borås
+        sas["users"].append(
+            {"hsa_id": "SE2321000131-P000000000103", "name": "Cecilia Ceder", "role": "läkare",
+             "password_env": "REHEARSAL_PASSWORD"}
+        )  # fmt: skip
+
+    plan = load_plan(make_plan(nal_secretaries)).plan
+    assert set(load_sites(plan)) == {"sas-boras"}
+    load = plan.criterion("load-slo")
+    assert load is not None
+    assert applicability.reason(plan, load, plan.site("nal-trollhattan")) == (
         "nal-trollhattan har inga simulerade användare i lastprofilen (inga användare i den nya journalen "
         "med en roll i load.mix)"
     )

@@ -83,8 +83,8 @@ def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
     if criterion.kind == "load_slo" and criterion.per_site and plan.load is not None:
         from rehearsal.load import load_sites  # the load's own rule: whose users it simulates
 
-        if site.id not in load_sites(plan):
-            return text["no_load"].format(site=site.id)
+        if site.id not in load_sites(plan):  # a legacy site has no new-EHR users: that is the reason
+            return text["legacy" if site.system == "legacy" else "no_load"].format(site=site.id)
     kinds = plan.kinds_of(criterion)
     if kinds and not kinds & kinds_at(site):
         names = [text["kinds"].get(k, k) for k in sorted(kinds)]
