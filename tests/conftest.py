@@ -148,3 +148,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     worker while the others idle. The order within each group is kept (stable sort)."""
     if hasattr(config, "workerinput"):
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# --- a browser for the harness's own browser tests ------------------------------------------------
+
+CHROMIUM = os.environ.get("REHEARSAL_CHROMIUM", "/usr/bin/chromium")
+RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Any:
+    """Debian's Chromium, headless, no DNS look-ups leaving the machine (see STACK.md).
+
+    Our own Playwright, closed at the end of the module: pytest-playwright's session-wide one
+    (its ``page`` fixture) keeps an event loop marked running in the main thread for the rest of
+    the worker's session, and every later ``sync_playwright()`` or ``asyncio.run`` there fails.
+    """
+    from playwright.sync_api import sync_playwright
+
+    launch: dict[str, Any] = {"headless": True, "args": ["--headless", "--no-sandbox", RESOLVER_RULES]}
+    if Path(CHROMIUM).exists() and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
+        launch["executable_path"] = CHROMIUM
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**launch)
+        yield browser
+        browser.close()

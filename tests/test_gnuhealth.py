@@ -61,14 +61,22 @@ def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, 
 
 
 @pytest.fixture
-def ui(gnuhealth: tuple[Plan, object, object], page):  # noqa: ANN001, ANN201 (pytest-playwright's page)
+def ui(gnuhealth: tuple[Plan, object, object], chromium):  # noqa: ANN001, ANN201 (conftest's Browser)
+    """A fresh page on GnuHealth with the waits a rehearsal gives it (pytest_plugin's, expect's too)."""
+    from playwright.sync_api import expect
+
     from rehearsal.pages.gnuhealth import GnuHealthWebUi
     from rehearsal.pages.web_ui import Gated
 
     plan, *_ = gnuhealth
     t = plan.environment.timeouts
+    context = chromium.new_context()  # SAO in its own language, as pytest-playwright gave it
+    page = context.new_page()
     page.set_default_timeout((t.connect + t.read) * 1000)
-    return Gated(GnuHealthWebUi(page, plan)), plan
+    expect.set_options(timeout=(t.connect + t.read) * 1000)
+    yield Gated(GnuHealthWebUi(page, plan)), plan
+    expect.set_options(timeout=5_000)
+    context.close()
 
 
 def test_declares_what_gnuhealth_cannot_do() -> None:

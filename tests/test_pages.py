@@ -9,7 +9,6 @@ style; they never answer ``~HS``, so the UI reports the job as sent without a st
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import socket
 import threading
@@ -17,11 +16,10 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from conftest import free_port
 from reference_hospital.ehr_server import EhrServer
@@ -40,10 +38,8 @@ from rehearsal.pages.web_ui import LoginRefused, PrintOutcome
 from rehearsal.plan import Printer, load_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "plans" / "demo.yaml"
-CHROMIUM = os.environ.get("REHEARSAL_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "test-only-password"
 ANNA, BJORN = "SE2321000131-P000000000101", "SE2321000131-P000000000201"
-RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost"
 NPU = "urn:oid:1.2.208.176.2.1"
 
 pytestmark = pytest.mark.slow
@@ -79,23 +75,6 @@ class RecordingPrinter:
         while len(self.jobs) < count and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.jobs
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, no DNS look-ups leaving the machine (see STACK.md).
-
-    Our own Playwright, closed at the end of this module: pytest-playwright's session-wide
-    one keeps an event loop marked running in the main thread, and every later test that
-    calls ``asyncio.run`` would fail.
-    """
-    launch: dict[str, Any] = {"headless": True, "args": ["--headless", "--no-sandbox", RESOLVER_RULES]}
-    if Path(CHROMIUM).exists() and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
-        launch["executable_path"] = CHROMIUM
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**launch)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
