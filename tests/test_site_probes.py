@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from conftest import free_port
 from reference_hospital.snmp_agents import SnmpAgents
@@ -43,7 +42,9 @@ def rehearse(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
     said = done.stderr.splitlines()
-    lines = [line for line in said if line.startswith("rehearse: ") and not line.startswith("rehearse: run 2")]
+    lines = [
+        line for line in said if line.startswith("rehearse: ") and not line.startswith("rehearse: run 2")
+    ]
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     return lines[0]
 
@@ -139,17 +140,24 @@ def test_two_probes_check_their_sites_and_one_decision_names_the_probe_per_line(
     assert list(readiness["sites"]) == [NAL]
 
     # the same probe's bundle had it run with another plan (one field changed): refused, nothing taken
-    other = load_plan(make_plan(lambda d: (probes_plan(d, two_sites), d.update(title="Another")), name="o.yaml"))
+    other = load_plan(
+        make_plan(lambda d: (probes_plan(d, two_sites), d.update(title="Another")), name="o.yaml")
+    )
     probe_run = load_run(tmp_path / "at-probe-sas")
     foreign = site_probe.write_bundle(
-        replace(probe_run, plan_sha256=other.sha256), other.plan.probe("probe-sas"), tmp_path / "o.zip", SAS_NET
+        replace(probe_run, plan_sha256=other.sha256),
+        other.plan.probe("probe-sas"),
+        tmp_path / "o.zip",
+        SAS_NET,
     )
     refused = one_line(rehearse(reports, "import", str(foreign), str(bundles["probe-nal"])))
     assert refused.startswith(f"rehearse: {foreign}: made with another plan") and "refused" in refused
     assert not list((run_dir / "probes").glob("probe-*"))
 
     # both in: one decision, GO, each line naming the probe that checked it
-    done = rehearse(reports, "import", str(bundles["probe-sas"]), str(bundles["probe-nal"]), "--run", run_dir.name)
+    done = rehearse(
+        reports, "import", str(bundles["probe-sas"]), str(bundles["probe-nal"]), "--run", run_dir.name
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"imported probe probe-nal (nal-trollhattan; ran {manifest['started'][:4]}" in done.stdout
     decision = json.loads((run_dir / "gonogo.json").read_text())
@@ -180,12 +188,18 @@ def test_two_probes_check_their_sites_and_one_decision_names_the_probe_per_line(
 @pytest.mark.parametrize(
     ("probes", "message"),
     [
-        ([{"id": "p1", "sites": ["sas-boras", "nowhere"]}], "probes.0.sites: names no site of the plan: 'nowhere'"),
+        (
+            [{"id": "p1", "sites": ["sas-boras", "nowhere"]}],
+            "probes.0.sites: names no site of the plan: 'nowhere'",
+        ),
         (
             [{"id": "p1", "sites": ["sas-boras"]}, {"id": "p2", "sites": ["sas-boras"]}],
             "probes.1.sites: site 'sas-boras' is already covered by probe 'p1'",
         ),
-        ([{"id": "p1", "sites": ["sas-boras"]}, {"id": "p1", "sites": [NAL]}], "probes.1.id: probe id 'p1' is used twice"),
+        (
+            [{"id": "p1", "sites": ["sas-boras"]}, {"id": "p1", "sites": [NAL]}],
+            "probes.1.id: probe id 'p1' is used twice",
+        ),
         ([{"id": "p1", "sites": []}], "probes.0.sites: List should have at least 1 item"),
     ],
 )
@@ -240,11 +254,15 @@ def test_a_line_names_central_or_its_probe_and_a_region_wide_line_waits_for_a_si
     assert region.status == "pending" and region.not_reported == ("probe-nal",)
     assert region.details.endswith("; sonden probe-nal rapporterade inte (nal-trollhattan)")
     assert got[("tech-wristband-printers", NAL)].details == "sonden probe-nal rapporterade inte"
-    assert got[("tech-wristband-printers", SAS)].details == "inga resultat ännu"  # central's own: pending as ever
+    assert (
+        got[("tech-wristband-printers", SAS)].details == "inga resultat ännu"
+    )  # central's own: pending as ever
     failing = [result("nal-lab-etikett1", NAL, "tech-label-printers", "probe-nal", "failed")]
     decision = decide(plan, results[2:] + failing, complete=True, rehearsal="r", run="x", parent=None)
     region = next(c for c in decision.criteria if c.id == "tech-label-printers")
-    assert region.status == "fail" and region.checked_by == ("central", "probe-nal") and not region.not_reported
+    assert (
+        region.status == "fail" and region.checked_by == ("central", "probe-nal") and not region.not_reported
+    )
 
 
 # --- bundles: whole, plain, bounded ------------------------------------------------------------------
@@ -261,9 +279,17 @@ def bundle_of(tmp_path: Path, make_plan: Callable[..., Path]) -> Callable[..., t
             (folder / "allure-results").mkdir(parents=True, exist_ok=True)
             return Run(name, loaded.plan.rehearsal, "p", loaded.sha256, started, folder, sites=[SAS])
 
-        central, probe_run = run("central", "2026-12-01T10:00:00+00:00"), run("probe", "2026-12-01T10:05:00+00:00")
+        central, probe_run = (
+            run("central", "2026-12-01T10:00:00+00:00"),
+            run("probe", "2026-12-01T10:05:00+00:00"),
+        )
         tags = {"probe": "probe-sas", "site": SAS, "rehearsal": loaded.plan.rehearsal} | (labels or {})
-        record = {"uuid": "u1", "name": "p", "status": "passed", "labels": [{"name": k, "value": v} for k, v in tags.items()]}
+        record = {
+            "uuid": "u1",
+            "name": "p",
+            "status": "passed",
+            "labels": [{"name": k, "value": v} for k, v in tags.items()],
+        }
         (probe_run.results_dir / "u1-result.json").write_text(json.dumps(record))
         out = tmp_path / ("b.zip" if zip_ else "b")
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
@@ -281,7 +307,9 @@ def refusal(tmp_path: Path, path: Path, central: Run, plan: Any) -> str:
     return str(err.value)
 
 
-def rezip(path: Path, extra: Callable[[zipfile.ZipFile], None], keep: Callable[[str], bool] = lambda n: True) -> None:
+def rezip(
+    path: Path, extra: Callable[[zipfile.ZipFile], None], keep: Callable[[str], bool] = lambda n: True
+) -> None:
     with zipfile.ZipFile(path) as zf:
         members = {n: zf.read(n) for n in zf.namelist() if keep(n)}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -293,11 +321,20 @@ def rezip(path: Path, extra: Callable[[zipfile.ZipFile], None], keep: Callable[[
 @pytest.mark.parametrize(
     ("hostile", "expected"),
     [
-        (lambda zf: zf.writestr("../../evil.json", "{}"), "holds '../../evil.json', which no probe bundle has"),
+        (
+            lambda zf: zf.writestr("../../evil.json", "{}"),
+            "holds '../../evil.json', which no probe bundle has",
+        ),
         (lambda zf: zf.writestr("/etc/evil", "x"), "holds '/etc/evil'"),
-        (lambda zf: zf.writestr("allure-results/sub/x-result.json", "{}"), "holds 'allure-results/sub/x-result.json'"),
+        (
+            lambda zf: zf.writestr("allure-results/sub/x-result.json", "{}"),
+            "holds 'allure-results/sub/x-result.json'",
+        ),
         (lambda zf: zf.writestr("allure-results/x-attachment.txt", "x"), "is not listed in bundle.json"),
-        (lambda zf: zf.writestr("allure-results/big-attachment.bin", b"\0" * (65 << 20)), "larger than 64 MiB"),
+        (
+            lambda zf: zf.writestr("allure-results/big-attachment.bin", b"\0" * (65 << 20)),
+            "larger than 64 MiB",
+        ),
     ],
 )
 def test_hostile_zips_are_refused_in_one_line_and_leave_nothing(
@@ -308,7 +345,9 @@ def test_hostile_zips_are_refused_in_one_line_and_leave_nothing(
     assert expected in refusal(tmp_path, path, central, plan)
 
 
-def test_altered_cut_foreign_or_mislabelled_bundles_are_refused(tmp_path: Path, bundle_of: Callable[..., Any]) -> None:
+def test_altered_cut_foreign_or_mislabelled_bundles_are_refused(
+    tmp_path: Path, bundle_of: Callable[..., Any]
+) -> None:
     path, central, plan = bundle_of()
     rezip(path, lambda zf: zf.writestr("allure-results/u1-result.json", "{}"), keep=lambda n: "u1" not in n)
     assert "allure-results/u1-result.json differs from its sha256" in refusal(tmp_path, path, central, plan)
@@ -330,7 +369,9 @@ def test_altered_cut_foreign_or_mislabelled_bundles_are_refused(tmp_path: Path, 
     assert "a bundle of rehearsal 'another-one'" in refusal(tmp_path, path, central, plan)
 
     path, central, plan = bundle_of(labels={"site": NAL})
-    assert f"a result for site '{NAL}', which probe probe-sas does not cover" in refusal(tmp_path, path, central, plan)
+    assert f"a result for site '{NAL}', which probe probe-sas does not cover" in refusal(
+        tmp_path, path, central, plan
+    )
 
     path, central, plan = bundle_of(labels={"probe": "probe-nal"})
     assert "not labelled as checked by probe probe-sas" in refusal(tmp_path, path, central, plan)

@@ -477,7 +477,9 @@ def _probe(reports: Path, args: argparse.Namespace) -> int:
     probe = loaded.plan.probe(args.probe)
     for site in args.site:
         if site not in probe.sites:
-            raise UsageError(f"--site {site}: not a site of probe {probe.id} (its sites: {', '.join(probe.sites)})")
+            raise UsageError(
+                f"--site {site}: not a site of probe {probe.id} (its sites: {', '.join(probe.sites)})"
+            )
     address = site_probe.probe_address(loaded.plan, probe, args.address)
     sites = args.site or list(probe.sites)
     outcome = execute(reports, loaded, sites=sites, paths=[CHECKS_FOLDER], probe=probe.id)

@@ -884,7 +884,9 @@ class Plan(_Model):
                         f"probes.{i}.sites: names no site of the plan: {site!r} (sites: {', '.join(sites)})"
                     )
                 if site in covered:
-                    raise ValueError(f"probes.{i}.sites: site {site!r} is already covered by probe {covered[site]!r}")
+                    raise ValueError(
+                        f"probes.{i}.sites: site {site!r} is already covered by probe {covered[site]!r}"
+                    )
                 covered[site] = probe.id
         return self
 

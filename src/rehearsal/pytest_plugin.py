@@ -145,7 +145,9 @@ def parametrize_devices(
         if _device_applies(plan, s, d, metafunc.config.getoption("--rehearsal-probe"))
     ]
     if not cases:
-        skip = pytest.mark.skip(reason=f"no {what} of this session at the sites in scope (criterion applies, no other probe's)")
+        skip = pytest.mark.skip(
+            reason=f"no {what} of this session at the sites in scope (criterion applies, no other probe's)"
+        )
         metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id=f"no-{what}")])
         return
     params = [

@@ -186,7 +186,9 @@ def execute(
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
     given = run.copies("attestations")  # the copies kept in the run folder: what it used is what it shows
     files = [*given, *inherited]
-    cmd = pytest_command(run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen, probe)
+    cmd = pytest_command(
+        run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen, probe
+    )
     secrets = redact.for_plan(loaded.plan, {**os.environ, **(env or {})})
     log = None if interactive else _RedactedLog(run.dir / "pytest.log", secrets)
     interrupted = False

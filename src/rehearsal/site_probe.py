@@ -290,16 +290,16 @@ def read_bundle(path: Path | str, staging: Path) -> Bundle:
         raise BundleError(f"{source}: {MANIFEST} is not readable JSON ({exc}); refused") from None
     _check_manifest(source, manifest)
     listed = set(manifest["files"])
-    present = {
-        str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST
-    }
+    present = {str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST}
     if present - listed:
         raise BundleError(f"{source}: {sorted(present - listed)[0]} is not listed in {MANIFEST}; refused")
     if listed - present:
         raise BundleError(f"{source}: {sorted(listed - present)[0]} is listed but missing; refused")
     for name, digest in manifest["files"].items():
         if _sha256(staging / name) != digest:
-            raise BundleError(f"{source}: {name} differs from its sha256 in {MANIFEST} (altered or cut); refused")
+            raise BundleError(
+                f"{source}: {name} differs from its sha256 in {MANIFEST} (altered or cut); refused"
+            )
     return Bundle(source=source, folder=staging, manifest=manifest)
 
 
@@ -333,7 +333,8 @@ def check_for_run(bundle: Bundle, run: Run, plan: Plan) -> None:
     m, where = bundle.manifest, bundle.source
     if m["rehearsal"] != run.rehearsal:
         raise BundleError(
-            f"{where}: a bundle of rehearsal {m['rehearsal']!r}, not of {run.rehearsal!r} (run {run.id}); refused"
+            f"{where}: a bundle of rehearsal {m['rehearsal']!r}, "
+            f"not of {run.rehearsal!r} (run {run.id}); refused"
         )
     if m["plan_sha256"] != run.plan_sha256:
         raise BundleError(
@@ -348,10 +349,14 @@ def check_for_run(bundle: Bundle, run: Run, plan: Plan) -> None:
     probe = next((p for p in plan.probes if p.id == m["probe"]), None)
     if probe is None:
         known = ", ".join(p.id for p in plan.probes) or "none"
-        raise BundleError(f"{where}: from probe {m['probe']!r}, which the plan has not (probes: {known}); refused")
+        raise BundleError(
+            f"{where}: from probe {m['probe']!r}, which the plan has not (probes: {known}); refused"
+        )
     foreign = sorted(set(m["sites"]) - set(probe.sites))
     if foreign:
-        raise BundleError(f"{where}: probe {probe.id} reports site {foreign[0]!r}, not one of its sites; refused")
+        raise BundleError(
+            f"{where}: probe {probe.id} reports site {foreign[0]!r}, not one of its sites; refused"
+        )
     for name in bundle.results:
         if name.endswith("-result.json"):
             _check_result(bundle, name, probe, run)
@@ -376,7 +381,9 @@ def _check_result(bundle: Bundle, name: str, probe: SiteProbe, run: Run) -> None
         raise BundleError(f"{where}: a result of another rehearsal; refused")
     stray = sorted(values.get("site", set()) - set(probe.sites))
     if stray:
-        raise BundleError(f"{where}: a result for site {stray[0]!r}, which probe {probe.id} does not cover; refused")
+        raise BundleError(
+            f"{where}: a result for site {stray[0]!r}, which probe {probe.id} does not cover; refused"
+        )
 
 
 def import_bundles(run: Run, plan: Plan, paths: Sequence[Path | str]) -> list[Bundle]:
@@ -431,8 +438,9 @@ def _check_against_imported(bundle: Bundle, run: Run) -> None:
         earlier = before["manifest"]
         if _time(earlier["started"]) > bundle.started:
             raise BundleError(
-                f"{bundle.source}: probe {bundle.probe} ran at {bundle.manifest['started']}, before the bundle "
-                f"of it already imported ({earlier['started']}, run {earlier['run']}); refused"
+                f"{bundle.source}: probe {bundle.probe} ran at {bundle.manifest['started']}, "
+                f"before the bundle of it already imported ({earlier['started']}, "
+                f"run {earlier['run']}); refused"
             )
     for name in bundle.results:
         if (run.results_dir / name).exists() and name not in mine:
