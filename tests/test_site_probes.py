@@ -273,7 +273,9 @@ def bundle_of(tmp_path: Path, make_plan: Callable[..., Path]) -> Callable[..., t
     """A probe bundle written from a hand-made probe run folder, and a central run to import into."""
     loaded = load_plan(make_plan(lambda d: d.update(probes=[{"id": "probe-sas", "sites": [SAS]}])))
 
-    def make(labels: dict[str, str] | None = None, zip_: bool = True) -> tuple[Path, Run, Any]:
+    def make(
+        labels: dict[str, str] | None = None, zip_: bool = True, started: str = "2026-12-01T10:05:00+00:00"
+    ) -> tuple[Path, Run, Any]:
         def run(name: str, started: str) -> Run:
             folder = tmp_path / name
             (folder / "allure-results").mkdir(parents=True, exist_ok=True)
@@ -281,7 +283,7 @@ def bundle_of(tmp_path: Path, make_plan: Callable[..., Path]) -> Callable[..., t
 
         central, probe_run = (
             run("central", "2026-12-01T10:00:00+00:00"),
-            run("probe", "2026-12-01T10:05:00+00:00"),
+            run("probe", started),
         )
         tags = {"probe": "probe-sas", "site": SAS, "rehearsal": loaded.plan.rehearsal} | (labels or {})
         record = {
@@ -389,6 +391,10 @@ def test_a_bundle_never_overwrites_what_the_run_recorded_and_a_newer_one_replace
     assert site_probe.imported(central)["probe-sas"]["results"] == ["u1-result.json"]
     site_probe.import_bundles(central, plan, [path])  # the same again: taken again, still one record
     assert sorted(p.name for p in (central.dir / "probes").iterdir()) == ["probe-sas"]
+    older, central, plan = bundle_of(started="2026-12-01T10:01:00+00:00")
+    assert "before the bundle of it already imported (2026-12-01T10:05:00+00:00" in refusal_keep(
+        older, central, plan
+    )
 
 
 def refusal_keep(path: Path, central: Run, plan: Any) -> str:

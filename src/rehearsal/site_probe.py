@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from rehearsal import redact
 from rehearsal.errors import UsageError
 from rehearsal.plan import Plan, SiteProbe
 from rehearsal.reports_folder import folder_error, write_atomic
@@ -411,8 +412,9 @@ def import_bundles(run: Run, plan: Plan, paths: Sequence[Path | str]) -> list[Bu
             raise BundleError(f"two bundles of probe {twice[0]} given at once; import the newer one")
         for bundle in bundles:
             _check_against_imported(bundle, run)
+        masks = redact.for_plan(plan)  # the probe redacted; this machine may know more passwords
         for bundle in bundles:
-            _take(bundle, run)
+            _take(bundle, run, masks)
         return bundles
     finally:
         for staging in stagings:
@@ -450,17 +452,18 @@ def _check_against_imported(bundle: Bundle, run: Run) -> None:
             )
 
 
-def _take(bundle: Bundle, run: Run) -> None:
-    """Copy the results in (each file whole), then the record, then drop the older bundle's leftovers."""
+def _take(bundle: Bundle, run: Run, secrets: redact.Redactor) -> None:
+    """Copy the results in (each file whole, redacted), then the record, then drop the older
+    bundle's leftovers."""
     before = imported(run).get(bundle.probe)
     try:
         for name in bundle.results:
-            write_atomic(run.results_dir / name, (bundle.folder / RESULTS / name).read_bytes())
+            write_atomic(run.results_dir / name, secrets.data((bundle.folder / RESULTS / name).read_bytes()))
         record = run.dir / PROBES_DIR / bundle.probe
         record.mkdir(exist_ok=True)
         for name in EXTRA_FILES:
             if (bundle.folder / name).is_file():
-                write_atomic(record / name, (bundle.folder / name).read_bytes())
+                write_atomic(record / name, secrets.data((bundle.folder / name).read_bytes()))
         write_atomic(record / MANIFEST, (bundle.folder / MANIFEST).read_bytes())
         taken = {
             "manifest": bundle.manifest,
