@@ -900,8 +900,9 @@ class Plan(_Model):
         for probe in self.probes:
             if probe.id == probe_id:
                 return probe
-        known = ", ".join(p.id for p in self.probes) or "none in the plan (probes:)"
-        raise UsageError(f"plan has no probe {probe_id!r} (probes: {known})")
+        if not self.probes:
+            raise UsageError(f"plan has no probe {probe_id!r}: it names none (probes: in the plan)")
+        raise UsageError(f"plan has no probe {probe_id!r} (probes: {', '.join(p.id for p in self.probes)})")
 
     def probe_of(self, site_id: str | None) -> SiteProbe | None:
         """The probe that checks this site's devices, or None when the central run does."""
