@@ -146,7 +146,7 @@ def parametrize_devices(
     ]
     if not cases:
         skip = pytest.mark.skip(
-            reason=f"no {what} of this session at the sites in scope (criterion applies, no other probe's)"
+            reason=f"no {what} to check here at the sites in scope (criterion not applicable, or a probe's)"
         )
         metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id=f"no-{what}")])
         return
