@@ -38,6 +38,8 @@ EPILOG = """examples:
   rehearse hardware --plan plans/demo.yaml        printers and workstations only, per-site readiness
   rehearse load --plan plans/demo.yaml --workers 2   load SLOs only, Locust master + 2 workers
   rehearse hardware --rerun                       only the devices that failed in the newest run
+  rehearse probe --plan plans/my-wave.yaml --as probe-sas --bundle sas.zip   inside a site's network
+  rehearse import sas.zip nal.zip                 probes' bundles into the newest run, decision re-taken
   rehearse fault clear printer-paper-out@sas-boras
   rehearse fault list                             every named fault: what it does, which check catches it
   rehearse rerun                                  rerun what failed in the newest run
@@ -161,6 +163,25 @@ def _parser() -> argparse.ArgumentParser:
     hardware.add_argument(
         "--rerun", nargs="?", const="", metavar="RUN", help="only devices that failed in RUN (default newest)"
     )
+
+    probe = sub.add_parser(
+        "probe", help="as a site probe inside a site's network: check its sites' devices into a bundle"
+    )
+    plan_arg(probe, required=True)
+    probe.add_argument("--as", dest="probe", required=True, metavar="NAME", help="the probe's id in the plan")
+    probe.add_argument("--site", action="append", default=[], help="only this of its sites (repeatable)")
+    probe.add_argument(
+        "--bundle",
+        metavar="PATH",
+        help="where the bundle goes: PATH.zip, or a folder (default: probe-NAME-RUN.zip in the run folder)",
+    )
+    probe.add_argument(
+        "--address", help="the probe's address in the site network (default: the plan's, else its route's)"
+    )
+
+    imp = sub.add_parser("import", help="take site probes' bundles into a run and re-take its decision")
+    imp.add_argument("bundles", nargs="+", metavar="BUNDLE", help="a probe's bundle (.zip or folder)")
+    imp.add_argument("--run", help="run folder or id (default: the newest)")
 
     report = sub.add_parser("report", help="(re)build the report and decision of a run")
     report.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
@@ -314,6 +335,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _load(reports, state_dir, args)
     if args.command == "hardware":
         return _hardware(reports, state_dir, args)
+    if args.command == "probe":
+        return _probe(reports, args)
+    if args.command == "import":
+        return _import(reports, args)
     if args.command == "report":
         return _report_of(reports, args.run, args.compare)
     if args.command == "attest":
@@ -439,6 +464,55 @@ def _hardware(reports: Path, state_dir: Path, args: argparse.Namespace) -> int:
     if table.exists():
         _say(table.read_text(encoding="utf-8"))
     return _report(outcome.run, narrowed, outcome)
+
+
+def _probe(reports: Path, args: argparse.Namespace) -> int:
+    """`rehearse probe`: a command of its own, not `run --as-probe`: a probe decides nothing (the
+    central run does), runs only the device checks of its sites (no browser, load, central systems
+    or passwords, which a site network often cannot reach) and its output is a bundle, not a verdict."""
+    from rehearsal import site_probe
+    from rehearsal.hardware import CHECKS_FOLDER
+
+    loaded = load_plan(_plan_path(args.plan, "probe"))
+    probe = loaded.plan.probe(args.probe)
+    for site in args.site:
+        if site not in probe.sites:
+            raise UsageError(
+                f"--site {site}: not a site of probe {probe.id} (its sites: {', '.join(probe.sites)})"
+            )
+    address = site_probe.probe_address(loaded.plan, probe, args.address)
+    sites = args.site or list(probe.sites)
+    outcome = execute(reports, loaded, sites=sites, paths=[CHECKS_FOLDER], probe=probe.id)
+    run = outcome.run
+    if outcome.broken and not any(run.results_dir.glob("*-result.json")):
+        raise UsageError(f"the probe's checks did not run (pytest exit {outcome.pytest_exit}); see {run.dir}")
+    out = Path(args.bundle) if args.bundle else run.dir / f"probe-{probe.id}-{run.id}.zip"
+    bundle = site_probe.write_bundle(run, probe, out, address, _version())
+    table = run.dir / "hardware-readiness.md"
+    if table.exists():
+        _say(table.read_text(encoding="utf-8"))
+    results = len(list(run.results_dir.glob("*-result.json")))
+    state = "" if run.complete else " (INCOMPLETE: the probe run was interrupted)"
+    print(f"bundle {bundle}: probe {probe.id} at {address}, {', '.join(sites)}, {results} result(s){state}")
+    return ExitCode.ERROR if outcome.interrupted else ExitCode.GO
+
+
+def _import(reports: Path, args: argparse.Namespace) -> int:
+    """`rehearse import BUNDLE…`: every bundle checked before any is taken, then the decision re-taken."""
+    from rehearsal import site_probe
+
+    run = load_run(reports, args.run)
+    loaded, note = plan_of(run)
+    if note:
+        print(f"rehearse: {note}", file=sys.stderr)
+    for bundle in site_probe.import_bundles(run, loaded.plan, [Path(b) for b in args.bundles]):
+        m = bundle.manifest
+        state = "" if m.get("complete") else " (INCOMPLETE probe run)"
+        _say(
+            f"imported probe {m['probe']} ({', '.join(m['sites'])}; ran {m['started']} at {m['address']} "
+            f"on {m.get('host', '?')}){state} into run {run.id}"
+        )
+    return _report(run, loaded)
 
 
 def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:

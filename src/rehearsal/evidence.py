@@ -30,7 +30,7 @@ from rehearsal import ids, redact
 
 LABELS = (
     "aspect", "site", "severity", "criterion", "device", "rehearsal", "run", "nodeid", "rehearsal_id",
-    "attestation",
+    "attestation", "probe",
 )  # fmt: skip
 _SEVERITY = {
     "blocker": allure.severity_level.BLOCKER,

@@ -60,6 +60,8 @@ _TEXT = {
         "waived_by": "undantag godkänt av {who}, gäller t.o.m. {expiry}",
         "go_with": "GO med {n} undantag (godkänt av {who})",
         "go_with_many": "GO med {n} undantag (godkända av {who})",
+        "not_reported": "sonden {probe} rapporterade inte",
+        "not_reported_at": "sonden {probe} rapporterade inte ({site})",
     },
     "en": {
         "no_results": "no results yet",
@@ -77,6 +79,8 @@ _TEXT = {
         "waived_by": "waiver accepted by {who}, valid through {expiry}",
         "go_with": "GO with {n} waiver (accepted by {who})",
         "go_with_many": "GO with {n} waivers (accepted by {who})",
+        "not_reported": "probe {probe} did not report",
+        "not_reported_at": "probe {probe} did not report ({site})",
     },
 }
 
@@ -98,6 +102,10 @@ class Line:
     """The failing results behind a ``fail`` (or ``waived``) line (for links in the report; not in JSON)."""
     waivers: tuple[Waiver, ...] = ()
     """The waivers a ``waived`` line rests on."""
+    checked_by: tuple[str, ...] = ()
+    """Who checked what the line rests on, when the plan has site probes: probe ids, ``central``."""
+    not_reported: tuple[str, ...] = ()
+    """The plan's probes whose sites this line needs and that brought back nothing for it."""
 
     @property
     def key(self) -> str:
@@ -115,6 +123,8 @@ class Line:
             "evidence": list(self.evidence),
             "severity": self.severity,
             "waivers": [_waiver_json(w) for w in self.waivers],
+            **({"checked_by": list(self.checked_by)} if self.checked_by else {}),
+            **({"not_reported": list(self.not_reported)} if self.not_reported else {}),
         }
 
 
@@ -243,6 +253,8 @@ def decide(
         else:
             na = None if mine else _not_applicable(plan, criterion, None)
             lines.append(na or _judge(criterion, None, mine, text))
+    if plan.probes:
+        lines = [_probe_line(plan, line, by_criterion.get(line.id, []), text) for line in lines]
     lines = [_waive_line(line, waivers, today, text) for line in lines]
     found = _mark_blocking(plan, found, lines)
     go = all(line.status in DONE for line in lines)
@@ -321,6 +333,37 @@ def _findings_lines(
         else:
             lines.append(_line(criterion, place, "pass", details, evidence, failures))
     return lines
+
+
+def _probe_line(plan: Plan, line: Line, mine: Sequence[MergedResult], text: dict[str, str]) -> Line:
+    """Name who checked the line (each result's ``probe`` label, else ``central``); a device line
+    needing a probe's site that has nothing from there is never passed: "probe NAME did not report"."""
+    if line.kind in ("findings", "runbook", "run_complete"):
+        return line
+    here = [m.latest for m in mine if line.site is None or (m.latest.site or CENTRAL) == line.site]
+    checked_by = tuple(sorted({r.labels.get("probe") or CENTRAL for r in here}))
+    criterion = plan.criterion(line.id)
+    missing: list[tuple[str, str]] = []
+    if criterion is not None and line.kind == "device_readiness" and line.status != "not_applicable":
+        kinds = plan.kinds_of(criterion)
+        reported = {r.site or CENTRAL for r in here}
+        for site in plan.sites:
+            probe = plan.probe_of(site.id)
+            if probe is None or (line.site is not None and site.id != line.site) or site.id in reported:
+                continue
+            has = {p.kind for p in site.printers} | ({"workstation"} if site.workstations else set())
+            if has & kinds and applicability.reason(plan, criterion, site) is None:
+                missing.append((probe.id, site.id))
+    if not missing:
+        return replace(line, checked_by=checked_by)
+    if line.site is not None:
+        details = text["not_reported"].format(probe=missing[0][0])
+    else:
+        said = "; ".join(text["not_reported_at"].format(probe=p, site=s) for p, s in missing)
+        details = f"{line.details}; {said}" if here else said
+    status: Status = "fail" if line.status == "fail" else "pending"
+    not_reported = tuple(dict.fromkeys(p for p, _ in missing))
+    return replace(line, status=status, details=details, checked_by=checked_by, not_reported=not_reported)
 
 
 def _not_applicable(plan: Plan, criterion: Criterion, place: str | None) -> Line | None:

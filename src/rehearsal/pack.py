@@ -72,6 +72,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "empty": "inga tester",
         },
         "site": "Plats",
+        "checked_by": "kontrollerat av",
         "criteria": "Kriterier",
         "criterion": "Kriterium",
         "aspect": "Aspekt",
@@ -152,6 +153,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "empty": "no tests",
         },
         "site": "Site",
+        "checked_by": "checked by",
         "criteria": "Criteria",
         "criterion": "Criterion",
         "aspect": "Aspect",
@@ -388,6 +390,7 @@ def _line(line: Line, plan: Plan, t: dict[str, Any]) -> dict[str, Any]:
         "status_name": t["status_names"].get(line.status, line.status),
         "site": site_name(plan, line.site, t),
         "details": line.details,
+        "checked_by": ", ".join(line.checked_by),  # only where the plan has site probes
         "anchor": _line_anchor(line) if line.status in ("fail", "waived") else None,
     }
 

@@ -410,6 +410,18 @@ class Site(_Model):
         return _identity(check_hsa_id, value)
 
 
+class SiteProbe(_Model):
+    """A probe machine inside a site's network: it checks that site's devices where the central run
+    cannot reach them and brings back a bundle (``rehearse probe``, ``rehearse import``)."""
+
+    id: Slug
+    sites: list[str] = Field(min_length=1)
+    """The plan sites whose devices only this probe checks (the central run leaves them to it)."""
+    address: str | None = None
+    """Optional: where the probe sits in the site network (shown on its bundle; the probe records
+    the address it actually used)."""
+
+
 class Escalation(_Model):
     """How fast the command centre must react to a test incident (minutes)."""
 
@@ -730,6 +742,8 @@ class Plan(_Model):
     coexistence: Coexistence = Coexistence()
     runbook: Runbook | None = None
     """The cutover's steps on the real clock (``rehearsal.runbook``), judged by a ``runbook`` criterion."""
+    probes: list[SiteProbe] = []
+    """Site probes (``rehearsal.site_probe``): which probe checks which site's devices."""
 
     @model_validator(mode="after")
     def _unique_units(self) -> Plan:
@@ -853,11 +867,46 @@ class Plan(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _probe_refs(self) -> Plan:
+        """A probe covers sites the plan has, each site at most one probe (two would split its lines)."""
+        sites = [s.id for s in self.sites]
+        covered: dict[str, str] = {}
+        seen: set[str] = set()
+        for i, probe in enumerate(self.probes):
+            if probe.id in seen or probe.id == "central":
+                why = "is used twice" if probe.id in seen else "is reserved for the central run"
+                raise ValueError(f"probes.{i}.id: probe id {probe.id!r} {why}")
+            seen.add(probe.id)
+            for site in probe.sites:
+                if site not in sites:
+                    raise ValueError(
+                        f"probes.{i}.sites: names no site of the plan: {site!r} (sites: {', '.join(sites)})"
+                    )
+                if site in covered:
+                    raise ValueError(
+                        f"probes.{i}.sites: site {site!r} is already covered by probe {covered[site]!r}"
+                    )
+                covered[site] = probe.id
+        return self
+
     def site(self, site_id: str) -> Site:
         for site in self.sites:
             if site.id == site_id:
                 return site
         raise UsageError(f"plan has no site {site_id!r} (sites: {', '.join(s.id for s in self.sites)})")
+
+    def probe(self, probe_id: str) -> SiteProbe:
+        for probe in self.probes:
+            if probe.id == probe_id:
+                return probe
+        if not self.probes:
+            raise UsageError(f"plan has no probe {probe_id!r}: it names none (probes: in the plan)")
+        raise UsageError(f"plan has no probe {probe_id!r} (probes: {', '.join(p.id for p in self.probes)})")
+
+    def probe_of(self, site_id: str | None) -> SiteProbe | None:
+        """The probe that checks this site's devices, or None when the central run does."""
+        return next((p for p in self.probes if site_id in p.sites), None)
 
     def criterion(self, criterion_id: str) -> Criterion | None:
         return next((c for c in self.criteria if c.id == criterion_id), None)

@@ -63,6 +63,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--rehearsal-interactive", action="store_true", help="ask for each missing attestation (needs -s)"
     )
+    group.addoption(
+        "--rehearsal-probe",
+        metavar="NAME",
+        help="run as this site probe of the plan: its sites' devices only, every result labelled with it",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,6 +88,8 @@ def pytest_configure(config: pytest.Config) -> None:
         loaded = load_plan(path)
         for site_id in config.getoption("--rehearsal-site"):
             loaded.plan.site(site_id)
+        if config.getoption("--rehearsal-probe"):
+            loaded.plan.probe(config.getoption("--rehearsal-probe"))
     except PlanError as exc:
         raise pytest.UsageError(str(exc)) from None
     except UsageError as exc:
@@ -135,10 +142,12 @@ def parametrize_devices(
         (s.id, d.id, "printer" if isinstance(d, Printer) else "workstation")
         for s in sites_in_scope(metafunc.config)
         for d in devices_of(s)
-        if _device_applies(plan, s, d)
+        if _device_applies(plan, s, d, metafunc.config.getoption("--rehearsal-probe"))
     ]
     if not cases:
-        skip = pytest.mark.skip(reason=f"no {what} at the sites in scope (where their criterion applies)")
+        skip = pytest.mark.skip(
+            reason=f"no {what} to check here at the sites in scope (criterion not applicable, or a probe's)"
+        )
         metafunc.parametrize(("site", "device"), [pytest.param(None, None, marks=skip, id=f"no-{what}")])
         return
     params = [
@@ -148,8 +157,12 @@ def parametrize_devices(
     metafunc.parametrize(("site", "device"), params)
 
 
-def _device_applies(plan: Plan, site: Site, device: Any) -> bool:
-    """Does the criterion this device feeds apply at its site (rehearsal.applicability)?"""
+def _device_applies(plan: Plan, site: Site, device: Any, probe: str | None = None) -> bool:
+    """Does the criterion this device feeds apply at its site (rehearsal.applicability), and is it
+    this session's to check (a site the plan gives to a probe is checked by that probe only)?"""
+    covering = plan.probe_of(site.id)
+    if (covering.id if covering else None) != probe:
+        return False
     criterion = plan.device_criterion(device.kind if isinstance(device, Printer) else "workstation")
     return criterion is None or applicability.reason(plan, criterion, site) is None
 
@@ -345,6 +358,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
             run=item.config.getoption("--rehearsal-run-id") or None,
             nodeid=item.nodeid,
             rehearsal_id=ids.item_id(item),
+            probe=item.config.getoption("--rehearsal-probe"),
         )
     yield
 

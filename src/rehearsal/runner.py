@@ -59,6 +59,7 @@ def pytest_command(
     interactive: bool = False,
     paths: Sequence[str] | None = None,
     chosen: Selection = EVERYTHING,
+    probe: str | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable, "-m", "pytest",
@@ -89,6 +90,8 @@ def pytest_command(
         cmd += ["--rehearsal-tag", tag]
     for path in attestations:
         cmd += ["--rehearsal-attestations", str(path)]
+    if probe:
+        cmd += ["--rehearsal-probe", probe]
     if interactive:
         cmd += ["--rehearsal-interactive", "-s"]
     if run.selection is not None:
@@ -167,6 +170,7 @@ def execute(
     interactive: bool = False,
     paths: list[str] | None = None,
     chosen: Selection = EVERYTHING,
+    probe: str | None = None,
 ) -> Outcome:
     """Run the plan's content into a new run folder, finished even when interrupted.
 
@@ -182,7 +186,9 @@ def execute(
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
     given = run.copies("attestations")  # the copies kept in the run folder: what it used is what it shows
     files = [*given, *inherited]
-    cmd = pytest_command(run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen)
+    cmd = pytest_command(
+        run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen, probe
+    )
     secrets = redact.for_plan(loaded.plan, {**os.environ, **(env or {})})
     log = None if interactive else _RedactedLog(run.dir / "pytest.log", secrets)
     interrupted = False
