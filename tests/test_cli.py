@@ -76,3 +76,18 @@ def test_commands_that_reach_an_environment_never_guess_a_plan(tmp_path):
 def test_hardware_rerun_without_a_plan_takes_the_plan_of_that_run(tmp_path):
     line = one_line_error(rehearse("--reports", str(tmp_path), "hardware", "--rerun"))
     assert "no run yet" in line  # it looked for the run, not for plans/demo.yaml
+
+
+def test_a_reader_that_has_gone_ends_it_quietly(tmp_path):
+    """`rehearse fault list | head -1`: the reader closes the pipe; no 'internal error', SIGPIPE's code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write meets a closed pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rehearsal.cli", "--reports", str(tmp_path), "fault", "list"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -263,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rehearse: interrupted", file=sys.stderr)
         return ExitCode.ERROR
+    except BrokenPipeError:  # `rehearse … | head` has read enough: stop as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 128 + signal.SIGPIPE
     except OSError as exc:  # a write the folder refused (full, read-only): the path and what to do
         if os.environ.get("REHEARSAL_DEBUG"):
             raise
