@@ -1,6 +1,6 @@
 """The command-centre console (#15) in Chromium: a running rehearsal's results appear in the grid
 within 2 s without a reload; an attestation made in the page is the same record as `rehearse
-attest`, flips its pending line and is in gonogo.json once the run is repeated; the page makes
+attest`, flips its pending line, is in gonogo.json at once and counts once the run is repeated; the page makes
 no request outside the console; evidence is served from the run folder only; forms come only
 from the console's own page."""
 
@@ -83,7 +83,7 @@ def _without(plan: Path, item: str, site: str) -> None:
     path.write_text(yaml.safe_dump(kept, allow_unicode=True), encoding="utf-8")
 
 
-def test_an_attestation_made_in_the_page_flips_its_line_and_is_in_gonogo_after_the_rerun(
+def test_an_attestation_made_in_the_page_flips_its_line_is_in_gonogo_and_counts_at_the_rerun(
     make_plan, tmp_path: Path
 ):
     plan = make_plan(lambda d: d.update(language="en"))  # the page follows the plan's language
@@ -127,6 +127,10 @@ def test_an_attestation_made_in_the_page_flips_its_line_and_is_in_gonogo_after_t
     )
     assert made["note"] == "Övat med pappersblanketter 09:10–09:40" and made["at"]
     assert set(made) == set(attest.Attestation.__dataclass_fields__)  # the record `rehearse attest` makes
+    now = json.loads((run_dir / "gonogo.json").read_text(encoding="utf-8"))  # written again, at once
+    mine = [a for a in now["attestations"] if a["site"] == "sas-boras"]  # beside the plan file's
+    assert mine == [{**made, "counted": False}]  # who and when; it counts when the step runs again
+    assert "Karin Berg" in (run_dir / "gonogo.html").read_text(encoding="utf-8")
 
     again = rehearse(reports, "rerun")
     assert again.returncode in (0, 1), again.stdout + again.stderr
@@ -135,6 +139,7 @@ def test_an_attestation_made_in_the_page_flips_its_line_and_is_in_gonogo_after_t
     after = json.loads((rerun_dir / "gonogo.json").read_text(encoding="utf-8"))
     line = next(c for c in after["criteria"] if c["id"] == "org-readiness" and c["site"] == "sas-boras")
     assert line["status"] == "pass", line
+    assert [a for a in after["attestations"] if a["site"] == "sas-boras"] == [{**made, "counted": True}]
 
 
 def _raw_get(url: str, path: str) -> tuple[int, str]:

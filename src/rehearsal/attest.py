@@ -16,10 +16,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from rehearsal.errors import UsageError
+
+if TYPE_CHECKING:
+    from rehearsal.results import MergedResult
 
 FILE = "attestations.jsonl"
 PENDING = "väntar på intygande"
@@ -106,3 +110,29 @@ def lookup(
 ) -> Attestation | None:
     """An attestation for this site, or one for the item region-wide."""
     return found.get((item, site)) or found.get((item, None))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """An attestation as a report saw it. ``counted`` once the chain's result for that step took it
+    in; one made after its step ran (in the console, by ``rehearse attest``) waits for the rerun
+    that repeats the step, and the go/no-go says so instead of hiding it until then."""
+
+    attestation: Attestation
+    counted: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self.attestation), "counted": self.counted}
+
+
+def seen(files: Iterable[Path], merged: Iterable[MergedResult]) -> list[Seen]:
+    """Every attestation of these files (latest per item and site), and whether it counted yet."""
+    waiting = {
+        (str(m.latest.labels["attestation"]), m.latest.site)
+        for m in merged
+        if m.latest.status == "skipped" and m.latest.labels.get("attestation")
+    }
+    return [
+        Seen(a, counted=not any(item == a.item and a.site in (None, site) for item, site in waiting))
+        for a in sorted(read(files).values(), key=lambda a: a.at)
+    ]

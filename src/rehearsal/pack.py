@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal import svg, templating
+from rehearsal.attest import Seen
 from rehearsal.findings import Finding
 from rehearsal.gonogo import CENTRAL, Decision, Line, WaiverUse
 from rehearsal.history import Changes, Trend, rate
@@ -124,6 +125,10 @@ TEXT: dict[str, dict[str, Any]] = {
         "no_compare": "Första körningen i vågen – inget att jämföra med.",
         "no_changes": "Inga ändrade utfall.",
         "this_run": "denna",
+        "attested_heading": "Intygat efter att steget kördes",
+        "attested_note": "Räknas när steget körs om: rehearse rerun.",
+        "attested_ok": "utfört",
+        "attested_fail": "underkänt",
         "footer": "golive-rehearsal · GO bara när varje rad är godkänd eller undantagen; saknade resultat "
         "räknas aldrig som godkända och ett undantag aldrig som godkänt.",
     },
@@ -205,6 +210,10 @@ TEXT: dict[str, dict[str, Any]] = {
         "no_compare": "First run of the wave – nothing to compare with.",
         "no_changes": "No outcome changed.",
         "this_run": "this",
+        "attested_heading": "Attested after the step ran",
+        "attested_note": "Counted when the step is run again: rehearse rerun.",
+        "attested_ok": "done",
+        "attested_fail": "failed",
         "footer": "golive-rehearsal · GO only when every line passes or is waived; a missing result never "
         "counts as a pass, and a waiver never as a pass.",
     },
@@ -222,9 +231,11 @@ class EvidencePack:
     """The merged chain, oldest first."""
     generated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     scope: dict[str, Any] | None = None
+    """Which plan sites and aspects the chain ran, and which it did not (rehearsal.report.run_scope)."""
     runbook: RunbookState | None = None
     """The runbook on the real clock as it stood when the report was made (plans with a runbook)."""
-    """Which plan sites and aspects the chain ran, and which it did not (rehearsal.report.run_scope)."""
+    attestations: tuple[Seen, ...] = ()
+    """Every attestation of the chain, with who and when, and whether a result has counted it yet."""
 
     def to_json(self) -> dict[str, Any]:
         """gonogo.json: the decision's fields, then the wave's trend and the changes (and the scope)."""
@@ -236,6 +247,7 @@ class EvidencePack:
             "changes": self.changes.to_json(),
             **({"scope": self.scope} if self.scope is not None else {}),
             **({"runbook": self.runbook.to_json()} if self.runbook is not None else {}),
+            "attestations": [seen.to_json() for seen in self.attestations],
         }
 
 
@@ -304,6 +316,11 @@ def view(pack: EvidencePack, plan: Plan, run_dir: Path) -> dict[str, Any]:
         "waivers": [_waiver(use, plan, t) for use in d.waivers],
         "trend": _trend(pack.trend, plan, t),
         "runbook": _runbook(pack.runbook, plan, t),
+        "attested_since": [
+            {**seen.to_json(), "verdict": t["attested_ok"] if seen.attestation.ok else t["attested_fail"]}
+            for seen in pack.attestations
+            if not seen.counted
+        ],
         "changes": _changes(pack.changes, plan, t),
         "limits": {"blocking": MAX_BLOCKING, "others": MAX_OTHER, "items": MAX_ITEMS, "changes": MAX_CHANGES},
     }

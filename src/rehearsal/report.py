@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import rehearsal
-from rehearsal import content
+from rehearsal import attest, content
 from rehearsal.errors import RehearsalError, UsageError
 from rehearsal.gonogo import CENTRAL, Decision, decide
 from rehearsal.history import Changes as Changes
@@ -133,9 +133,11 @@ def build_evidence(
     )
     history = WaveHistory.of(run, plan)
     history.put(snapshot(run, plan, decision, merged, runbook=clock))
+    given = [f for r in runs for f in (*r.copies("attestations"), r.dir / attest.FILE)]  # oldest first
     pack = EvidencePack(
         decision=decision,
         runbook=clock,
+        attestations=tuple(attest.seen(given, merged)),
         trend=history.trend(run.id),
         changes=_changes(run, runs, merged, history, compare),
         runs=tuple(r.id for r in runs),

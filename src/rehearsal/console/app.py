@@ -7,6 +7,7 @@ Routes (all relative, so the page works behind any prefix):
     GET  /static/console.js   the page's script and style, from the package (nothing from elsewhere)
     GET  /files/RUN/PATH      a file of a run of the chain (evidence), confined to that run's folder
     POST /attest              item, site, result (ok|fail), note, by → rehearsal.attest.record
+                              (POST /attest and /runbook: a settled run's gonogo.* written again)
     POST /incident            action (raise|acknowledge|escalate|resolve), incident, site, title, note, by
     POST /runbook             step, action (start|done|fail), note, by → rehearsal.runbook.record
 
@@ -238,6 +239,7 @@ def create_app(target: Target, token: str | None = None, hosts: set[str] | None 
                 item=item, site=site, by=_field(form, "by"), ok=result == "ok", note=_field(form, "note")
             ),
         )
+        _decide_again(run, loaded)
         where = f" [{made.site}]" if made.site else ""
         return f"{made.item}{where}: {'ok' if made.ok else 'underkänt'} · {made.by} · {made.at}"
 
@@ -273,6 +275,7 @@ def create_app(target: Target, token: str | None = None, hosts: set[str] | None 
         made = runbook.record(
             run.dir, step.id, _field(form, "action"), _field(form, "by"), _field(form, "note")
         )
+        _decide_again(run, loaded)  # the runbook line and chart are read from the records
         return f"{made.step}: {made.action} · {made.by} · {made.at}"
 
     async def post_attest(request: Request) -> Response:
@@ -302,6 +305,16 @@ class _Refused(Exception):
     def __init__(self, status: int, text: str):
         super().__init__(text)
         self.status, self.text = status, text
+
+
+def _decide_again(run: Any, loaded: LoadedPlan) -> None:
+    """A settled run's go/no-go written again, so what was just recorded is in gonogo.json now (a
+    live run writes its own at its end). The Allure report is left as it is: it is slow to make and
+    holds results, which a record made here does not change."""
+    from rehearsal import lifetime, report
+
+    if lifetime.still_running(run.dir, grace_s=0) is None:
+        report.build_evidence(run, loaded.plan)
 
 
 def _field(form: FormData, name: str) -> str:
