@@ -106,7 +106,8 @@ def engine() -> Iterator[AcmeEngine]:
 
 
 def rehearse(reports: Path, site: Path, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "REHEARSAL_PASSWORD": PASSWORD}
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)  # the adapter too
+    env = {**os.environ, "PYTHONPATH": path, "REHEARSAL_PASSWORD": PASSWORD}
     return subprocess.run(
         [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args],
         capture_output=True, text=True, timeout=timeout, env=env,
