@@ -29,7 +29,7 @@ SECRET = "Hemligt-Lösen-7f3a9c"
 
 
 def rehearse(
-    reports: Path, *args: str, timeout: float = 240, secret: str | None = None
+    reports: Path, *args: str, timeout: float = 420, secret: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "REHEARSAL_PASSWORD"}
     if secret:

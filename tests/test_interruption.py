@@ -53,7 +53,7 @@ def cli(reports: Path, *args: str) -> list[str]:
 
 
 def rehearse(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli(reports, *args), capture_output=True, text=True, timeout=240)
+    return subprocess.run(cli(reports, *args), capture_output=True, text=True, timeout=420)
 
 
 def without_load(data: dict[str, Any]) -> None:

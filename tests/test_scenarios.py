@@ -59,7 +59,7 @@ RUNS = TOGETHER + [(f,) for f in TABLE if not any(f in pair for pair in TOGETHER
 NOT_HERE = {"slow-patient-search": "load SLO", "slow-lab-order": "load SLO"}
 
 
-def rehearse(reports: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def rehearse(reports: Path, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, "REHEARSAL_DEBUG": "1"},
