@@ -3,7 +3,9 @@ the suite is spread over pytest-xdist workers (see ``pytest_collection_modifyite
 
 from __future__ import annotations
 
+import errno
 import os
+import random
 import re
 import socket
 import sys
@@ -29,6 +31,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 _ISSUED: set[int] = set()
+#: Where test servers listen: below Linux's ephemeral range (ip_local_port_range, 32768–60999),
+#: where the kernel picks the source port of every outgoing connection and of ``bind(0)``.
+PORTS = range(10_000, 32_768)
 
 
 def _worker() -> tuple[int, int]:
@@ -40,25 +45,39 @@ def _worker() -> tuple[int, int]:
 
 
 def free_port(*, ipv6: bool = False) -> int:
-    """A loopback port free now and not handed out before in this process (the OS may repeat
-    itself), and never one another xdist worker can get: worker i of n takes only ports ≡ i mod n,
-    so two workers never plan a hospital on the same port. ``ipv6``: free on ::1 too
-    (ippeveprinter binds both)."""
+    """A loopback port free now and not handed out before in this process, from this xdist
+    worker's own slice of PORTS (worker i of n takes the i-th n-th), so two workers never plan
+    a hospital on the same port. ``ipv6``: free on ::1 too (ippeveprinter binds both).
+
+    Not ``bind(0)`` filtered by worker: Linux hands ``bind(0)`` odd ports only (even ones are
+    kept for ``connect``), so a worker that wanted even ports waited forever.
+    """
     index, count = _worker()
-    while True:
-        with socket.socket() as v4:
-            v4.bind(("127.0.0.1", 0))
-            port = v4.getsockname()[1]
-            if port % count != index or port in _ISSUED:
-                continue
-            if ipv6:
-                try:
-                    with socket.socket(socket.AF_INET6) as v6:
-                        v6.bind(("::1", port))
-                except OSError:
-                    continue
+    span = len(PORTS) // count
+    first = PORTS.start + index * span
+    for _ in range(4 * span):
+        port = first + random.randrange(span)
+        if port in _ISSUED or not _free(port, ipv6):
+            continue
         _ISSUED.add(port)
         return port
+    raise RuntimeError(f"no free loopback port in {first}–{first + span - 1} (worker {index} of {count})")
+
+
+def _free(port: int, ipv6: bool) -> bool:
+    try:
+        with socket.socket() as v4:
+            v4.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    if not ipv6:
+        return True
+    try:
+        with socket.socket(socket.AF_INET6) as v6:
+            v6.bind(("::1", port))
+    except OSError as exc:
+        return exc.errno == errno.EADDRNOTAVAIL  # no ::1 on this machine: v4 is all there is
+    return True
 
 
 _LOOPBACK_URL = re.compile(r"(://(?:127\.0\.0\.1|localhost)):(\d+)")
