@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from rehearsal.adapters.lab import Exchange, LabLink
 from rehearsal.adapters.monitoring import Monitoring
 from rehearsal.adapters.records import Records
 from rehearsal.clients.coexistence import BridgeClient, LegacyClient
@@ -148,6 +149,18 @@ def monitoring(plan: Plan) -> Iterator[Monitoring]:
     monitor: Monitoring = plan.environment.adapter("monitoring")(plan)
     yield monitor
     monitor.close()
+
+
+@pytest.fixture(scope="session")
+def lab_exchange(plan: Plan) -> Exchange:
+    """The lab link's test message and what came back, once per run (``environment.adapters.lab``):
+    the heartbeat and the result-text scenario judge the same exchange, so the lab gets one order."""
+    link: LabLink = plan.environment.adapter("lab")(plan)
+    try:
+        site = next((s for s in plan.sites if s.system == "new" and s.users), plan.sites[0])
+        return link.exchange(site)
+    finally:
+        link.close()
 
 
 @pytest.fixture
