@@ -15,7 +15,6 @@ from rehearsal.adapters.migration import Migration
 from rehearsal.adapters.monitoring import Activity, Heartbeat, Monitoring
 from rehearsal.adapters.monitoring import for_plan as monitoring_for_plan
 from rehearsal.adapters.records import Records
-from rehearsal.clients import hl7 as mllp
 from rehearsal.clients.coexistence import LegacyClient
 from rehearsal.clients.directory import for_plan as directory_for_plan
 from rehearsal.clients.fhir import FhirClient, patient_name, supports_search

@@ -200,8 +200,10 @@ def test_an_order_acknowledged_aa_comes_back_byte_for_byte(make_plan, lab: Lab, 
 @pytest.mark.parametrize(
     ("lab", "said"),
     [
-        (Behaviour(code="AR"), f"answered AR (application reject), not AA, to message '{{c}}': MSA-3 '{AR_TEXT}'"),
-        (Behaviour(code="AE"), "answered AE (application error), not AA, to message '{c}': MSA-3 'Analysen finns inte'"),
+        (Behaviour(code="AR"), f"answered AR (application reject), not AA, to message '{{c}}': "
+                               f"MSA-3 '{AR_TEXT}'"),
+        (Behaviour(code="AE"), "answered AE (application error), not AA, to message '{c}': "
+                               "MSA-3 'Analysen finns inte'"),
     ],
     indirect=["lab"],
 )  # fmt: skip
@@ -248,7 +250,9 @@ def test_a_result_on_another_patient_fails(make_plan, lab: Lab) -> None:
 @pytest.mark.parametrize("lab", [Behaviour(answer=False)], indirect=True)
 def test_a_lab_that_never_answers_fails_in_bounded_time(make_plan, lab: Lab) -> None:
     _, made = exchange(make_plan, lab, within=0.5)
-    assert made.echo == [f"inget ORU^R01 för beställning {made.control_id.split('-')[0]} till {lab.results} inom 0.5 s"]
+    assert made.echo == [
+        f"inget ORU^R01 för beställning {made.control_id.split('-')[0]} till {lab.results} inom 0.5 s"
+    ]
     assert made.seconds["svar"] < 3
 
 
@@ -271,14 +275,15 @@ def test_plans_pick_the_lab_adapter(make_plan) -> None:
         load_plan(make_plan(lambda d: d["environment"].update(adapters={"lab": "standards"})))
 
 
-@pytest.mark.slow  # a rehearsal run of two scenarios (~10 s on a loaded machine)
 @pytest.mark.parametrize("lab", [Behaviour(read_as="latin-1")], indirect=True)
 def test_the_integrations_criterion_fails_naming_the_field(make_plan, lab: Lab, tmp_path: Path) -> None:
     from rehearsal.report import build_evidence
     from rehearsal.runner import execute
 
     loaded = load_plan(lab_plan(make_plan, lab))
-    env = {u.password_env: "x" for s in loaded.plan.sites for u in s.users if not os.environ.get(u.password_env)}
+    env = {
+        u.password_env: "x" for s in loaded.plan.sites for u in s.users if not os.environ.get(u.password_env)
+    }
     selection = [
         "scenarios/test_teknisk.py::test_labbsystemet_kvitterar_meddelanden_på_sitt_mllpgränssnitt",
         "scenarios/test_teknisk.py::test_labbets_svar_bär_beställningens_text_oförändrad_å_ä_och_ö_inräknade",
@@ -286,7 +291,9 @@ def test_the_integrations_criterion_fails_naming_the_field(make_plan, lab: Lab, 
     outcome = execute(tmp_path / "reports", loaded, selection=selection, env=env, paths=["scenarios"])
     log = (outcome.run.dir / "pytest.log").read_text(encoding="utf-8")
     assert len(lab.received) == 1, log  # one order for both scenarios
-    results = [json.loads(p.read_text(encoding="utf-8")) for p in outcome.run.results_dir.glob("*-result.json")]
+    results = [
+        json.loads(p.read_text(encoding="utf-8")) for p in outcome.run.results_dir.glob("*-result.json")
+    ]
     by_status = sorted((r["status"], r["name"]) for r in results)
     assert [s for s, _ in by_status] == ["failed", "passed"], by_status
     (failed,) = [r for r in results if r["status"] == "failed"]

@@ -209,7 +209,7 @@ class LabLink(_Model):
 
 
 class ReferralSides(_Model):
-    """The legacy side's FHIR face, for the ``standards`` referrals adapter (the new side is ``fhir_base``)."""
+    """The legacy side's FHIR face, for the ``standards`` referrals adapter (the new side: ``fhir_base``)."""
 
     legacy_fhir: str
 
@@ -263,7 +263,9 @@ class Environment(_Model):
         if adapters.chosen(self.adapters, "records") == "standards" and self.records is None:
             raise ValueError("adapters.records: standards needs environment.records (legacy_fhir)")
         if adapters.chosen(self.adapters, "lab") == "standards" and (self.lab is None or not self.lab_mllp):
-            raise ValueError("adapters.lab: standards needs environment.lab_mllp and environment.lab (results_mllp)")
+            raise ValueError(
+                "adapters.lab: standards needs environment.lab_mllp and environment.lab (results_mllp)"
+            )
         if adapters.chosen(self.adapters, "referrals") == "standards" and self.referrals is None:
             raise ValueError("adapters.referrals: standards needs environment.referrals (legacy_fhir)")
         return self

@@ -139,7 +139,9 @@ class StandardsLab:
         got = self._inbox.wait_for(lambda r: _answers(r, placer), within)
         made.seconds["svar"] = round(time.monotonic() - started, 3)
         if got is None:
-            made.echo = [f"inget ORU^R01 för beställning {placer} till {self.settings.results_mllp} inom {within:g} s"]
+            made.echo = [
+                f"inget ORU^R01 för beställning {placer} till {self.settings.results_mllp} inom {within:g} s"
+            ]
             return made
         made.result = got.text if got.text is not None else got.raw.decode("latin-1")
         made.echo = echo_problems(sent, got)
@@ -176,11 +178,14 @@ def echo_problems(order: Any, received: mllp.Received) -> list[str]:
         if not sent or not came:
             continue
         proven = proven or not sent.isascii()
-        if diff := fidelity.difference(mllp.unescape(sent), mllp.unescape(came), f"{segment}-{index} ({what})"):
+        if diff := fidelity.difference(
+            mllp.unescape(sent), mllp.unescape(came), f"{segment}-{index} ({what})"
+        ):
             problems.append(diff)
     if not proven and not problems:
         carried = ", ".join(f"{s}-{i}" for s, i, _ in TEXT_FIELDS)
         problems.append(
-            f"labbets svar bär ingen av beställningens text med å, ä, ö ({carried}): teckenkodningen är inte prövad"
+            f"labbets svar bär ingen av beställningens text med å, ä, ö ({carried}): "
+            "teckenkodningen är inte prövad"
         )
     return problems
