@@ -301,3 +301,13 @@ def test_the_integrations_criterion_fails_naming_the_field(make_plan, lab: Lab, 
     decision = build_evidence(outcome.run, loaded.plan).decision.to_json()
     (line,) = [c for c in decision["criteria"] if c["id"] == "tech-integrations"]
     assert line["status"] == "fail", json.dumps(line, ensure_ascii=False)
+
+
+def test_a_results_port_in_use_is_one_line_naming_it() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        uri = f"mllp://127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(mllp.MllpError) as failed:
+            mllp.MllpListener(uri).start()
+    assert str(failed.value).startswith(f"{uri}: cannot listen: ") and "\n" not in str(failed.value)
