@@ -23,7 +23,13 @@ import pytest
 from test_thirdparty_fhir import PNR_SYSTEM, Medplum, _seed, _start
 
 from rehearsal import patient_gate
-from rehearsal.adapters.referrals import Referrals, StandardsReferrals, answered_task
+from rehearsal.adapters.referrals import (
+    Referrals,
+    StandardsReferrals,
+    answered_task,
+    question_of,
+    task_answer,
+)
 from rehearsal.adapters.referrals_reference import ReferenceReferrals
 from rehearsal.identities import personnummer_tokens
 from rehearsal.patient_gate import NotATestIdentity
@@ -97,7 +103,7 @@ class Engine(threading.Thread):
             done = http[other].get(f"Task/{copy}").json()
             if done.get("status") == "completed":
                 original = http[side].get(f"Task/{tid}").json()
-                answer = referrals.task_answer(done) or ""
+                answer = task_answer(done) or ""
                 put(http[side], answered_task(original, self.mangle(answer)))
                 self.answered.add((side, tid))
 
@@ -108,7 +114,7 @@ class Engine(threading.Thread):
         tokens = ",".join(personnummer_tokens(f"{pnr[:8]}-{pnr[8:]}"))  # either stored form
         (found,) = search(there, "Patient", {"identifier": tokens})
         subject = {"reference": f"Patient/{found['id']}"}
-        note = [{"text": self.mangle(referrals.question_of(request))}]
+        note = [{"text": self.mangle(question_of(request))}]
         copy = post(there, {**request, "id": None, "meta": None, "subject": subject, "note": note})
         return post(there, {**task, "id": None, "meta": None, "for": subject,
                             "focus": {"reference": f"ServiceRequest/{copy}"},

@@ -28,25 +28,17 @@ from typing import Any, TypeVar
 
 from rehearsal import fidelity
 from rehearsal.adapters.referrals import (
-    ANSWER_TYPE,
-    REFERRAL_CATEGORY,
-    SNOMED,
     Referrals,
     answered_task,
     create_referral,
     find_referral_task,
     question_of,
-    referral_resources,
     task_answer,
 )
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.plan import Plan, Site
 from rehearsal.workflows.routines import Unit
 
-__all__ = [  # the FHIR shapes live with the adapter; named here for the callers that know them here
-    "ANSWER_TYPE", "REFERRAL_CATEGORY", "SNOMED", "RoundTrip", "crossing_s", "find_referral_task",
-    "legacy_to_new", "new_to_legacy", "question_of", "referral_resources", "task_answer",
-]  # fmt: skip
 POLL_S = 0.15
 #: What the technical round trip writes: every negation the faults strip, and å, ä, ö.
 QUESTION = (
