@@ -33,7 +33,7 @@ from rehearsal.adapters.referrals import (
 from rehearsal.adapters.referrals_reference import ReferenceReferrals
 from rehearsal.identities import personnummer_tokens
 from rehearsal.patient_gate import NotATestIdentity
-from rehearsal.plan import Plan, PlanError, load_plan
+from rehearsal.plan import LoadedPlan, Plan, PlanError, load_plan
 from rehearsal.workflows import referrals, routines
 from rehearsal.workflows.traffic import Traffic
 
@@ -140,6 +140,10 @@ def put(client: httpx.Client, resource: dict[str, Any]) -> None:
 
 
 def referral_plan(make_plan: Callable[..., Any], new: str, legacy: str) -> Plan:
+    return referral_loaded(make_plan, new, legacy).plan
+
+
+def referral_loaded(make_plan: Callable[..., Any], new: str, legacy: str) -> LoadedPlan:
     def edit(data: dict[str, Any]) -> None:
         env = data["environment"]
         for name in ("legacy_base", "bridge_base", "lab_mllp", "bridge_mllp"):
@@ -153,7 +157,7 @@ def referral_plan(make_plan: Callable[..., Any], new: str, legacy: str) -> Plan:
             "result_within_s": 0.5,
         }  # nobody answers lab orders
 
-    return load_plan(make_plan(edit)).plan
+    return load_plan(make_plan(edit))
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +268,41 @@ def test_only_test_identities_and_the_plans_adapter(make_plan, servers) -> None:
     )
     with pytest.raises(PlanError, match=r"standards needs environment\.referrals"):
         load_plan(make_plan(lambda d: d["environment"].update(adapters={"referrals": "standards"})))
+
+
+def test_the_referrals_criterion_fails_at_the_site_whose_referrals_lose_words(
+    make_plan, servers, tmp_path, monkeypatch
+) -> None:
+    """The technical scenarios as a rehearsal run (``@needs:referrals`` collected by the standards
+    adapter): the engine drops negations only from NÄL's referrals, so tech-referrals fails at NÄL,
+    quoting the lost words, and passes at Borås."""
+    from rehearsal.report import build_evidence
+    from rehearsal.runner import execute
+
+    loaded = referral_loaded(make_plan, *servers)
+    plan = loaded.plan
+    side_of = {u.hsa_id: u.system for s in plan.sites for u in routines.units_of(s)}
+    env = plan.environment
+    assert env.referrals is not None
+
+    def lossy_at_nal(text: str) -> str:
+        return drop_negations(text) if "Ref nal-trollhattan-" in text else text  # its questions only
+
+    engine = Engine({"new": env.fhir_base, "legacy": env.referrals.legacy_fhir}, side_of, lossy_at_nal)
+    engine.start()
+    try:
+        outcome = execute(
+            tmp_path / "reports", loaded, env={"REHEARSAL_PASSWORD": "x"}, paths=["scenarios"],
+            selection=["tek-referrals-01", "tek-referrals-02"],  # both routes, every site
+        )  # fmt: skip
+    finally:
+        engine.stop()
+    log = (outcome.run.dir / "pytest.log").read_text(encoding="utf-8")
+    decision = build_evidence(outcome.run, loaded.plan).decision.to_json()
+    lines = {(c["id"], c["site"]): c["status"] for c in decision["criteria"] if c["id"] == "tech-referrals"}
+    assert lines == {
+        ("tech-referrals", "sas-boras"): "pass",
+        ("tech-referrals", "nal-trollhattan"): "fail",
+    }, log
+    summary = (outcome.run.dir / "gonogo.md").read_text(encoding="utf-8")
+    assert "«inte»" in summary or "«inte»" in log
