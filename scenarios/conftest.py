@@ -156,8 +156,11 @@ def monitoring(plan: Plan) -> Iterator[Monitoring]:
 def lab_exchange(plan: Plan) -> Exchange:
     """The lab link's test message and what came back, once per run (``environment.adapters.lab``):
     the heartbeat and the result-text scenario judge the same exchange, so the lab gets one order."""
+    made = plan.environment.adapter("lab")
+    if getattr(made, "writes", False) and (why := gate.write_refusal(plan)):
+        pytest.skip(why)  # a real order is a write: never to a production lab
     try:
-        link: LabLink = plan.environment.adapter("lab")(plan)
+        link: LabLink = made(plan)
     except TargetError as exc:  # e.g. the results listener cannot bind: the scenario's one-line failure
         return Exchange("labbsystemet", "", "", error=str(exc))
     try:

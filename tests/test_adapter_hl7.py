@@ -35,6 +35,8 @@ from rehearsal.workflows import routines
 OTHER_PATIENT = "193912099805"  # valid, not a test identity of the plan
 AR_TEXT = "Okänd avsändare SE2321000131"
 AE_ERR = "ERR|||103^Table value not found^HL70357|E||||NPU02319 ej i katalogen"
+#: The two scenarios of tech-integrations that judge the lab link (by stable id).
+SELECTION = ["tek-integrations-02", "tek-integrations-04"]
 
 
 @dataclass
@@ -284,11 +286,7 @@ def test_the_integrations_criterion_fails_naming_the_field(make_plan, lab: Lab, 
     env = {
         u.password_env: "x" for s in loaded.plan.sites for u in s.users if not os.environ.get(u.password_env)
     }
-    selection = [
-        "scenarios/test_teknisk.py::test_labbsystemet_kvitterar_meddelanden_på_sitt_mllpgränssnitt",
-        "scenarios/test_teknisk.py::test_labbets_svar_bär_beställningens_text_oförändrad_å_ä_och_ö_inräknade",
-    ]
-    outcome = execute(tmp_path / "reports", loaded, selection=selection, env=env, paths=["scenarios"])
+    outcome = execute(tmp_path / "reports", loaded, selection=SELECTION, env=env, paths=["scenarios"])
     log = (outcome.run.dir / "pytest.log").read_text(encoding="utf-8")
     assert len(lab.received) == 1, log  # one order for both scenarios
     results = [
@@ -311,3 +309,26 @@ def test_a_results_port_in_use_is_one_line_naming_it() -> None:
         with pytest.raises(mllp.MllpError) as failed:
             mllp.MllpListener(uri).start()
     assert str(failed.value).startswith(f"{uri}: cannot listen: ") and "\n" not in str(failed.value)
+
+
+def test_no_order_goes_to_a_production_lab(make_plan, lab: Lab, tmp_path: Path) -> None:
+    """The standards adapter places a real order: against production both lab scenarios are skipped
+    with the reason and the lab receives nothing."""
+    import yaml
+
+    from rehearsal.runner import execute
+
+    path = lab_plan(make_plan, lab)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["environment"]["kind"] = "production"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    loaded = load_plan(path)
+    assert loaded.plan.environment.kind == "production" and loaded.plan.environment.lab is not None
+    env = {u.password_env: "x" for s in loaded.plan.sites for u in s.users}
+    outcome = execute(tmp_path / "reports", loaded, selection=SELECTION, env=env, paths=["scenarios"])
+    results = [
+        json.loads(p.read_text(encoding="utf-8")) for p in outcome.run.results_dir.glob("*-result.json")
+    ]
+    assert lab.received == []
+    assert [r["status"] for r in results] == ["skipped", "skipped"], [r["statusDetails"] for r in results]
+    assert all("produktion" in r["statusDetails"]["message"] for r in results)

@@ -22,7 +22,7 @@ Egenskap: Integrationerna svarar
     När bryggans hjärtslag hämtas
     Så arbetar bryggan och varje förbindelse fungerar
 
-  @needs:lab_mllp @needs:lab
+  @needs:lab_mllp @needs:lab @writes
   @id:tek-integrations-04
   Scenario: Labbets svar bär beställningens text oförändrad, å, ä och ö inräknade
     När en beställning med å, ä och ö skickas till labbsystemet över HL7 v2

@@ -88,6 +88,9 @@ class StandardsLab:
     carries none of the non-ASCII text leaves the encoding unproven, which fails too.
     """
 
+    #: It places a real order: the scenarios skip it where writing is refused (production).
+    writes = True
+
     def __init__(self, plan: Plan) -> None:
         settings, uri = plan.environment.lab, plan.environment.lab_mllp
         if settings is None or uri is None:
