@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from rehearsal.adapters.lab import Exchange, LabLink
 from rehearsal.adapters.monitoring import Monitoring
 from rehearsal.adapters.records import Records
 from rehearsal.clients.coexistence import BridgeClient, LegacyClient
 from rehearsal.clients.fhir import FhirClient
+from rehearsal.errors import TargetError
 from rehearsal.plan import LoadedPlan, Plan, Site
 from rehearsal.pytest_plugin import aspect_of, plan_for, sites_in_scope
 from rehearsal.workflows import gate, routines
@@ -148,6 +150,24 @@ def monitoring(plan: Plan) -> Iterator[Monitoring]:
     monitor: Monitoring = plan.environment.adapter("monitoring")(plan)
     yield monitor
     monitor.close()
+
+
+@pytest.fixture(scope="session")
+def lab_exchange(plan: Plan) -> Exchange:
+    """The lab link's test message and what came back, once per run (``environment.adapters.lab``):
+    the heartbeat and the result-text scenario judge the same exchange, so the lab gets one order."""
+    made = plan.environment.adapter("lab")
+    if getattr(made, "writes", False) and (why := gate.write_refusal(plan)):
+        pytest.skip(why)  # a real order is a write: never to a production lab
+    try:
+        link: LabLink = made(plan)
+    except TargetError as exc:  # e.g. the results listener cannot bind: the scenario's one-line failure
+        return Exchange("labbsystemet", "", "", error=str(exc))
+    try:
+        site = next((s for s in plan.sites if s.system == "new" and s.users), plan.sites[0])
+        return link.exchange(site)
+    finally:
+        link.close()
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from rehearsal import evidence, fidelity, guard, reconcile
+from rehearsal.adapters.lab import Exchange
 from rehearsal.adapters.migration import Migration
 from rehearsal.adapters.monitoring import Activity, Heartbeat, Monitoring
 from rehearsal.adapters.monitoring import for_plan as monitoring_for_plan
 from rehearsal.adapters.records import Records
-from rehearsal.clients import hl7 as mllp
 from rehearsal.clients.coexistence import LegacyClient
 from rehearsal.clients.directory import for_plan as directory_for_plan
 from rehearsal.clients.fhir import FhirClient, patient_name, supports_search
@@ -119,30 +119,33 @@ def fhir_alive(plan: Plan, heartbeat: dict[str, Any]) -> None:
 
 
 @when("ett HL7-testmeddelande skickas till labbsystemet över MLLP", target_fixture="ack")
-def mllp_ping(plan: Plan) -> dict[str, Any]:
-    control = f"REHEARSAL{int(time.time() * 1000)}"
-    lab = plan.coexistence.lab
-    ping = "\r".join([
-        f"MSH|^~\\&|REHEARSAL|{plan.sites[0].hsa_id}|{lab.application}|{lab.facility}|{mllp.timestamp()}||"
-        f"NMD^N02^NMD_N02|{control}|P|{mllp.VERSION}|||AL|NE||UNICODE UTF-8",
-        f"NCK|{mllp.timestamp()}",
-    ])  # fmt: skip
-    assert plan.environment.lab_mllp
-    timeouts = plan.environment.timeouts
-    ack = mllp.send_message(plan.environment.lab_mllp, ping, timeouts.read, connect_timeout=timeouts.connect)
-    found = {"control_id": control, "ack": str(ack).replace("\r", "\n"), "code": mllp.ack_code(ack)}
-    evidence.attach_json("Kvittens från labbsystemet", found)
-    refused = mllp.refusal(ack, f"labbsystemet ({plan.environment.lab_mllp})")
-    return {**found, "refers_to": mllp.field(ack, "MSA", 2), "refused": refused}
+def mllp_ping(lab_exchange: Exchange) -> Exchange:
+    evidence.attach_json("Kvittens från labbsystemet", lab_exchange.evidence())
+    return lab_exchange
 
 
 @then("svarar labbsystemet med en godkänd kvittens (AA) på just det meddelandet")
-def mllp_acked(ack: dict[str, Any]) -> None:
+def mllp_acked(ack: Exchange) -> None:
     """Alive means the lab *took* the message: MSA-1 AA (or CA); AE/AR/CE/CR is a refusal, quoted."""
-    if ack["refers_to"] != ack["control_id"]:
-        raise AssertionError(f"kvittensen gäller {ack['refers_to']!r}, inte {ack['control_id']!r}")
-    if ack["refused"]:
-        raise AssertionError(ack["refused"])
+    if ack.error:
+        raise AssertionError(ack.error)
+    if ack.refers_to != ack.control_id:
+        raise AssertionError(f"kvittensen gäller {ack.refers_to!r}, inte {ack.control_id!r}")
+    if ack.refused:
+        raise AssertionError(ack.refused)
+
+
+@when("en beställning med å, ä och ö skickas till labbsystemet över HL7 v2", target_fixture="ack")
+def lab_order_sent(lab_exchange: Exchange) -> Exchange:
+    evidence.attach_json("Beställning, kvittens och svar från labbsystemet", lab_exchange.evidence())
+    return lab_exchange
+
+
+@then("kommer labbets svar på samma patient med beställningens text byte för byte")
+def lab_echo(ack: Exchange) -> None:
+    if ack.echo is None:
+        pytest.skip("labbadaptern läser inte labbets svar")
+    _no_problems(ack.echo, f"labbets svar på beställning {ack.control_id}")
 
 
 @when("bryggans hjärtslag hämtas", target_fixture="heartbeat")

@@ -21,3 +21,10 @@ Egenskap: Integrationerna svarar
   Scenario: Integrationsbryggans hjärtslag är friskt
     När bryggans hjärtslag hämtas
     Så arbetar bryggan och varje förbindelse fungerar
+
+  @needs:lab_mllp @needs:lab @writes
+  @id:tek-integrations-04
+  Scenario: Labbets svar bär beställningens text oförändrad, å, ä och ö inräknade
+    När en beställning med å, ä och ö skickas till labbsystemet över HL7 v2
+    Så svarar labbsystemet med en godkänd kvittens (AA) på just det meddelandet
+    Och kommer labbets svar på samma patient med beställningens text byte för byte

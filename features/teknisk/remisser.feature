@@ -1,9 +1,9 @@
 # language: sv
-@traffic @criterion:tech-referrals @needs:fhir_base @needs:legacy_base @needs:bridge_base @writes @per_site
+@traffic @criterion:tech-referrals @needs:fhir_base @needs:referrals @writes @per_site
 Egenskap: Remisser tur och retur över samexistensgränsen
   Hela remisser försvann och ord föll bort ur remissvar i verkliga driftstarter. Remissen
   skickas från platsen genom respektive systems eget gränssnitt (FHIR i den nya journalen,
-  JSON-API:t i det äldre) och följs hela vägen: fram, kvitterad, besvarad och svaret
+  i det äldre det gränssnitt planens remissadapter når) och följs hela vägen: fram, kvitterad, besvarad och svaret
   tillbaka. Texten, med negationer (inte, ingen, inget, ej) och å, ä, ö, ska komma fram
   byte för byte åt båda hållen.
 

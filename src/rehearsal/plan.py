@@ -190,6 +190,39 @@ class RecordsSides(_Model):
         return value.rstrip("/")
 
 
+class LabLink(_Model):
+    """The lab link over HL7 v2, for the ``standards`` lab adapter: what to send and where results come."""
+
+    results_mllp: str
+    """Where the rehearsal listens for the lab's ORU^R01 (``mllp://host:port``, a local address):
+    the lab's test instance sends results for the rehearsal's orders here."""
+    message: Literal["ORM^O01", "OML^O21"] = "ORM^O01"
+    """The order message the lab takes."""
+
+    @field_validator("results_mllp")
+    @classmethod
+    def _mllp(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "mllp" or not parts.hostname or not _port_of(value) or parts.path not in ("", "/"):
+            raise ValueError(f"expected mllp://host:port, got {value!r}")
+        return value.rstrip("/")
+
+
+class ReferralSides(_Model):
+    """The legacy side's FHIR face, for the ``standards`` referrals adapter (the new side: ``fhir_base``)."""
+
+    legacy_fhir: str
+
+    @field_validator("legacy_fhir")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        _port_of(value)
+        return value.rstrip("/")
+
+
 class Environment(_Model):
     name: str
     kind: Literal["test", "production"]
@@ -216,6 +249,10 @@ class Environment(_Model):
     """Both sides of the migration over FHIR (``adapters: {migration: standards}``)."""
     records: RecordsSides | None = None
     """The legacy side's FHIR, for the NPÖ-like read (``adapters: {records: standards}``)."""
+    lab: LabLink | None = None
+    """The lab link over HL7 v2: results in, message type (``adapters: {lab: standards}``)."""
+    referrals: ReferralSides | None = None
+    """The legacy side's FHIR, for referrals across the boundary (``adapters: {referrals: standards}``)."""
 
     @model_validator(mode="after")
     def _monitoring_given(self) -> Environment:
@@ -225,6 +262,12 @@ class Environment(_Model):
             raise ValueError("adapters.migration: standards needs environment.migration (source_fhir)")
         if adapters.chosen(self.adapters, "records") == "standards" and self.records is None:
             raise ValueError("adapters.records: standards needs environment.records (legacy_fhir)")
+        if adapters.chosen(self.adapters, "lab") == "standards" and (self.lab is None or not self.lab_mllp):
+            raise ValueError(
+                "adapters.lab: standards needs environment.lab_mllp and environment.lab (results_mllp)"
+            )
+        if adapters.chosen(self.adapters, "referrals") == "standards" and self.referrals is None:
+            raise ValueError("adapters.referrals: standards needs environment.referrals (legacy_fhir)")
         return self
 
     @field_validator("adapters")

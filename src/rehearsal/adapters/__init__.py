@@ -55,6 +55,10 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("migration", "standards"): "rehearsal.adapters.migration:StandardsMigration",
     ("records", "reference"): "rehearsal.adapters.records_reference:ReferenceRecords",
     ("records", "standards"): "rehearsal.adapters.records:StandardsRecords",
+    ("lab", "reference"): "rehearsal.adapters.lab_reference:ReferenceLab",
+    ("lab", "standards"): "rehearsal.adapters.lab:StandardsLab",
+    ("referrals", "reference"): "rehearsal.adapters.referrals_reference:ReferenceReferrals",
+    ("referrals", "standards"): "rehearsal.adapters.referrals:StandardsReferrals",
     ("web_ui", "reference"): "rehearsal.pages.reference:ReferenceWebUi",
     ("web_ui", "gnuhealth"): "rehearsal.pages.gnuhealth:GnuHealthWebUi",
 }

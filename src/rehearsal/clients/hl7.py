@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -385,6 +387,8 @@ class LabOrder:
     sending_facility: str
     orderer_hsa_id: str = ""
     orderer_name: str = ""
+    comment: str = ""
+    """Free text to the lab (an NTE after the OBR); with the orderer's name, where å/ä/ö travel."""
 
 
 def build_order(
@@ -417,8 +421,13 @@ def build_order(
                 orderer,
             ]
         ),
-        "|".join(["OBR", "1", f"{order.placer}^{order.sending_application}", "", coded, "", "", timestamp()]),
+        "|".join(
+            ["OBR", "1", f"{order.placer}^{order.sending_application}", "", coded, "", "", timestamp()]
+            + ([""] * 8 + [orderer] if order.comment else [])
+        ),
     ]
+    if order.comment:  # OBR-16 (ordering provider) beside ORC-12, and the comment: what a lab echoes
+        segments.append("|".join(["NTE", "1", "P", escape(order.comment)]))
     return "\r".join(segments)
 
 
@@ -511,3 +520,174 @@ def acknowledge(message: hl7.Message, code: str, sender: tuple[str, str], text: 
         ]
         lines.append(f"ERR|||||E||||{escape(text)}")
     return "\r".join(lines)
+
+
+# -- receiving: where a peer sends its messages to us -------------------------------------------
+
+
+def field_name(segment: str, index: int) -> str:
+    """HL7's name of a field: ``PID-5``; MSH counts its field separator as MSH-1."""
+    return f"{segment}-{index}"
+
+
+def undecodable_fields(payload: bytes, encoding: str = ENCODING) -> list[str]:
+    """The fields (``PID-5``, ``NTE-3``) whose bytes are not text in ``encoding``: where a peer
+    re-encoded (latin-1 ``å`` is the single byte 0xE5, never valid UTF-8)."""
+    found = []
+    for raw in payload.replace(b"\n", b"\r").split(b"\r"):
+        if not raw.strip():
+            continue
+        name = raw[:3].decode("ascii", "replace")
+        parts = raw.split(b"|")
+        for i, part in enumerate(parts[1:], start=1):
+            try:
+                part.decode(encoding)
+            except UnicodeDecodeError:
+                found.append(field_name(name, i + 1 if name == "MSH" else i))
+    return found
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message a peer sent us: the bytes as they came, the text when it decoded, and what was
+    wrong with it (not UTF-8 in which fields, not HL7) in one line, or None."""
+
+    raw: bytes
+    text: str | None
+    problem: str | None = None
+
+    @property
+    def message(self) -> hl7.Message | None:
+        return parse(self.text) if self.text is not None and self.problem is None else None
+
+    def lenient(self) -> hl7.Message | None:
+        """The message as latin-1 when it was not UTF-8 (to find which order it answers), else as read."""
+        try:
+            return parse(self.text if self.text is not None else self.raw.decode("latin-1"))
+        except Exception:  # noqa: BLE001 - garbage: nothing to match it by
+            return None
+
+
+class MllpListener:
+    """A loopback MLLP endpoint for messages a peer sends *to* the rehearsal (a lab's ORU^R01).
+
+    ``with MllpListener("mllp://127.0.0.1:PORT") as inbox: … inbox.wait_for(match, 30)``. Each
+    block is kept as it came (:class:`Received`) and acknowledged at once on the same
+    connection: ``AA`` when it is UTF-8 HL7, ``AR`` (with the reason in MSA-3) when not, so the
+    peer is told, and the check still sees what arrived. Bounded: a connection silent for
+    ``timeout`` is closed, a block over :data:`MAX_BLOCK` ends it, at most ``keep`` messages are
+    kept; every thread is a daemon and :meth:`close` stops them.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        timeout: float = 5.0,
+        sender: tuple[str, str] = ("REHEARSAL", "REHEARSAL"),
+        keep: int = 1000,
+    ) -> None:
+        self.uri = uri
+        self.host, self.port = parse_uri(uri)
+        self.timeout = timeout
+        self.sender = sender
+        self.keep = keep
+        self.received: list[Received] = []
+        self._changed = threading.Condition()
+        self._server: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        try:
+            self._server = socket.create_server((self.host, self.port), reuse_port=False)
+        except OSError as exc:
+            raise MllpError(f"{self.uri}: cannot listen: {exc.strerror or exc}") from None
+        self._server.settimeout(0.2)
+        threading.Thread(target=self._accept, name=f"mllp-listen-{self.port}", daemon=True).start()
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self._open):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self) -> None:
+        while (server := self._server) is not None:
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._open.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        conn.settimeout(self.timeout)
+        try:
+            while self._server is not None:
+                try:
+                    chunk = conn.recv(65536)
+                except (TimeoutError, OSError):
+                    return
+                if not chunk:
+                    return
+                buffer += chunk
+                while END_BLOCK in buffer:
+                    block, _, buffer = buffer.partition(END_BLOCK)
+                    start = block.find(START_BLOCK)
+                    conn.sendall(frame(self._take(block[start + 1 :] if start >= 0 else block)))
+                if len(buffer) > MAX_BLOCK:
+                    return
+        except OSError:
+            return
+        finally:
+            self._open.discard(conn)
+            conn.close()
+
+    def _take(self, payload: bytes) -> str:
+        """Keep one block; the ACK to send back for it."""
+        problem, text = None, None
+        try:
+            text = payload.decode(ENCODING)
+            parsed = parse(text)
+            parsed.segment("MSH")
+        except UnicodeDecodeError:
+            where = ", ".join(undecodable_fields(payload)) or "?"
+            problem = f"not UTF-8 in {where}"
+        except Exception as exc:  # noqa: BLE001 - python-hl7 raises several kinds on garbage
+            problem = "not HL7: " + (" ".join(str(exc).split())[:80] or type(exc).__name__)
+        got = Received(payload, text, problem)
+        with self._changed:
+            self.received = [*self.received[-(self.keep - 1) :], got]
+            self._changed.notify_all()
+        message = got.lenient()
+        if message is None:
+            return "\r".join([f"MSH|^~\\&|{self.sender[0]}|{self.sender[1]}|||{timestamp()}||ACK|"
+                              f"{timestamp()}|P|{VERSION}", f"MSA|AR||{escape(problem or '')}"])  # fmt: skip
+        return acknowledge(message, "AR" if problem else "AA", self.sender, problem or "")
+
+    def wait_for(self, match: Callable[[Received], bool], within_s: float) -> Received | None:
+        """The first kept message ``match`` accepts, waiting at most ``within_s``; None if none came."""
+        deadline = time.monotonic() + within_s
+        with self._changed:
+            while True:
+                found = next((r for r in self.received if match(r)), None)
+                left = deadline - time.monotonic()
+                if found is not None or left <= 0:
+                    return found
+                self._changed.wait(left)

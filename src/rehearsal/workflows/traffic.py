@@ -17,10 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from rehearsal.clients.coexistence import LegacyClient
+from rehearsal.adapters.referrals import Referrals
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.plan import Plan, Site
 from rehearsal.workflows import lab, referrals, routines
@@ -76,7 +77,7 @@ class Traffic:
                     self._futures[(site.id, "lab")] = self._pool.submit(self._lab, site)
                 for route in routines.ROUTES:
                     if (
-                        routines.not_applicable(self.plan, site, {"route": [route], "needs": ["legacy_base"]})
+                        routines.not_applicable(self.plan, site, {"route": [route], "needs": ["referrals"]})
                         is None
                     ):
                         self._futures[(site.id, route)] = self._pool.submit(self._referral, site, route)
@@ -135,7 +136,8 @@ class Traffic:
     def _referral(self, site: Site, route: str) -> referrals.RoundTrip:
         fhir, requester = self._user_fhir(site)
         identity = routines.patient_for(self.plan, site, offset=1)
-        with fhir, LegacyClient.for_plan(self.plan) as legacy:
+        legacy: Referrals = self.plan.environment.adapter("referrals")(self.plan)
+        with fhir, closing(legacy):
             patient = (find_patient(fhir, identity.personnummer), identity.personnummer)
             if route == "new-to-legacy":
                 receiver = routines.legacy_counterpart(self.plan, site)
