@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from rehearsal.errors import TargetError, UsageError
+from rehearsal.lifetime import die_with_parent
 
 PROGRAM = "snmpsim-command-responder"
 PRINTER_DEVICE_TYPE = "1.3.6.1.2.1.25.3.1.5"
@@ -212,7 +213,11 @@ class SnmpAgents:
             ]
         self._log = open(self.workdir / "snmpsim.out", "wb")  # closed in stop()
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # kill -9 of the hospital takes the agents along
         )
         try:
             self._wait_until_answering()
