@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from reference_hospital import control  # noqa: E402
+from rehearsal.errors import RehearsalError, TargetError  # noqa: E402
 from rehearsal.lifetime import descendants  # noqa: E402
-from rehearsal.plan import load_plan  # noqa: E402
+from rehearsal.plan import LoadedPlan, load_plan  # noqa: E402
 
 #: Site names of a region (Västra Götaland), none of them the demo's.
 TOWNS = (
@@ -160,9 +161,23 @@ class TreeMemory:
         self._thread.join()
 
 
-def one_round(plan: Path, state: Path) -> tuple[float, float, int, int]:
-    """(start seconds, peak MB, processes, processes left after down) for one start and stop."""
-    loaded = load_plan(plan)
+def one_round(folder: Path, sites: int, layout: str, port: Callable[[], int]) -> tuple[float, float, int, int]:
+    """(start seconds, peak MB, processes, processes left after down) for one start and stop.
+
+    Each round has a plan of its own on ports free just before it starts; a port another
+    program took in between costs a retry on other ports (the machine is shared).
+    """
+    for attempt in range(3):
+        loaded = load_plan(write_plan(folder / f"try-{attempt}", sites, layout, port))
+        try:
+            return _measured(loaded, folder / f"try-{attempt}" / "state")
+        except TargetError as exc:
+            if "already in use" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _measured(loaded: LoadedPlan, state: Path) -> tuple[float, float, int, int]:
     with TreeMemory() as memory:
         began = time.monotonic()
         control.up(loaded, [], state, timeout=120, with_parent=True)
@@ -193,8 +208,14 @@ def main() -> int:
         for layout in args.layout:
             rows = []
             for sites in args.sites:
-                plan = write_plan(Path(tmp) / f"{layout}-{sites}", sites, layout, lambda: next(ports))
-                rounds = [one_round(plan, plan.parent / f"state-{r}") for r in range(args.rounds)]
+                try:
+                    rounds = [
+                        one_round(Path(tmp) / f"{layout}-{sites}-{r}", sites, layout, lambda: next(ports))
+                        for r in range(args.rounds)
+                    ]
+                except RehearsalError as exc:
+                    print(f"error: {layout}, {sites} sites: {exc}", file=sys.stderr)
+                    return 2
                 start = statistics.median(r[0] for r in rounds)
                 peak = statistics.median(r[1] for r in rounds)
                 procs, left = max(r[2] for r in rounds), sum(r[3] for r in rounds)
