@@ -161,7 +161,9 @@ class TreeMemory:
         self._thread.join()
 
 
-def one_round(folder: Path, sites: int, layout: str, port: Callable[[], int]) -> tuple[float, float, int, int]:
+def one_round(
+    folder: Path, sites: int, layout: str, port: Callable[[], int]
+) -> tuple[float, float, int, int]:
     """(start seconds, peak MB, processes, processes left after down) for one start and stop.
 
     Each round has a plan of its own on ports free just before it starts; a port another
