@@ -4,7 +4,8 @@ A rehearsal must prove it notices a printer that is out of paper, so the printer
 probes are real IPP peers (CUPS' ``ippeveprinter``), not mocks: the probe reads the same
 Get-Printer-Attributes answer it would read from a ward printer. Only printers whose URI
 points at loopback with ``ipp``/``ipps`` are started (ZPL/SNMP devices have their own
-simulators); each gets its URI's port, bound to loopback only.
+simulators, and print-server queues ``/printers/QUEUE`` are print_server.py's); each gets its
+URI's port, bound to loopback only.
 
 What ippeveprinter 2.4.2 needs, learnt the hard way (see /work/shared/STACK.md):
 
