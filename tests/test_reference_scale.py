@@ -23,9 +23,11 @@ from sockets import descendants, listeners
 from conftest import free_port
 from reference_hospital import control
 from reference_hospital.print_server import served
+from reference_hospital.printing import send_ipp, simple_pdf
 from rehearsal.hardware import DeviceReport, SweepConfig, inventory, run_sweep
 from rehearsal.plan import LoadedPlan, load_plan
 from rehearsal.probes.ipp import get_printer_attributes
+from rehearsal.probes.ipp_client import IppSession
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,6 +145,17 @@ def test_six_sites_start_every_printer_answers_on_its_uri_and_down_leaves_nothin
 
     answered = [attrs["printer-name"] for attrs in asyncio.run(names())]
     assert answered == [[p.uri.rsplit("/", 1)[1]] for p in queues]  # each queue on its own URI
+
+    async def print_and_count() -> tuple[Any, list[int]]:
+        printed = await send_ipp(queues[0].uri, simple_pdf("Testsida", ["Referenssjukhuset"]), 5.0)
+        counts = []
+        for queue in queues[:2]:
+            async with IppSession(queue.uri, 3.0) as session:
+                counts.append(len(await session.get_jobs("all")))
+        return printed, counts
+
+    printed, counts = asyncio.run(print_and_count())
+    assert printed.accepted and counts == [1, 0], (printed, counts)  # the job is that queue's alone
 
     ports = {(lst.protocol, lst.port) for pid in tree for lst in listeners(pid)}
     assert control.down(state_dir)
