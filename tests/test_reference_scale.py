@@ -10,6 +10,7 @@ import asyncio
 import importlib.util
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,11 @@ from sockets import descendants, listeners
 
 from conftest import free_port
 from reference_hospital import control
-from reference_hospital.print_server import served
+from reference_hospital.print_server import PrintServer, served
 from reference_hospital.printing import send_ipp, simple_pdf
+from rehearsal.errors import TargetError, UsageError
 from rehearsal.hardware import DeviceReport, SweepConfig, inventory, run_sweep
-from rehearsal.plan import LoadedPlan, load_plan
+from rehearsal.plan import LoadedPlan, Printer, load_plan
 from rehearsal.probes.ipp import get_printer_attributes
 from rehearsal.probes.ipp_client import IppSession
 
@@ -178,3 +180,32 @@ def test_kill_9_of_the_hospital_takes_every_simulator_along(
         assert not _gone_within(tree, 5.0), _commands(_alive(tree))
     finally:
         control.down(state_dir)
+
+
+def _queue(printer_id: str, port: int, queue: str | None = None) -> Printer:
+    return Printer(
+        id=printer_id, kind="document", uri=f"ipp://127.0.0.1:{port}/printers/{queue or printer_id}"
+    )
+
+
+def test_print_server_plan_mistakes_are_one_line_before_anything_starts(tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(UsageError, match=r"printers a and b both use queue 'ward'"):
+        PrintServer([_queue("a", port, "Ward"), _queue("b", free_port(), "ward")], tmp_path)
+    with pytest.raises(UsageError, match=r"printer c: queue 'c\$1' in .* is not a print-server queue name"):
+        PrintServer([_queue("c", port, "c$1")], tmp_path)
+    assert (
+        PrintServer(
+            [Printer(id="d", kind="document", uri=f"ipp://127.0.0.1:{port}/ipp/print")], tmp_path
+        ).printers
+        == []
+    )
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        server = PrintServer([_queue("e", port)], tmp_path)
+        with pytest.raises(
+            TargetError, match=rf"for the print server \(ipp://127.0.0.1:{port}\): port {port} is already"
+        ):
+            server.start()
+    assert server.running == [] and not (tmp_path / "cups" / "cupsd.out").exists()

@@ -6,8 +6,9 @@ through print servers anyway, so a plan printer whose URI names a queue —
 ``ipp://127.0.0.1:PORT/printers/QUEUE`` — is served by a real CUPS scheduler (Debian
 ``cups-daemon``), one ``cupsd`` for every such printer of the plan however many ports they
 use (a port per site's print server, say): one process, ~9 MB for 80 queues, up in well under
-a second. Each queue keeps its own state and answers only on its own URI; printers on their
-own port at ``/ipp/print`` stay one ippeveprinter each (printers.py).
+a second. Each queue keeps its own state and answers on its own URI (as on any CUPS server,
+also on the server's other ports: harmless, nothing asks there); printers on their own port
+at ``/ipp/print`` stay one ippeveprinter each (printers.py).
 
 What CUPS 2.4.2 does here, learnt by trying:
 

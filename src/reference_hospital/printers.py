@@ -75,7 +75,7 @@ def simulated(printer: Printer) -> bool:
     return (
         parts.scheme in ("ipp", "ipps")
         and is_loopback(parts.hostname or "")
-        and not parts.path.startswith(QUEUE_PREFIX)
+        and not (parts.scheme == "ipp" and parts.path.startswith(QUEUE_PREFIX))
     )
 
 
