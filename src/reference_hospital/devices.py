@@ -144,13 +144,15 @@ class DeviceFleet:
                 model = _model_for(self.plan, "document", "Rehearsal Simulated Document Printer")
                 for agents, community in self.snmp_of.values():
                     agents.add(community, model=model)
-                for agents in self.snmp.values():
+                for agents in self.snmp.values():  # snmpsim indexes while the IPP printers start
                     agents.workdir.mkdir(parents=True, exist_ok=True)
-                    agents.start()
+                    agents.start(wait=False)
                 if self.queues is not None:
                     self.queues.start()
                 if self.ipp is not None:
                     self.ipp.start()
+                for agents in self.snmp.values():
+                    agents.wait()
                 self.workstations.write_all()
             except BaseException:
                 self.stop()

@@ -184,7 +184,9 @@ class SnmpAgents:
         os.replace(tmp, path)
         self._mtimes[community] = mtime
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Write every community's data and start snmpsim; ``wait=False`` returns once it runs,
+        and :meth:`wait` later (snmpsim indexes for seconds: the hospital starts cupsd meanwhile)."""
         if not self.printers:
             raise UsageError("no SNMP agents to simulate: add() at least one community before start()")
         program = _program()
@@ -219,6 +221,11 @@ class SnmpAgents:
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent(),  # kill -9 of the hospital takes the agents along
         )
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        """Return once the started agent answers; on failure stop it and raise TargetError."""
         try:
             self._wait_until_answering()
         except BaseException:
