@@ -134,7 +134,7 @@ def test_plan_mistakes_are_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=rf"printers a and b share port {port}"):
         PrinterFleet([printer("a", port), printer("b", port)], tmp_path)
     with pytest.raises(UsageError, match=r"printer c: the simulated printer answers at /ipp/print only"):
-        PrinterFleet([printer("c", uri=f"ipp://127.0.0.1:{port}/printers/c")], tmp_path)
+        PrinterFleet([printer("c", uri=f"ipp://127.0.0.1:{port}/ipp/faxout")], tmp_path)
     with pytest.raises(UsageError, match=r"printer d: simulated printers listen on 127.0.0.1 and ::1 only"):
         PrinterFleet([printer("d", uri=f"ipp://127.0.0.2:{port}/ipp/print")], tmp_path)
 

@@ -3,7 +3,10 @@
 :class:`DeviceFleet` starts, for the loopback devices of a plan:
 
 - IPP document printers: the existing :class:`~reference_hospital.printers.PrinterFleet`
-  (one real ``ippeveprinter`` each);
+  (one real ``ippeveprinter`` each), or, for printers whose URI names a print-server queue
+  (``ipp://…/printers/QUEUE``), one private CUPS scheduler for all of them
+  (:class:`~reference_hospital.print_server.PrintServer`: a region's hundreds of printers
+  in one process);
 - ZPL wristband and label printers (``tcp://`` URIs): one :class:`ZplSimulator`, all ports;
 - SNMP agents of printers with ``snmp:``: one ``snmpsim`` per UDP port, a community each;
 - workstation facts files, where the hardware check reads them.
@@ -25,6 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from reference_hospital.print_server import PrintServer
 from reference_hospital.printers import PrinterFleet, is_loopback
 from reference_hospital.snmp_agents import SnmpAgents
 from reference_hospital.workstations import WorkstationFacts
@@ -37,7 +41,8 @@ log = logging.getLogger("reference_hospital.devices")
 #: Device faults this fleet applies: name -> what it does (all are per site: NAME@SITE).
 FAULTS = {
     "printer-paper-out": "every document printer of the site reports paper out (IPP media-empty, noPaper)",
-    "printer-offline": "every document printer of the site stops answering IPP and reports offline over SNMP",
+    "printer-offline": "every document printer of the site stops answering IPP (a print-server queue: "
+    "stopped) and reports offline over SNMP",
     "wristband-head-open": "every wristband printer of the site reports its print head open (ZPL ~HS)",
     "label-printer-offline": "every label printer of the site stops listening (connection refused)",
     "workstation-outdated": "the site's workstations report OS, browser and Citrix below the baseline",
@@ -79,6 +84,8 @@ class DeviceFleet:
         self.site_of = {p.id: site for site, p in printers}
         self.printers = {p.id: p for _, p in printers}
         self.ipp = PrinterFleet([p for _, p in printers], self.workdir) if ipp else None
+        model = _model_for(plan, "document", "Rehearsal Simulated Document Printer")
+        self.queues = PrintServer([p for _, p in printers], self.workdir, model=model) if ipp else None
         self.zpl = ZplSimulator()
         self.zpl_ids: list[str] = []
         ports: dict[int, str] = {}
@@ -137,11 +144,15 @@ class DeviceFleet:
                 model = _model_for(self.plan, "document", "Rehearsal Simulated Document Printer")
                 for agents, community in self.snmp_of.values():
                     agents.add(community, model=model)
-                for agents in self.snmp.values():
+                for agents in self.snmp.values():  # snmpsim indexes while the IPP printers start
                     agents.workdir.mkdir(parents=True, exist_ok=True)
-                    agents.start()
+                    agents.start(wait=False)
+                if self.queues is not None:
+                    self.queues.start()
                 if self.ipp is not None:
                     self.ipp.start()
+                for agents in self.snmp.values():
+                    agents.wait()
                 self.workstations.write_all()
             except BaseException:
                 self.stop()
@@ -155,6 +166,8 @@ class DeviceFleet:
             self._halted.clear()
             if self.ipp is not None:
                 self.ipp.stop()
+            if self.queues is not None:
+                self.queues.stop()
             self.zpl.stop()
             for agents in self.snmp.values():
                 agents.stop()
@@ -175,6 +188,7 @@ class DeviceFleet:
         """What is running, for the hospital's /_reference/health."""
         return {
             "ipp": self.ipp.running if self.ipp is not None else [],
+            "queues": self.queues.running if self.queues is not None else [],
             "zpl": {pid: self.zpl.port(pid) for pid in self.zpl_ids} if self._started else {},
             "snmp": {port: a.running for port, a in self.snmp.items()},
             "workstations": [str(p) for p in self.workstations.written],
@@ -203,15 +217,18 @@ class DeviceFleet:
                 for p in documents:
                     if self.ipp is not None and p.id in self.ipp.running:
                         self._while_awake(p.id, lambda pid=p.id: self.ipp.set_paper_out(pid, on))  # type: ignore[union-attr]
+                    self._queue_state(p.id, paper_out=on)
                     self._snmp_state(p.id, paper_out=on)
             elif name == "printer-offline":
                 for p in documents:
                     self._halt_ipp(p.id, on)
+                    self._queue_state(p.id, offline=on)
                     self._snmp_state(p.id, offline=on)
             elif name == "toner-low":
                 for p in documents:
                     level = TONER_LOW_PERCENT if on else TONER_OK_PERCENT
                     self._while_awake(p.id, lambda pid=p.id, level=level: self._ipp_toner(pid, level))
+                    self._queue_state(p.id, toner_low=on)
                     self._snmp_state(p.id, toner_percent=TONER_LOW_PERCENT if on else TONER_OK_PERCENT)
             elif name == "wristband-head-open":
                 for p in self._of_kind(site, "wristband"):
@@ -225,6 +242,11 @@ class DeviceFleet:
                 self.workstations.set_outdated(site, on)
             (self.faults.add if on else self.faults.discard)((name, site))
             log.info("device fault %s@%s %s", name, site, "set" if on else "cleared")
+
+    def _queue_state(self, printer_id: str, **state: bool) -> None:
+        """A print-server queue shows the fault as a print server would: reasons, or stopped."""
+        if self.queues is not None and printer_id in self.queues.running:
+            self.queues.set_state(printer_id, **state)
 
     def _snmp_state(self, printer_id: str, **state: Any) -> None:
         if printer_id in self.snmp_of:

@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from reference_hospital.hospital import Component, Hospital, bind_socket, endpoint_address
 from rehearsal.errors import TargetError, UsageError
+from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import Plan
 
 SCHEMA = """\
@@ -244,6 +245,7 @@ class Directory(Component):
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # kill -9 of the hospital takes slapd along
         )
         deadline = time.monotonic() + 10
         while not self._answers():

@@ -372,13 +372,18 @@ class DeviceComponent(Component):
         return "devices (" + (", ".join(uris) or "none in the plan") + ")"
 
     def ports(self) -> list[int]:
-        found = []
+        """Each printer's port; a print server's port once however many queues it serves."""
+        from reference_hospital.print_server import served
+
+        found, queues = [], set()
         for site in self.hospital.plan.sites:
             for printer in site.printers:
                 parts = urlsplit(printer.uri)
-                if parts.scheme in ("ipp", "tcp") and parts.port and _is_loopback(parts.hostname or ""):
+                if served(printer):
+                    queues.add(parts.port)
+                elif parts.scheme in ("ipp", "tcp") and parts.port and _is_loopback(parts.hostname or ""):
                     found.append(parts.port)
-        return found
+        return found + sorted(p for p in queues if p)
 
     def start(self) -> None:
         self.fleet.start()
@@ -512,6 +517,15 @@ class Hospital:
             if isinstance(component, DeviceComponent):
                 return component.fleet.ipp if component.fleet._started else None
         return None
+
+    def _ipp_printers(self) -> list[str]:
+        """The IPP printers running: ippeveprinters and print-server queues."""
+        running = list(self._fleet.running) if self._fleet is not None else []
+        for component in self.components:
+            queues = getattr(getattr(component, "fleet", None), "queues", None)
+            if isinstance(component, DeviceComponent) and queues is not None:
+                running += queues.running
+        return running
 
     def implemented_faults(self) -> list[str]:
         """Faults this hospital can produce for its plan (what ``start`` will declare)."""
@@ -700,7 +714,7 @@ class Hospital:
             "fhir_base": self.fhir_base,
             "web_base": self.web_base,
             "started_in_s": self.started_in_s,
-            "printers": list(self._fleet.running) if self._fleet is not None else [],
+            "printers": self._ipp_printers(),
             "components": components,
             "faults": self.board.names(),
             "implemented_faults": self.board.handled(),

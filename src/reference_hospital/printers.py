@@ -4,7 +4,8 @@ A rehearsal must prove it notices a printer that is out of paper, so the printer
 probes are real IPP peers (CUPS' ``ippeveprinter``), not mocks: the probe reads the same
 Get-Printer-Attributes answer it would read from a ward printer. Only printers whose URI
 points at loopback with ``ipp``/``ipps`` are started (ZPL/SNMP devices have their own
-simulators); each gets its URI's port, bound to loopback only.
+simulators, and print-server queues ``/printers/QUEUE`` are print_server.py's); each gets its
+URI's port, bound to loopback only.
 
 What ippeveprinter 2.4.2 needs, learnt the hard way (see /work/shared/STACK.md):
 
@@ -42,12 +43,14 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from rehearsal.errors import TargetError, UsageError
+from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import Printer
 from rehearsal.probes import ProbeError
 from rehearsal.probes.ipp_client import IppSession, Job, get_printer_attributes
 
 MAKE = "Rehearsal"
 SERVED_PATHS = ("/ipp/print", "/")
+QUEUE_PREFIX = "/printers/"  # a print server's queue: print_server.py
 BOUND_HOSTS = ("localhost", "127.0.0.1", "::1")
 _SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
 _SELECT = re.compile(r'<select name="(size|type|level)(\d+)">(.*?)</select>', re.S)
@@ -66,9 +69,14 @@ def is_loopback(host: str) -> bool:
 
 
 def simulated(printer: Printer) -> bool:
-    """Whether the fleet runs this plan printer: an IPP URI on a loopback host."""
+    """Whether the fleet runs this plan printer: an IPP URI on a loopback host, not a print-server
+    queue (``/printers/QUEUE``: print_server.py serves those, many in one cupsd)."""
     parts = urlsplit(printer.uri)
-    return parts.scheme in ("ipp", "ipps") and is_loopback(parts.hostname or "")
+    return (
+        parts.scheme in ("ipp", "ipps")
+        and is_loopback(parts.hostname or "")
+        and not (parts.scheme == "ipp" and parts.path.startswith(QUEUE_PREFIX))
+    )
 
 
 def _find(program: str, given: str | None) -> str | None:
@@ -197,6 +205,7 @@ class PrinterFleet:
             stdin=subprocess.DEVNULL,
             stdout=self._dbus_log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # kill -9 of the hospital takes the bus along
         )
         deadline = time.monotonic() + min(self.start_timeout, 5.0)
         while not socket_path.exists():
@@ -224,7 +233,12 @@ class PrinterFleet:
         log = open(log_path, "wb")  # closed in stop()
         env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus, "DBUS_SESSION_BUS_ADDRESS": bus}
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=die_with_parent(),  # kill -9 of the hospital takes its printers along
         )
         return _Running(printer, proc, log_path, log)
 

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from rehearsal.errors import TargetError, UsageError
+from rehearsal.lifetime import die_with_parent
 
 PROGRAM = "snmpsim-command-responder"
 PRINTER_DEVICE_TYPE = "1.3.6.1.2.1.25.3.1.5"
@@ -183,7 +184,9 @@ class SnmpAgents:
         os.replace(tmp, path)
         self._mtimes[community] = mtime
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Write every community's data and start snmpsim; ``wait=False`` returns once it runs,
+        and :meth:`wait` later (snmpsim indexes for seconds: the hospital starts cupsd meanwhile)."""
         if not self.printers:
             raise UsageError("no SNMP agents to simulate: add() at least one community before start()")
         program = _program()
@@ -212,8 +215,17 @@ class SnmpAgents:
             ]
         self._log = open(self.workdir / "snmpsim.out", "wb")  # closed in stop()
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # kill -9 of the hospital takes the agents along
         )
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        """Return once the started agent answers; on failure stop it and raise TargetError."""
         try:
             self._wait_until_answering()
         except BaseException:

@@ -66,6 +66,8 @@ from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachabl
 OP_PRINT_JOB = 0x0002
 OP_GET_JOBS = 0x000A
 OP_GET_PRINTER_ATTRIBUTES = 0x000B
+OP_PAUSE_PRINTER, OP_RESUME_PRINTER = 0x0010, 0x0011
+OP_CUPS_ADD_MODIFY_PRINTER = 0x4003  # CUPS' administration: how a print server's queue state is set
 OPERATION_GROUP, JOB_GROUP, END_OF_ATTRIBUTES, PRINTER_GROUP = 0x01, 0x02, 0x03, 0x04
 INTEGER, BOOLEAN, ENUM = 0x21, 0x22, 0x23
 NAME, KEYWORD, URI, CHARSET, LANGUAGE, MIME_TYPE = 0x42, 0x44, 0x45, 0x47, 0x48, 0x49
@@ -168,11 +170,13 @@ def encode_request(
     version: tuple[int, int] = (2, 0),
     user: str = "rehearsal",
     language: str = "en",
+    printer_attributes: Sequence[Attribute] = (),
 ) -> bytes:
     """The IPP message of one request, up to the end tag (a Print-Job's document follows it).
 
     The operation group starts with what every request carries (RFC 8011 §4.1.4-4.1.5):
     charset, natural language, printer-uri and requesting-user-name; ``attributes`` follow.
+    ``printer_attributes`` (the values a CUPS-Add-Modify-Printer sets) go in a printer group.
     """
     head = bytes(version) + struct.pack(">HI", operation, request_id) + bytes([OPERATION_GROUP])
     head += _attribute(CHARSET, "attributes-charset", ["utf-8"])
@@ -181,6 +185,10 @@ def encode_request(
     head += _attribute(NAME, "requesting-user-name", [user])
     for tag, name, values in attributes:
         head += _attribute(tag, name, values)
+    if printer_attributes:
+        head += bytes([PRINTER_GROUP])
+        for tag, name, values in printer_attributes:
+            head += _attribute(tag, name, values)
     return head + bytes([END_OF_ATTRIBUTES])
 
 
@@ -616,7 +624,12 @@ class IppSession:
         return Job.from_attributes(reply.jobs[0] if reply.jobs else {})
 
     async def request(
-        self, operation: int, attributes: Sequence[Attribute] = (), document: bytes = b""
+        self,
+        operation: int,
+        attributes: Sequence[Attribute] = (),
+        document: bytes = b"",
+        *,
+        printer_attributes: Sequence[Attribute] = (),
     ) -> IppReply:
         """Any operation: sent in IPP/2.0, again in 1.1 if the printer refuses 2.0, all within the
         timeout; the checked reply, or :class:`IppStatusError` for an error status."""
@@ -629,6 +642,7 @@ class IppSession:
                     head = encode_request(
                         operation, self.uri, request_id, [a for a in attributes if a[2]],
                         version=version, user=self.user, language=self.language,
+                        printer_attributes=[a for a in printer_attributes if a[2]],
                     )  # fmt: skip
                     data = await self._post(head + document)
                     try:
