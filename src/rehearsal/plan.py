@@ -166,13 +166,16 @@ class MigrationSides(_Model):
     @field_validator("source_fhir", "target_fhir")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {value!r}")
-        _port_of(value)
-        return value.rstrip("/")
+        return None if value is None else _http_base(value)
+
+
+def _http_base(value: str) -> str:
+    """An http(s) base URL with a valid port, without its trailing slash."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    _port_of(value)
+    return value.rstrip("/")
 
 
 class RecordsSides(_Model):
@@ -183,11 +186,7 @@ class RecordsSides(_Model):
     @field_validator("legacy_fhir")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {value!r}")
-        _port_of(value)
-        return value.rstrip("/")
+        return _http_base(value)
 
 
 class LabLink(_Model):
@@ -216,11 +215,7 @@ class ReferralSides(_Model):
     @field_validator("legacy_fhir")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {value!r}")
-        _port_of(value)
-        return value.rstrip("/")
+        return _http_base(value)
 
 
 class Environment(_Model):
