@@ -66,7 +66,7 @@ def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
     decision = gonogo(run)
     assert decision["decision"] == "GO" and decision["complete"] is True
     assert not failing(decision)
-    # the compressed cutover (clock 60): every step timed, the gate held, the drill in time
+    # the compressed cutover (clock 20): every step timed, the gate held, the drill in time
     runbook = decision["runbook"]
     assert runbook["status"] == "pass" and runbook["forecast_end"] <= runbook["limit"]
     assert {s["kind"] for s in runbook["steps"]} == {"manual", "automated", "gate", "rollback"}
