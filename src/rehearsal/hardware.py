@@ -6,9 +6,10 @@ returns one :class:`DeviceReport` each — never an exception for what a device 
 report says ready or not and why: the probe's own problems, then EHR compatibility (the
 plan's approved models and required capabilities per kind), then supply thresholds.
 
-Bounded concurrency, without letting dead devices stall the sweep: every printer is first
-asked whether it is there at all (a TCP connect, all at once up to ``max_open``), then at most
-``concurrency`` probes are *active*; a probe that has not finished within the current
+Each kind is asked only what decides its readiness (one IPP Get-Printer-Attributes, one
+SNMP GET, one ZPL ``~HS``; more only when the plan judges model, capabilities or supply
+levels), over one connection per device. Bounded concurrency, without letting dead devices
+stall the sweep: at most ``concurrency`` probes are *active*; a probe that has not finished within the current
 hold time (an RTO, as TCP computes it: smoothed answer time + 4 × its deviation, from the
 devices that did answer) gives its slot to the next device and goes on waiting, up to its
 own timeout, among at most ``max_open`` waiting ones. So 1,000 silent devices cost about
@@ -46,7 +47,7 @@ from rehearsal.plan import (
     SupplyThresholds,
     Workstation,
 )
-from rehearsal.probes import ProbeError, ProtocolError, ipp, ipp_client, network, snmp, zpl
+from rehearsal.probes import ProbeError, ProtocolError, ipp, ipp_client, snmp, zpl
 from rehearsal.probes.workstation import check_workstation
 
 KINDS = ("document", "wristband", "label", "workstation")
@@ -317,12 +318,23 @@ async def _ipp(device: Device, config: SweepConfig) -> _Found:
     )
 
 
+def _judges(config: SweepConfig, kind: str) -> tuple[bool, bool]:
+    """Whether the plan judges this kind's (model, capabilities): only then are they asked for."""
+    models = config.device_models.get(kind)
+    return (bool(models and models.approved), bool(models and models.capabilities))
+
+
 async def _snmp(device: Device, config: SweepConfig, session: snmp.Session) -> _Found:
     assert device.snmp is not None
     host, port, community = device.snmp
+    # the tables only when the plan needs them: supply levels against fail_below, or the languages
+    # an SNMP-only printer speaks (an IPP one says its formats); else the one GET that decides
+    detail = config.supplies.fail_below is not None or (
+        device.protocol == "snmp" and _judges(config, device.kind)[1]
+    )
     r = await snmp.probe_snmp(
         host, port, community, config.timeout, session=session,
-        warn_below=config.supplies.warn_below, fail_below=config.supplies.fail_below,
+        warn_below=config.supplies.warn_below, fail_below=config.supplies.fail_below, detail=detail,
     )  # fmt: skip
     found = _Found(r.reachable, r.problems, r.warnings, r.make_and_model, list(r.capabilities))
     found.details, found.elapsed = {"snmp": r}, r.elapsed_s
@@ -330,7 +342,9 @@ async def _snmp(device: Device, config: SweepConfig, session: snmp.Session) -> _
 
 
 async def _zpl(device: Device, config: SweepConfig) -> _Found:
-    r = await zpl.probe_zpl(device.address, config.timeout)
+    r = await zpl.probe_zpl(
+        device.address, config.timeout, identify=any(_judges(config, device.kind)), extended=False
+    )
     reachable = r.reachable and not r.error
     found = _Found(reachable, r.problems, r.warnings, r.make_and_model, list(r.capabilities))
     found.details, found.elapsed = {"zpl": r}, r.elapsed_s
@@ -426,10 +440,15 @@ class Gate:
 
     A probe looks dead when ``overtaken`` probes that started after it have finished (devices
     answer in roughly the order they are asked, so a silent one is passed by live ones within
-    milliseconds), or, when nothing finishes at all, after the hold time: an RTO from the
+    milliseconds), or, when nothing answers at all, after the hold time: an RTO from the
     answers seen so far (srtt + 4·rttvar, RFC 6298) clamped to [``floor``, ``ceiling``]. It
     keeps waiting up to its own timeout, among at most ``max_open`` waiting ones (file
-    descriptors); its slot goes to the next device. Slow-but-alive devices keep their slots.
+    descriptors); its slot goes to the next device. Slow-but-alive devices keep their slots:
+    a released probe that answers after all was not dead, so the hold doubles (as TCP backs
+    its RTO off), and halves again for each released one that indeed never
+    answers. Without that, on a loaded machine every probe outlived the hold, gave its slot
+    away, and ever more probes went in flight exactly when everything was slow, until
+    answering devices timed out (false "unreachable" at 10,000).
     Once ``concurrency`` holds in a row have run out with no answer in between (a switched-off
     floor, a firewalled range), the hold drops to ``floor`` until something answers again:
     otherwise each further batch of dead devices would cost a whole hold time.
@@ -445,6 +464,7 @@ class Gate:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.released = 0
+        self.backoff = 1  # doubled by every released probe that answered after all, halved by a dead one
         self.unanswered = 0  # holds run out in a row with no answer in between
         self._concurrency = concurrency
         self._started = 0
@@ -455,8 +475,8 @@ class Gate:
         if self.unanswered >= self._concurrency:
             return self.floor
         if self.srtt is None:
-            return self.ceiling
-        return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+            return self.ceiling * self.backoff
+        return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar)) * self.backoff
 
     def sample(self, seconds: float) -> None:
         if self.srtt is None:
@@ -498,6 +518,8 @@ class Gate:
                     self.active.release()
                 if not task.done():
                     task.cancel()
+            if not slot:  # was it dead? An answer after all: the hold was too short (RFC 6298 §5.5)
+                self.backoff = min(self.backoff * 2, 64) if report.reachable else max(1, self.backoff // 2)
             if report.reachable:
                 self.unanswered = 0
                 self.sample(time.monotonic() - started)
@@ -509,12 +531,12 @@ async def sweep(
 ) -> list[DeviceReport]:
     """Probe every device (bounded, see :class:`Gate`); reports in the order of ``devices``.
 
-    Whether a device is there at all is asked of every device at once, before its turn for
-    a probe: a TCP connect for IPP and ZPL printers, bounded only by ``max_open``; SNMP-only
-    printers (one UDP socket for all, paced per agent by :class:`snmp.Session`) likewise.
-    So a dead device's timeout runs alongside the live devices' probes instead of after
-    them, and 1,000 dead devices add at most one timeout to the sweep wherever they are in
-    the inventory.
+    One connection per device, the probe's own: no separate "is it there" connect first (fired
+    at every device at once it overflowed listen backlogs and called answering printers
+    unreachable at 10,000). Printers on TCP take a place in the :class:`Gate`; SNMP-only
+    printers (one UDP socket for all) are paced per agent by :class:`snmp.Session`, up to
+    ``max_open`` waiting at once. A dead device gives its place away within the hold time, so
+    1,000 of them add about one timeout to a sweep, not 1,000 / concurrency of them.
     """
     gate = Gate(config.concurrency, config.max_open, ceiling=config.timeout / 8)
     doors = asyncio.Semaphore(config.max_open)
@@ -526,8 +548,6 @@ async def sweep(
             if device.protocol == "snmp":
                 async with doors:
                     report = await probe_device(device, config, session)
-            elif device.protocol in ("ipp", "zpl") and (gone := await _unreachable(device, config, doors)):
-                report = DeviceReport(device, ready=False, reachable=False, problems=(gone,))
             else:
                 report = await gate.run(lambda: probe_device(device, config, session))
             if on_report is not None:
@@ -538,20 +558,6 @@ async def sweep(
     finally:
         if session is not None:
             session.close()
-
-
-async def _unreachable(device: Device, config: SweepConfig, doors: asyncio.Semaphore) -> str | None:
-    """Why a printer on TCP cannot be reached at all (the probe's own words), or None when it can."""
-    parts = urlsplit(device.address)
-    default = 631 if parts.scheme.startswith("ipp") else zpl.DEFAULT_PORT
-    host, port = parts.hostname or "", parts.port or default
-    async with doors:
-        latency = await network.tcp_latency(host, port, config.timeout)
-    if latency.error is None:
-        return None
-    if latency.error.startswith("timeout"):
-        return f"unreachable: no connection to {host}:{port} within {config.timeout:g} s"
-    return f"unreachable: {latency.error}"
 
 
 def run_sweep(devices: Sequence[Device], config: SweepConfig) -> list[DeviceReport]:
