@@ -1,6 +1,17 @@
 """Benchmark: the hardware sweep over 1,000 and 10,000 simulated printers (mixed IPP, SNMP, ZPL) on loopback.
 
-    .venv/bin/python benchmarks/hardware_sweep.py [--devices 1000 10000] [--sequential-sample N]
+    .venv/bin/python benchmarks/hardware_sweep.py [--devices 1000 10000] [--baseline-rounds 3]
+        [--compare-only] [--sequential-sample N]
+
+First, against what a hospital would run: a Nagios-style sweep of the same devices in the
+same order, ``xargs -P16`` of one whole process per device (``check_snmp`` GETting the OIDs
+our sweep GETs, ``ipptool`` asking the attributes ours asks, ``printf '~HS' | nc -N``),
+rounds interleaved with ours (ours, baseline, ours, …) after one uncounted warm-up sweep
+(snmpsim indexes a community when it is first asked). Printed per size: each round, the
+medians, the ratio, and how many answering devices each side reported unreachable (every
+simulated device answers, so each is a false alarm). The tools come from Debian:
+``apt-get install -y monitoring-plugins-standard snmp cups-ipp-utils netcat-openbsd``; the
+baseline says in one line which are missing and is skipped. ``--compare-only`` stops there.
 
 What is simulated, on this machine (all peers real, all on 127.0.0.1):
 
@@ -32,6 +43,7 @@ time, and the ratio shows what concurrency buys in the field (~30x at 10,000).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import random
 import re
@@ -219,6 +231,10 @@ def compare(everything: list[Device], sizes: list[int], rounds: int, concurrency
                 if not_ready
                 else ""
             )
+            gone = [r for r in reports if not r.reachable]
+            if gone:
+                kinds = collections.Counter(r.device.protocol for r in gone)
+                note += f" | ours unreachable: {dict(kinds)}, e.g. {gone[0].problems[0]}"
             other_wall, missed = baseline(devices, work)
             silent = sum(missed.values())
             theirs.append(other_wall)

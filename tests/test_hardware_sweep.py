@@ -220,6 +220,34 @@ def test_gate_stops_giving_slots_away_once_released_probes_turn_out_alive() -> N
     assert late == 0 and most == 4  # then: at most the gate's places in flight, none given away
 
 
+def test_gate_narrows_its_window_while_answers_come_slowly_and_widens_it_again() -> None:
+    """Answers slower than ``slow`` (a loaded machine: on loopback it is CPU, not the network, that
+    queues them) halve the places in flight, so live devices are not pushed past their timeout."""
+
+    async def scenario() -> tuple[int, int, int, int]:
+        gate = Gate(concurrency=32, max_open=100, ceiling=1.0, slow=0.1)
+        active = most = 0
+
+        async def work(seconds: float):
+            nonlocal active, most
+            active += 1
+            most = max(most, active)
+            await asyncio.sleep(seconds)
+            active -= 1
+            from rehearsal.hardware import Device, DeviceReport
+
+            return DeviceReport(Device("s", "d", "label", "zpl", "x"), True, True)
+
+        await asyncio.gather(*(gate.run(lambda: work(0.15)) for _ in range(96)))
+        narrowed, most_slow = gate.active.size, most
+        await asyncio.gather(*(gate.run(lambda: work(0.001)) for _ in range(200)))
+        return narrowed, most_slow, gate.active.size, gate.released
+
+    narrowed, most, widened, released = asyncio.run(scenario())
+    assert 8 <= narrowed <= 16 and most == 32  # 32 at first, then halved per answer time, not below 8
+    assert widened == 32 and released == 0  # timely answers give the places back; none looked dead
+
+
 def test_gate_stops_holding_slots_once_a_whole_batch_went_unanswered() -> None:
     """A dead range of devices (nobody answers) costs one hold time, not one per batch."""
 

@@ -24,6 +24,7 @@ one timeout period, not 1,000 / concurrency of them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import fnmatch
 import os
 import time
@@ -435,6 +436,41 @@ async def _test_print(device: Device, config: SweepConfig) -> str:
 # --- the sweep ----------------------------------------------------------------------------------
 
 
+class _Places:
+    """A semaphore whose size can change while probes wait for it (the gate's window)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.taken = size, 0
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        while self.taken >= self.size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                self._wake()  # it may have been handed a place just now: pass it on
+                raise
+        self.taken += 1
+
+    def release(self) -> None:
+        self.taken -= 1
+        self._wake()
+
+    def resize(self, size: int) -> None:
+        self.size = size
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.size - self.taken
+        while free > 0 and self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
 class Gate:
     """At most ``concurrency`` active probes; one that looks dead gives its slot away and waits on.
 
@@ -452,12 +488,26 @@ class Gate:
     Once ``concurrency`` holds in a row have run out with no answer in between (a switched-off
     floor, a firewalled range), the hold drops to ``floor`` until something answers again:
     otherwise each further batch of dead devices would cost a whole hold time.
+
+    The places themselves are a window, as TCP's congestion window: an answer that took longer
+    than ``slow`` (a quarter of the timeout in a sweep) halves it, at most once per smoothed
+    answer time and not below 8, and each timely answer gives one place back, up to
+    ``concurrency``. When answers slow down it is the harness or the peers that are short of
+    CPU (on loopback, or a loaded probe machine), and more probes in flight would only queue
+    longer, until answering devices time out; on a LAN answers take milliseconds and the
+    window stays whole.
     """
 
-    def __init__(self, concurrency: int, max_open: int, ceiling: float, floor: float = 0.02):
+    def __init__(
+        self, concurrency: int, max_open: int, ceiling: float, floor: float = 0.02, slow: float | None = None
+    ):
         if concurrency < 1 or max_open < concurrency:
             raise ValueError(f"need 1 <= concurrency <= max_open, got {concurrency}, {max_open}")
-        self.active = asyncio.Semaphore(concurrency)
+        self.active = _Places(concurrency)
+        self.slow = slow if slow is not None else 2 * max(floor, ceiling)
+        self.least = min(concurrency, 8)
+        self.cuts = 0  # times the window was halved
+        self._cut_at = -1e9
         self.open = asyncio.Semaphore(max_open)
         self.floor, self.ceiling = floor, max(floor, ceiling)
         self.overtaken = max(8, concurrency // 4)
@@ -522,8 +572,21 @@ class Gate:
                 self.backoff = min(self.backoff * 2, 64) if report.reachable else max(1, self.backoff // 2)
             if report.reachable:
                 self.unanswered = 0
-                self.sample(time.monotonic() - started)
+                took = time.monotonic() - started
+                self.sample(took)
+                self._adjust(took)
             return report
+
+    def _adjust(self, took: float) -> None:
+        """Halve the window on a slow answer (once per smoothed answer time), else widen it by one."""
+        now = time.monotonic()
+        if took > self.slow:
+            if now - self._cut_at > (self.srtt or self.slow) and self.active.size > self.least:
+                self.active.resize(max(self.least, self.active.size // 2))
+                self._cut_at = now
+                self.cuts += 1
+        elif self.active.size < self._concurrency:
+            self.active.resize(self.active.size + 1)
 
 
 async def sweep(
@@ -538,7 +601,7 @@ async def sweep(
     ``max_open`` waiting at once. A dead device gives its place away within the hold time, so
     1,000 of them add about one timeout to a sweep, not 1,000 / concurrency of them.
     """
-    gate = Gate(config.concurrency, config.max_open, ceiling=config.timeout / 8)
+    gate = Gate(config.concurrency, config.max_open, ceiling=config.timeout / 8, slow=config.timeout / 4)
     doors = asyncio.Semaphore(config.max_open)
     needs_snmp = any("snmp" in d.protocol for d in devices)
     session = await snmp.Session().open() if needs_snmp else None

@@ -275,7 +275,7 @@ async def probe_zpl(
         except TimeoutError:
             silent = f"connected, but no answer to ~HS from {where} within {timeout:g} s"
             raise ProbeTimeout(f"{silent} (a printer in error can stay silent)") from None
-        extras = (("~HQES", "masks"),) if extended else ()
+        extras: tuple[tuple[str, str], ...] = (("~HQES", "masks"),) if extended else ()
         extras += (("~HI", "identity"),) if identify else ()
         for command, key in extras:
             try:
