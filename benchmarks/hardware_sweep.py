@@ -43,6 +43,7 @@ time, and the ratio shows what concurrency buys in the field (~30x at 10,000).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
 import random
@@ -55,14 +56,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from reference_hospital.printers import PrinterFleet  # noqa: E402
 from reference_hospital.snmp_agents import SnmpAgents  # noqa: E402
-from rehearsal.hardware import IPP_ATTRIBUTES, Device, SweepConfig, run_sweep  # noqa: E402
+from rehearsal import hardware  # noqa: E402
+from rehearsal.hardware import IPP_ATTRIBUTES, Device, SweepConfig  # noqa: E402
 from rehearsal.plan import Printer  # noqa: E402
 from rehearsal.probes import snmp, zpl  # noqa: E402
 
@@ -200,11 +204,21 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
 
 
+LAST: dict[str, float] = {}  # protocol -> when its last answer came, in the latest sweep (seconds)
+
+
 def sweep(devices: list[Device], concurrency: int) -> tuple[float, list]:
-    """The sweep as the harness runs it; ``concurrency=1`` is one device at a time, nothing open beside it."""
+    """The sweep as the harness runs it; ``concurrency=1`` is one device at a time, nothing open beside it.
+    Also notes in LAST when each protocol's last report came (which kind's peer set the pace)."""
     config = SweepConfig(timeout=TIMEOUT, concurrency=concurrency, max_open=8192 if concurrency > 1 else 1)
+    LAST.clear()
     started = time.monotonic()
-    reports = run_sweep(devices, config)
+
+    def note(report: Any) -> None:
+        LAST[report.device.protocol] = time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # as run_sweep does, with a callback per report
+        reports = pool.submit(asyncio.run, hardware.sweep(devices, config, on_report=note)).result()
     return time.monotonic() - started, reports
 
 
@@ -241,7 +255,9 @@ def compare(everything: list[Device], sizes: list[int], rounds: int, concurrency
             their_false.append(silent)
             if silent:
                 note += " | baseline missed " + ", ".join(f"{k} {v}" for k, v in missed.items() if v)
-            print(f"  {n:>6} round {round_no}: ours {wall:6.2f} s ({our_false[-1]} unreachable) | "
+            last = ", ".join(f"{k} {v:.1f}" for k, v in sorted(LAST.items()))
+            print(f"  {n:>6} round {round_no}: ours {wall:6.2f} s ({our_false[-1]} unreachable; last answer "
+                  f"{last} s) | "
                   f"baseline {other_wall:6.2f} s ({silent} unreachable){note}", flush=True)  # fmt: skip
         mine, other = statistics.median(ours), statistics.median(theirs)
         print(

@@ -307,14 +307,15 @@ async def _ipp(device: Device, config: SweepConfig) -> _Found:
     for res in attrs.get("printer-resolution-supported", []):
         if isinstance(res, tuple) and len(res) == 3 and res[2] == 3:  # dots per inch
             caps.append(f"{res[0]}dpi")
-    problems, warnings = supply_verdict(ipp_supplies(attrs), config.supplies)
+    supplies = ipp_supplies(attrs)
+    problems, warnings = supply_verdict(supplies, config.supplies)
     return _Found(
         True,
         readiness.problems + problems,
         readiness.warnings + warnings,
         readiness.make_and_model,
         list(dict.fromkeys(caps)),
-        {"ipp": _Lazy(readiness, {"supplies": ipp_supplies(attrs)})},
+        {"ipp": _Lazy(readiness, {"supplies": supplies})},
         time.monotonic() - started,
     )
 
@@ -376,7 +377,7 @@ async def probe_device(device: Device, config: SweepConfig, session: snmp.Sessio
             parts.append(_snmp(device, config, session))
         if device.protocol == "facts":
             parts.append(_facts(device, config))
-        found = list(await asyncio.gather(*parts))
+        found = [await parts[0]] if len(parts) == 1 else list(await asyncio.gather(*parts))  # no task for one
     except Exception as exc:  # one odd device must not end a sweep of thousands
         found = [_Found(False, [f"probe failed: {type(exc).__name__}: {exc}"])]
     reachable = any(f.reachable for f in found)
@@ -436,6 +437,11 @@ async def _test_print(device: Device, config: SweepConfig) -> str:
 # --- the sweep ----------------------------------------------------------------------------------
 
 
+def _settle(future: asyncio.Future[str], why: str) -> None:
+    if not future.done():
+        future.set_result(why)
+
+
 class _Places:
     """A semaphore whose size can change while probes wait for it (the gate's window)."""
 
@@ -480,8 +486,8 @@ class Gate:
     answers seen so far (srtt + 4·rttvar, RFC 6298) clamped to [``floor``, ``ceiling``]. It
     keeps waiting up to its own timeout, among at most ``max_open`` waiting ones (file
     descriptors); its slot goes to the next device. Slow-but-alive devices keep their slots:
-    a released probe that answers after all was not dead, so the hold doubles (as TCP backs
-    its RTO off), and halves again for each released one that indeed never
+    a probe released by its hold time that answers after all was not dead, so the hold
+    doubles (as TCP backs its RTO off), and halves again for each released one that indeed never
     answers. Without that, on a loaded machine every probe outlived the hold, gave its slot
     away, and ever more probes went in flight exactly when everything was slow, until
     answering devices timed out (false "unreachable" at 10,000).
@@ -518,7 +524,7 @@ class Gate:
         self.unanswered = 0  # holds run out in a row with no answer in between
         self._concurrency = concurrency
         self._started = 0
-        self._holding: dict[int, asyncio.Event] = {}  # start number -> set to give the slot away
+        self._holding: dict[int, asyncio.Future[str]] = {}  # start number -> settled to give the slot away
 
     @property
     def hold(self) -> float:
@@ -538,7 +544,7 @@ class Gate:
     def _finished(self, number: int) -> None:
         self._holding.pop(number, None)
         for older in [n for n in self._holding if n < number - self.overtaken]:
-            self._holding.pop(older).set()
+            _settle(self._holding.pop(older), "overtaken")
 
     async def run(self, work: Callable[[], Awaitable[DeviceReport]]) -> DeviceReport:
         async with self.open:
@@ -547,28 +553,31 @@ class Gate:
             started = time.monotonic()
             self._started += 1
             number = self._started
-            overtaken = self._holding[number] = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            # one future says what came first: the answer, the hold time, or being overtaken
+            first: asyncio.Future[str] = loop.create_future()
+            self._holding[number] = first
             task = asyncio.ensure_future(work())
-            give_up = asyncio.ensure_future(overtaken.wait())
+            task.add_done_callback(lambda _: _settle(first, "done"))
+            timer = loop.call_later(self.hold, _settle, first, "hold")
+            why = ""
             try:
-                done, _ = await asyncio.wait(
-                    {task, give_up}, timeout=self.hold, return_when=asyncio.FIRST_COMPLETED
-                )
-                if task not in done:
+                why = await first
+                if why != "done":
                     self.active.release()
                     slot = False
                     self.released += 1
-                    if give_up not in done:
+                    if why == "hold":
                         self.unanswered += 1
                 report = await task
             finally:
-                give_up.cancel()
+                timer.cancel()
                 self._finished(number)
                 if slot:
                     self.active.release()
                 if not task.done():
                     task.cancel()
-            if not slot:  # was it dead? An answer after all: the hold was too short (RFC 6298 §5.5)
+            if why == "hold":  # was it dead? An answer after all: the hold was too short (RFC 6298 §5.5)
                 self.backoff = min(self.backoff * 2, 64) if report.reachable else max(1, self.backoff // 2)
             if report.reachable:
                 self.unanswered = 0
