@@ -1,6 +1,17 @@
 """Benchmark: the hardware sweep over 1,000 and 10,000 simulated printers (mixed IPP, SNMP, ZPL) on loopback.
 
-    .venv/bin/python benchmarks/hardware_sweep.py [--devices 1000 10000] [--sequential-sample N]
+    .venv/bin/python benchmarks/hardware_sweep.py [--devices 1000 10000] [--baseline-rounds 3]
+        [--compare-only] [--sequential-sample N]
+
+First, against what a hospital would run: a Nagios-style sweep of the same devices in the
+same order, ``xargs -P16`` of one whole process per device (``check_snmp`` GETting the OIDs
+our sweep GETs, ``ipptool`` asking the attributes ours asks, ``printf '~HS' | nc -N``),
+rounds interleaved with ours (ours, baseline, ours, …) after one uncounted warm-up sweep
+(snmpsim indexes a community when it is first asked). Printed per size: each round, the
+medians, the ratio, and how many answering devices each side reported unreachable (every
+simulated device answers, so each is a false alarm). The tools come from Debian:
+``apt-get install -y monitoring-plugins-standard snmp cups-ipp-utils netcat-openbsd``; the
+baseline says in one line which are missing and is skipped. ``--compare-only`` stops there.
 
 What is simulated, on this machine (all peers real, all on 127.0.0.1):
 
@@ -32,6 +43,8 @@ time, and the ratio shows what concurrency buys in the field (~30x at 10,000).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import json
 import random
 import re
@@ -43,15 +56,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from reference_hospital.printers import PrinterFleet  # noqa: E402
 from reference_hospital.snmp_agents import SnmpAgents  # noqa: E402
-from rehearsal.hardware import Device, SweepConfig, run_sweep  # noqa: E402
+from rehearsal import hardware  # noqa: E402
+from rehearsal.hardware import IPP_ATTRIBUTES, Device, SweepConfig  # noqa: E402
 from rehearsal.plan import Printer  # noqa: E402
+from rehearsal.probes import snmp, zpl  # noqa: E402
 
 IPP_PROCESSES = 8
 TIMEOUT = 2.0
@@ -119,16 +136,137 @@ def unreachable_devices(hosts: int, closed: int, snmp: int, keep: list[socket.so
     return dead
 
 
+# --- the Nagios-style baseline: what a hospital's monitoring would run on the same fleet ---------------
+
+CHECK_SNMP = "/usr/lib/nagios/plugins/check_snmp"
+TOOLS = {  # what each baseline command needs, and where Debian has it
+    CHECK_SNMP: "monitoring-plugins-standard (or monitoring-plugins-basic) and snmp",
+    "ipptool": "cups-ipp-utils",
+    "nc": "netcat-openbsd",
+}
+PARALLEL = 16  # xargs -P
+
+
+def missing_tools() -> list[str]:
+    """The Debian packages to install for the baseline, one per missing tool (empty when all are there)."""
+    return [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
+
+
+def ipptool_test(work: Path) -> Path:
+    """An ipptool test asking the attributes our sweep asks (not ``all``: the same question both sides)."""
+    path = work / "readiness.test"
+    names = ",".join(IPP_ATTRIBUTES)
+    path.write_text(
+        '{\n NAME "readiness"\n OPERATION Get-Printer-Attributes\n GROUP operation-attributes-tag\n'
+        " ATTR charset attributes-charset utf-8\n ATTR naturalLanguage attributes-natural-language en\n"
+        f" ATTR uri printer-uri $uri\n ATTR keyword requested-attributes {names}\n"
+        " STATUS successful-ok\n EXPECT printer-state\n}\n"
+    )
+    return path
+
+
+def baseline_line(device: Device, test: Path) -> str:
+    """One xargs line: the command a Nagios-style check runs for this device (whole process)."""
+    timeout = f"{TIMEOUT:g}"
+    if device.protocol == "snmp":
+        assert device.snmp is not None
+        host, port, community = device.snmp
+        oids = ",".join(snmp.READINESS_OIDS)
+        return f"{CHECK_SNMP} -H {host} -p {port} -C {community} -P 2c -t {timeout} -e 1 -o {oids}"
+    if device.protocol == "ipp":
+        return f"ipptool -t -T {timeout} {device.address} {test}"
+    host, port = zpl.address(device.address)  # nc reads what it sends from stdin: a shell pipes ~HS in
+    return f"sh -c \"printf '~HS' | nc -N -w {timeout} {host} {port}\""
+
+
+def baseline(devices: list[Device], work: Path) -> tuple[float, dict[str, int]]:
+    """``xargs -P16`` over one command per device, in the sweep's order: (wall seconds, per kind the
+    devices that did not answer). Answers are counted in the output: ``SNMP OK`` lines, ``[PASS]``
+    tests, three STX-framed ~HS lines per ZPL printer."""
+    test = ipptool_test(work)
+    commands = work / "baseline.txt"
+    commands.write_text("".join(baseline_line(d, test) + "\n" for d in devices))
+    started = time.monotonic()
+    done = subprocess.run(
+        ["xargs", "-a", str(commands), "-P", str(PARALLEL), "-L", "1", "env"],
+        stdin=subprocess.DEVNULL, capture_output=True, check=False,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    asked = {kind: sum(d.protocol == kind for d in devices) for kind in ("snmp", "ipp", "zpl")}
+    if done.returncode == 0:  # xargs: every command exited 0
+        return wall, dict.fromkeys(asked, 0)
+    out = done.stdout  # the processes' writes interleave: count tokens no other write splits
+    answered = {"snmp": out.count(b"SNMP OK"), "ipp": out.count(b"PASS]"), "zpl": out.count(b"\x02") // 3}
+    return wall, {kind: max(0, asked[kind] - answered[kind]) for kind in asked}
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
 
 
+LAST: dict[str, float] = {}  # protocol -> when its last answer came, in the latest sweep (seconds)
+
+
 def sweep(devices: list[Device], concurrency: int) -> tuple[float, list]:
-    """The sweep as the harness runs it; ``concurrency=1`` is one device at a time, nothing open beside it."""
+    """The sweep as the harness runs it; ``concurrency=1`` is one device at a time, nothing open beside it.
+    Also notes in LAST when each protocol's last report came (which kind's peer set the pace)."""
     config = SweepConfig(timeout=TIMEOUT, concurrency=concurrency, max_open=8192 if concurrency > 1 else 1)
+    LAST.clear()
     started = time.monotonic()
-    reports = run_sweep(devices, config)
+
+    def note(report: Any) -> None:
+        LAST[report.device.protocol] = time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # as run_sweep does, with a callback per report
+        reports = pool.submit(asyncio.run, hardware.sweep(devices, config, on_report=note)).result()
     return time.monotonic() - started, reports
+
+
+def compare(everything: list[Device], sizes: list[int], rounds: int, concurrency: int, work: Path) -> None:
+    """Ours and the Nagios-style baseline on the same devices, rounds interleaved (ours, baseline, ours,
+    …) so the machine's load hits both alike; medians, the ratio, and how many answering devices each
+    side called unreachable (every simulated device answers: each one is a false alarm)."""
+    missing = missing_tools()
+    if missing:
+        print(f"baseline skipped: install the Debian packages {', '.join(missing)} (apt-get install -y ...)")
+        return
+    warm, _ = sweep(everything[: max(sizes)], concurrency)  # snmpsim indexes a community when first asked
+    print(f"  warm-up sweep of {max(sizes)} (not counted): {warm:.2f} s", flush=True)
+    for n in sizes:
+        devices = everything[:n]
+        ours, theirs, our_false, their_false = [], [], [], []
+        for round_no in range(1, rounds + 1):
+            wall, reports = sweep(devices, concurrency)
+            ours.append(wall)
+            our_false.append(sum(not r.reachable for r in reports))
+            not_ready = [r for r in reports if r.reachable and not r.ready]
+            note = (
+                f" | {len(not_ready)} answered not ready, e.g. {not_ready[0].problems[0]}"
+                if not_ready
+                else ""
+            )
+            gone = [r for r in reports if not r.reachable]
+            if gone:
+                kinds = collections.Counter(r.device.protocol for r in gone)
+                note += f" | ours unreachable: {dict(kinds)}, e.g. {gone[0].problems[0]}"
+            other_wall, missed = baseline(devices, work)
+            silent = sum(missed.values())
+            theirs.append(other_wall)
+            their_false.append(silent)
+            if silent:
+                note += " | baseline missed " + ", ".join(f"{k} {v}" for k, v in missed.items() if v)
+            last = ", ".join(f"{k} {v:.1f}" for k, v in sorted(LAST.items()))
+            print(f"  {n:>6} round {round_no}: ours {wall:6.2f} s ({our_false[-1]} unreachable; last answer "
+                  f"{last} s) | "
+                  f"baseline {other_wall:6.2f} s ({silent} unreachable){note}", flush=True)  # fmt: skip
+        mine, other = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"{n:>6} mixed devices: ours {mine:.2f} s ({n / mine:.0f}/s), Nagios-style xargs -P{PARALLEL} "
+            f"check_snmp/ipptool/nc {other:.2f} s ({n / other:.0f}/s): ours {other / mine:.1f}x faster "
+            f"(medians of {rounds}); answering devices reported unreachable in {rounds} rounds: "
+            f"ours {sum(our_false)}, baseline {sum(their_false)}",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -140,6 +278,10 @@ def main() -> int:
         "--unreachable-with", type=int, default=1000, help="live devices the unreachable ones are added to"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of live alone vs live + unreachable")
+    parser.add_argument("--baseline-rounds", type=int, default=3, help="0 = no Nagios-style baseline")
+    parser.add_argument(
+        "--compare-only", action="store_true", help="only ours against the baseline (no sequential, no dead)"
+    )
     parser.add_argument("--sequential-sample", type=int, default=1000, help="0 = all devices one at a time")
     parser.add_argument(
         "--zpl-delay-ms",
@@ -193,6 +335,11 @@ def main() -> int:
         ]
         everything = zpl + snmp + ipp
         random.Random(5).shuffle(everything)
+
+        if args.baseline_rounds:
+            compare(everything, sorted(args.devices), args.baseline_rounds, args.concurrency, work)
+        if args.compare_only:
+            return 0
 
         results: dict[int, dict[str, float]] = {}
         for n in sorted(args.devices):

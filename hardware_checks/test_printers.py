@@ -24,18 +24,19 @@ HOW = {
     "sv": {
         "ipp": "IPP Get-Printer-Attributes: printer-state, printer-state-reasons (utan "
         "-report/-warning/-error), printer-is-accepting-jobs, media-ready, format och utskriftsmaterial",
-        "snmp": "SNMP v2c Printer-MIB: hrDeviceStatus, hrPrinterStatus, felbitarna i "
-        "hrPrinterDetectedErrorState, förbrukningsmaterial och larmtabellen",
-        "zpl": "ZPL ~HS och ~HQES (papper slut, pausad, skrivhuvud öppet, färgband slut; tystnad = ej redo) "
-        "och ~HI (modell och upplösning)",
+        "snmp": "SNMP v2c GET: modell, hrDeviceStatus, hrPrinterStatus och felbitarna i "
+        "hrPrinterDetectedErrorState (tabellerna för förbrukningsmaterial, larm och språk "
+        "när planen kräver dem)",
+        "zpl": "ZPL ~HS (papper slut, pausad, skrivhuvud öppet, färgband slut; tystnad = ej redo), "
+        "och ~HI (modell och upplösning) när planen bedömer modellen",
     },
     "en": {
         "ipp": "IPP Get-Printer-Attributes: printer-state, printer-state-reasons (suffixes stripped), "
         "printer-is-accepting-jobs, media-ready, formats and supplies",
-        "snmp": "SNMP v2c Printer-MIB: hrDeviceStatus, hrPrinterStatus, the hrPrinterDetectedErrorState "
-        "bits, supplies and the alert table",
-        "zpl": "ZPL ~HS and ~HQES (paper out, paused, head open, ribbon out; silence = not ready) "
-        "and ~HI (model and resolution)",
+        "snmp": "SNMP v2c GET: model, hrDeviceStatus, hrPrinterStatus and the hrPrinterDetectedErrorState "
+        "bits (the supply, alert and language tables when the plan needs them)",
+        "zpl": "ZPL ~HS (paper out, paused, head open, ribbon out; silence = not ready), "
+        "and ~HI (model and resolution) when the plan judges the model",
     },
 }
 DESCRIPTION = {

@@ -96,6 +96,25 @@ def zpl_devices(sim: ZplSimulator, prefix: str) -> list[Device]:
     ]
 
 
+def test_each_printer_is_asked_hs_once_over_one_connection_within_the_gates_places() -> None:
+    """No "is it there" connect before the probe (fired at every device at once it overflowed
+    listen backlogs at 10,000): one connection per printer, at most the gate's places open."""
+    with ZplSimulator() as sim:
+        for i in range(120):
+            sim.add(f"p{i}", 0)
+        devices = zpl_devices(sim, "p")
+        reports = run_sweep(devices, SweepConfig(timeout=5.0, concurrency=8, max_open=4096))
+        assert all(r.ready for r in reports)
+        assert {(s.connections, tuple(s.asked)) for s in sim.printers.values()} == {(1, ("~HS",))}
+        assert sim.most_open <= 2 * 8  # the gate's 8 places (+ those given away by a slow probe)
+        # the plan judges the model and resolution: then ~HI is asked too, on the same connection
+        judged = {"label": DeviceModels(approved=["ZD510*"], capabilities=["300dpi"])}
+        (report,) = run_sweep(devices[:1], SweepConfig(timeout=5.0, device_models=judged))
+        assert report.ready and report.make_and_model == "ZD510-300dpi"
+        assert sim.printers[devices[0].id].asked == ["~HS", "~HS", "~HI"]
+        assert sim.printers[devices[0].id].connections == 2
+
+
 def test_unreachable_devices_add_at_most_one_timeout(zpl_fleet: ZplSimulator) -> None:
     timeout = 1.0
     config = SweepConfig(timeout=timeout, concurrency=32, max_open=1024)
@@ -168,8 +187,65 @@ def test_gate_bounds_active_probes_and_releases_slow_ones() -> None:
         return most, gate.released, time.monotonic() - started
 
     most, released, elapsed = asyncio.run(scenario())
-    assert released == 40 and most == 40  # every slow probe gave its slot away and kept waiting
+    assert released == 40 and most == 40  # nobody answered: every slow probe gave its slot away, waiting on
     assert elapsed < 5 / 2  # well under 40 / 4 × 0.5 s = 5 s (a busy machine adds some)
+
+
+def test_gate_stops_giving_slots_away_once_released_probes_turn_out_alive() -> None:
+    """Slow but alive (a loaded machine): the first slow probes look dead and give their slots
+    away, then answer; the hold backs off, and the gate stops putting more probes in flight
+    (more would only slow every answer further, until live devices time out)."""
+
+    async def scenario() -> tuple[int, int, int]:
+        gate = Gate(concurrency=4, max_open=1000, ceiling=0.02)
+        active = most = 0
+
+        async def work():
+            nonlocal active, most
+            active += 1
+            most = max(most, active)
+            await asyncio.sleep(0.15)
+            active -= 1
+            from rehearsal.hardware import Device, DeviceReport
+
+            return DeviceReport(Device("s", "d", "label", "zpl", "x"), True, True)
+
+        await asyncio.gather(*(gate.run(work) for _ in range(40)))
+        early, most, active = gate.released, 0, 0
+        await asyncio.gather(*(gate.run(work) for _ in range(40)))
+        return early, gate.released - early, most
+
+    early, late, most = asyncio.run(scenario())
+    assert early >= 4  # the first ones did look dead
+    assert late == 0 and most == 4  # then: at most the gate's places in flight, none given away
+
+
+def test_gate_narrows_its_window_while_answers_come_slowly_and_widens_it_again() -> None:
+    """Answers slower than ``slow`` (a loaded machine: on loopback it is CPU, not the network, that
+    queues them) halve the places in flight, so live devices are not pushed past their timeout."""
+
+    async def scenario() -> tuple[int, int, int, int]:
+        gate = Gate(concurrency=32, max_open=100, ceiling=1.0, slow=0.1)
+        active = most = 0
+
+        async def work(seconds: float):
+            nonlocal active, most
+            active += 1
+            most = max(most, active)
+            await asyncio.sleep(seconds)
+            active -= 1
+            from rehearsal.hardware import Device, DeviceReport
+
+            return DeviceReport(Device("s", "d", "label", "zpl", "x"), True, True)
+
+        await asyncio.gather(*(gate.run(lambda: work(0.15)) for _ in range(96)))
+        narrowed, most_slow = gate.active.size, most
+        await asyncio.gather(*(gate.run(lambda: work(0.001)) for _ in range(200)))
+        return narrowed, most_slow, gate.active.size, gate.released
+
+    narrowed, most, widened, _ = asyncio.run(scenario())
+    assert 8 <= narrowed <= 16 and most == 32  # 32 at first, then halved per answer time, not below 8
+    assert widened == 32  # timely answers give the places back
 
 
 def test_gate_stops_holding_slots_once_a_whole_batch_went_unanswered() -> None:

@@ -32,6 +32,7 @@ def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpAgents]:
     running = SnmpAgents(tmp_path_factory.mktemp("snmp"))
     running.add("dok1")
     running.add("dok2", model="HP LaserJet M607", languages=(3, 47))
+    running.add("dok3", device_index=2)  # another hrDevice comes first on this agent
     with running:
         yield running
 
@@ -130,6 +131,50 @@ def test_long_tables_are_followed_up(tmp_path: Path) -> None:
         r = probe(agents, "many")
     assert len(r.alerts) == 11 and r.round_trips > 1
     assert r.ready and r.warnings[-1] == "alert: Tray 11 low"
+
+
+# --- the sweep's depth: one GET of what decides readiness ------------------------------------------
+
+
+def test_the_readiness_get_asks_one_round_trip_and_no_tables(agents: SnmpAgents, dok1: str) -> None:
+    r = probe(agents, dok1, detail=False)
+    assert r.ready and r.round_trips == 1 and r.make_and_model == "Rehearsal Simulated Document Printer"
+    assert (r.device_status, r.printer_status) == ("running", "idle")
+    assert r.supplies == () and r.alerts == () and r.languages == ()
+    full = probe(agents, dok1)
+    assert full.supplies and full.languages  # the same agent has its tables: the GET left them out
+
+
+def test_the_readiness_get_sees_each_blocking_bit(agents: SnmpAgents, dok1: str) -> None:
+    changed(agents, dok1, paper_out=True, door_open=True)
+    r = probe(agents, dok1, detail=False)
+    assert not r.ready and r.round_trips == 1
+    assert r.problems == ["hrDeviceStatus down", "noPaper: paper out", "doorOpen: door open"]
+
+
+def test_an_agent_without_hrdevice_1_is_read_in_full(agents: SnmpAgents) -> None:
+    r = probe(agents, "dok3", detail=False)
+    assert r.ready and r.round_trips == 2 and r.supplies  # the GET found no row 1, the GETBULK found row 2
+    assert r.make_and_model == "Rehearsal Simulated Document Printer"
+
+
+def test_the_sweep_reads_tables_only_when_the_plan_needs_them(agents: SnmpAgents) -> None:
+    from rehearsal.hardware import Device, SweepConfig, run_sweep
+    from rehearsal.plan import DeviceModels, SupplyThresholds
+
+    def device(protocol: str) -> Device:
+        return Device("s", "dok2", "document", protocol, "ipp://127.0.0.1:1/x" if "ipp" in protocol else
+                      "snmp://", snmp=("127.0.0.1", agents.port, "dok2"))  # fmt: skip
+
+    def read(config: SweepConfig) -> SnmpReadiness:
+        (report,) = run_sweep([device("snmp")], config)
+        return report.details["snmp"]
+
+    assert read(SweepConfig()).round_trips == 1 and read(SweepConfig()).supplies == ()
+    assert read(SweepConfig(supplies=SupplyThresholds(fail_below=10))).supplies  # levels against the plan
+    needs_pdf = SweepConfig(device_models={"document": DeviceModels(capabilities=["pdf"])})
+    (report,) = run_sweep([device("snmp")], needs_pdf)
+    assert report.problems == ("not compatible: needs pdf (device has: pcl)",)  # languages were read
 
 
 def test_probe_all_shares_one_socket(agents: SnmpAgents) -> None:

@@ -52,6 +52,7 @@ class SnmpPrinter:
     offline: bool = False
     printing: bool = False
     extra: dict[str, str] = field(default_factory=dict)  # OID -> "tag|value", for odd agents in tests
+    device_index: int = 1  # the printer's hrDeviceIndex (another device comes first on some agents)
 
 
 def _bits(printer: SnmpPrinter) -> bytes:
@@ -92,29 +93,30 @@ def snmprec(printer: SnmpPrinter, name: str) -> str:
     ):
         if on:
             alerts.append((severity, group, code, text))
+    d = printer.device_index
     rows: dict[str, str] = {
         "1.3.6.1.2.1.1.1.0": f"4|{printer.model}",
         "1.3.6.1.2.1.1.2.0": "6|1.3.6.1.4.1.99999.1",
         "1.3.6.1.2.1.1.3.0": "67|123456",
         "1.3.6.1.2.1.1.5.0": f"4|{name}",
-        "1.3.6.1.2.1.25.3.2.1.2.1": f"6|{PRINTER_DEVICE_TYPE}",
-        "1.3.6.1.2.1.25.3.2.1.3.1": f"4|{printer.model}",
-        "1.3.6.1.2.1.25.3.2.1.5.1": f"2|{device_status}",
-        "1.3.6.1.2.1.25.3.5.1.1.1": f"2|{printer_status}",
-        "1.3.6.1.2.1.25.3.5.1.2.1": f"4x|{_bits(printer).hex()}",
-        "1.3.6.1.2.1.43.11.1.1.4.1.1": "2|3",
-        "1.3.6.1.2.1.43.11.1.1.5.1.1": "2|3",
-        "1.3.6.1.2.1.43.11.1.1.6.1.1": "4|Black Toner Cartridge",
-        "1.3.6.1.2.1.43.11.1.1.8.1.1": "2|100",
-        "1.3.6.1.2.1.43.11.1.1.9.1.1": f"2|{printer.toner_percent}",
+        f"1.3.6.1.2.1.25.3.2.1.2.{d}": f"6|{PRINTER_DEVICE_TYPE}",
+        f"1.3.6.1.2.1.25.3.2.1.3.{d}": f"4|{printer.model}",
+        f"1.3.6.1.2.1.25.3.2.1.5.{d}": f"2|{device_status}",
+        f"1.3.6.1.2.1.25.3.5.1.1.{d}": f"2|{printer_status}",
+        f"1.3.6.1.2.1.25.3.5.1.2.{d}": f"4x|{_bits(printer).hex()}",
+        f"1.3.6.1.2.1.43.11.1.1.4.{d}.1": "2|3",
+        f"1.3.6.1.2.1.43.11.1.1.5.{d}.1": "2|3",
+        f"1.3.6.1.2.1.43.11.1.1.6.{d}.1": "4|Black Toner Cartridge",
+        f"1.3.6.1.2.1.43.11.1.1.8.{d}.1": "2|100",
+        f"1.3.6.1.2.1.43.11.1.1.9.{d}.1": f"2|{printer.toner_percent}",
     }
     for i, family in enumerate(printer.languages, start=1):
-        rows[f"1.3.6.1.2.1.43.15.1.1.2.1.{i}"] = f"2|{family}"
+        rows[f"1.3.6.1.2.1.43.15.1.1.2.{d}.{i}"] = f"2|{family}"
     for i, (severity, group, code, text) in enumerate(alerts, start=1):
-        rows[f"1.3.6.1.2.1.43.18.1.1.2.1.{i}"] = f"2|{severity}"
-        rows[f"1.3.6.1.2.1.43.18.1.1.4.1.{i}"] = f"2|{group}"
-        rows[f"1.3.6.1.2.1.43.18.1.1.7.1.{i}"] = f"2|{code}"
-        rows[f"1.3.6.1.2.1.43.18.1.1.8.1.{i}"] = f"4|{text}"
+        rows[f"1.3.6.1.2.1.43.18.1.1.2.{d}.{i}"] = f"2|{severity}"
+        rows[f"1.3.6.1.2.1.43.18.1.1.4.{d}.{i}"] = f"2|{group}"
+        rows[f"1.3.6.1.2.1.43.18.1.1.7.{d}.{i}"] = f"2|{code}"
+        rows[f"1.3.6.1.2.1.43.18.1.1.8.{d}.{i}"] = f"4|{text}"
     rows.update(printer.extra)
     ordered = sorted(rows.items(), key=lambda item: tuple(int(n) for n in item[0].split(".")))
     return "".join(f"{oid}|{value}\n" for oid, value in ordered)

@@ -46,6 +46,8 @@ class ZplState:
     delay_s: float = 0.0  # answer this much later, as a busy printer on a LAN would (benchmarks)
     printed: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
+    connections: int = 0  # connections accepted (a sweep opens one per printer)
+    asked: list[str] = field(default_factory=list)  # status commands received, in order
 
     @property
     def in_error(self) -> bool:
@@ -87,6 +89,7 @@ class ZplSimulator:
         self._clients: dict[str, set[asyncio.StreamWriter]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self.open_now = self.most_open = 0  # connections open at once, over every printer
 
     def add(self, printer_id: str, port: int = 0, **state: object) -> ZplState:
         printer = ZplState(port=port, **state)  # type: ignore[arg-type]
@@ -105,7 +108,13 @@ class ZplSimulator:
         """Change paper_out, paused, head_open, ribbon_out, paper_low, silent_in_error or offline."""
         printer = self.printers[printer_id]
         for name, value in flags.items():
-            if name not in ZplState.__dataclass_fields__ or name in ("port", "printed", "queued"):
+            if name not in ZplState.__dataclass_fields__ or name in (
+                "port",
+                "printed",
+                "queued",
+                "connections",
+                "asked",
+            ):
                 raise ValueError(f"unknown ZPL printer state {name!r}")
             setattr(printer, name, bool(value))
         if not printer.in_error and printer.queued:
@@ -166,10 +175,14 @@ class ZplSimulator:
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             clients.add(writer)
+            printer.connections += 1
+            self.open_now += 1
+            self.most_open = max(self.most_open, self.open_now)
             try:
                 await self._session(printer, reader, writer)
             finally:
                 clients.discard(writer)
+                self.open_now -= 1
 
         server = await asyncio.start_server(serve, self.host, printer.port, reuse_address=True, backlog=512)
         printer.port = server.sockets[0].getsockname()[1]
@@ -222,6 +235,7 @@ class ZplSimulator:
                 buffer = buffer[1:]
                 continue
             buffer = buffer[len(command) :]
+            printer.asked.append(command.decode())
             if printer.silent_in_error and printer.in_error:
                 continue
             if command == b"~HS":

@@ -6,9 +6,10 @@ returns one :class:`DeviceReport` each — never an exception for what a device 
 report says ready or not and why: the probe's own problems, then EHR compatibility (the
 plan's approved models and required capabilities per kind), then supply thresholds.
 
-Bounded concurrency, without letting dead devices stall the sweep: every printer is first
-asked whether it is there at all (a TCP connect, all at once up to ``max_open``), then at most
-``concurrency`` probes are *active*; a probe that has not finished within the current
+Each kind is asked only what decides its readiness (one IPP Get-Printer-Attributes, one
+SNMP GET, one ZPL ``~HS``; more only when the plan judges model, capabilities or supply
+levels), over one connection per device. Bounded concurrency, without letting dead devices
+stall the sweep: at most ``concurrency`` probes are *active*; a probe that has not finished within the current
 hold time (an RTO, as TCP computes it: smoothed answer time + 4 × its deviation, from the
 devices that did answer) gives its slot to the next device and goes on waiting, up to its
 own timeout, among at most ``max_open`` waiting ones. So 1,000 silent devices cost about
@@ -23,6 +24,7 @@ one timeout period, not 1,000 / concurrency of them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import fnmatch
 import os
 import time
@@ -46,7 +48,7 @@ from rehearsal.plan import (
     SupplyThresholds,
     Workstation,
 )
-from rehearsal.probes import ProbeError, ProtocolError, ipp, ipp_client, network, snmp, zpl
+from rehearsal.probes import ProbeError, ProtocolError, ipp, ipp_client, snmp, zpl
 from rehearsal.probes.workstation import check_workstation
 
 KINDS = ("document", "wristband", "label", "workstation")
@@ -305,24 +307,36 @@ async def _ipp(device: Device, config: SweepConfig) -> _Found:
     for res in attrs.get("printer-resolution-supported", []):
         if isinstance(res, tuple) and len(res) == 3 and res[2] == 3:  # dots per inch
             caps.append(f"{res[0]}dpi")
-    problems, warnings = supply_verdict(ipp_supplies(attrs), config.supplies)
+    supplies = ipp_supplies(attrs)
+    problems, warnings = supply_verdict(supplies, config.supplies)
     return _Found(
         True,
         readiness.problems + problems,
         readiness.warnings + warnings,
         readiness.make_and_model,
         list(dict.fromkeys(caps)),
-        {"ipp": _Lazy(readiness, {"supplies": ipp_supplies(attrs)})},
+        {"ipp": _Lazy(readiness, {"supplies": supplies})},
         time.monotonic() - started,
     )
+
+
+def _judges(config: SweepConfig, kind: str) -> tuple[bool, bool]:
+    """Whether the plan judges this kind's (model, capabilities): only then are they asked for."""
+    models = config.device_models.get(kind)
+    return (bool(models and models.approved), bool(models and models.capabilities))
 
 
 async def _snmp(device: Device, config: SweepConfig, session: snmp.Session) -> _Found:
     assert device.snmp is not None
     host, port, community = device.snmp
+    # the tables only when the plan needs them: supply levels against fail_below, or the languages
+    # an SNMP-only printer speaks (an IPP one says its formats); else the one GET that decides
+    detail = config.supplies.fail_below is not None or (
+        device.protocol == "snmp" and _judges(config, device.kind)[1]
+    )
     r = await snmp.probe_snmp(
         host, port, community, config.timeout, session=session,
-        warn_below=config.supplies.warn_below, fail_below=config.supplies.fail_below,
+        warn_below=config.supplies.warn_below, fail_below=config.supplies.fail_below, detail=detail,
     )  # fmt: skip
     found = _Found(r.reachable, r.problems, r.warnings, r.make_and_model, list(r.capabilities))
     found.details, found.elapsed = {"snmp": r}, r.elapsed_s
@@ -330,7 +344,9 @@ async def _snmp(device: Device, config: SweepConfig, session: snmp.Session) -> _
 
 
 async def _zpl(device: Device, config: SweepConfig) -> _Found:
-    r = await zpl.probe_zpl(device.address, config.timeout)
+    r = await zpl.probe_zpl(
+        device.address, config.timeout, identify=any(_judges(config, device.kind)), extended=False
+    )
     reachable = r.reachable and not r.error
     found = _Found(reachable, r.problems, r.warnings, r.make_and_model, list(r.capabilities))
     found.details, found.elapsed = {"zpl": r}, r.elapsed_s
@@ -361,7 +377,7 @@ async def probe_device(device: Device, config: SweepConfig, session: snmp.Sessio
             parts.append(_snmp(device, config, session))
         if device.protocol == "facts":
             parts.append(_facts(device, config))
-        found = list(await asyncio.gather(*parts))
+        found = [await parts[0]] if len(parts) == 1 else list(await asyncio.gather(*parts))  # no task for one
     except Exception as exc:  # one odd device must not end a sweep of thousands
         found = [_Found(False, [f"probe failed: {type(exc).__name__}: {exc}"])]
     reachable = any(f.reachable for f in found)
@@ -421,42 +437,102 @@ async def _test_print(device: Device, config: SweepConfig) -> str:
 # --- the sweep ----------------------------------------------------------------------------------
 
 
+def _settle(future: asyncio.Future[str], why: str) -> None:
+    if not future.done():
+        future.set_result(why)
+
+
+class _Places:
+    """A semaphore whose size can change while probes wait for it (the gate's window)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.taken = size, 0
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        while self.taken >= self.size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                self._wake()  # it may have been handed a place just now: pass it on
+                raise
+        self.taken += 1
+
+    def release(self) -> None:
+        self.taken -= 1
+        self._wake()
+
+    def resize(self, size: int) -> None:
+        self.size = size
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.size - self.taken
+        while free > 0 and self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
 class Gate:
     """At most ``concurrency`` active probes; one that looks dead gives its slot away and waits on.
 
     A probe looks dead when ``overtaken`` probes that started after it have finished (devices
     answer in roughly the order they are asked, so a silent one is passed by live ones within
-    milliseconds), or, when nothing finishes at all, after the hold time: an RTO from the
+    milliseconds), or, when nothing answers at all, after the hold time: an RTO from the
     answers seen so far (srtt + 4·rttvar, RFC 6298) clamped to [``floor``, ``ceiling``]. It
     keeps waiting up to its own timeout, among at most ``max_open`` waiting ones (file
-    descriptors); its slot goes to the next device. Slow-but-alive devices keep their slots.
+    descriptors); its slot goes to the next device. Slow-but-alive devices keep their slots:
+    a probe released by its hold time that answers after all was not dead, so the hold
+    doubles (as TCP backs its RTO off), and halves again for each released one that indeed never
+    answers. Without that, on a loaded machine every probe outlived the hold, gave its slot
+    away, and ever more probes went in flight exactly when everything was slow, until
+    answering devices timed out (false "unreachable" at 10,000).
     Once ``concurrency`` holds in a row have run out with no answer in between (a switched-off
     floor, a firewalled range), the hold drops to ``floor`` until something answers again:
     otherwise each further batch of dead devices would cost a whole hold time.
+
+    The places themselves are a window, as TCP's congestion window: an answer that took longer
+    than ``slow`` (a quarter of the timeout in a sweep) halves it, at most once per smoothed
+    answer time and not below 8, and each timely answer gives one place back, up to
+    ``concurrency``. When answers slow down it is the harness or the peers that are short of
+    CPU (on loopback, or a loaded probe machine), and more probes in flight would only queue
+    longer, until answering devices time out; on a LAN answers take milliseconds and the
+    window stays whole.
     """
 
-    def __init__(self, concurrency: int, max_open: int, ceiling: float, floor: float = 0.02):
+    def __init__(
+        self, concurrency: int, max_open: int, ceiling: float, floor: float = 0.02, slow: float | None = None
+    ):
         if concurrency < 1 or max_open < concurrency:
             raise ValueError(f"need 1 <= concurrency <= max_open, got {concurrency}, {max_open}")
-        self.active = asyncio.Semaphore(concurrency)
+        self.active = _Places(concurrency)
+        self.slow = slow if slow is not None else 2 * max(floor, ceiling)
+        self.least = min(concurrency, 8)
+        self.cuts = 0  # times the window was halved
+        self._cut_at = -1e9
         self.open = asyncio.Semaphore(max_open)
         self.floor, self.ceiling = floor, max(floor, ceiling)
         self.overtaken = max(8, concurrency // 4)
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.released = 0
+        self.backoff = 1  # doubled by every released probe that answered after all, halved by a dead one
         self.unanswered = 0  # holds run out in a row with no answer in between
         self._concurrency = concurrency
         self._started = 0
-        self._holding: dict[int, asyncio.Event] = {}  # start number -> set to give the slot away
+        self._holding: dict[int, asyncio.Future[str]] = {}  # start number -> settled to give the slot away
 
     @property
     def hold(self) -> float:
         if self.unanswered >= self._concurrency:
             return self.floor
         if self.srtt is None:
-            return self.ceiling
-        return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+            return self.ceiling * self.backoff
+        return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar)) * self.backoff
 
     def sample(self, seconds: float) -> None:
         if self.srtt is None:
@@ -468,7 +544,7 @@ class Gate:
     def _finished(self, number: int) -> None:
         self._holding.pop(number, None)
         for older in [n for n in self._holding if n < number - self.overtaken]:
-            self._holding.pop(older).set()
+            _settle(self._holding.pop(older), "overtaken")
 
     async def run(self, work: Callable[[], Awaitable[DeviceReport]]) -> DeviceReport:
         async with self.open:
@@ -477,31 +553,49 @@ class Gate:
             started = time.monotonic()
             self._started += 1
             number = self._started
-            overtaken = self._holding[number] = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            # one future says what came first: the answer, the hold time, or being overtaken
+            first: asyncio.Future[str] = loop.create_future()
+            self._holding[number] = first
             task = asyncio.ensure_future(work())
-            give_up = asyncio.ensure_future(overtaken.wait())
+            task.add_done_callback(lambda _: _settle(first, "done"))
+            timer = loop.call_later(self.hold, _settle, first, "hold")
+            why = ""
             try:
-                done, _ = await asyncio.wait(
-                    {task, give_up}, timeout=self.hold, return_when=asyncio.FIRST_COMPLETED
-                )
-                if task not in done:
+                why = await first
+                if why != "done":
                     self.active.release()
                     slot = False
                     self.released += 1
-                    if give_up not in done:
+                    if why == "hold":
                         self.unanswered += 1
                 report = await task
             finally:
-                give_up.cancel()
+                timer.cancel()
                 self._finished(number)
                 if slot:
                     self.active.release()
                 if not task.done():
                     task.cancel()
+            if why == "hold":  # was it dead? An answer after all: the hold was too short (RFC 6298 §5.5)
+                self.backoff = min(self.backoff * 2, 64) if report.reachable else max(1, self.backoff // 2)
             if report.reachable:
                 self.unanswered = 0
-                self.sample(time.monotonic() - started)
+                took = time.monotonic() - started
+                self.sample(took)
+                self._adjust(took)
             return report
+
+    def _adjust(self, took: float) -> None:
+        """Halve the window on a slow answer (once per smoothed answer time), else widen it by one."""
+        now = time.monotonic()
+        if took > self.slow:
+            if now - self._cut_at > (self.srtt or self.slow) and self.active.size > self.least:
+                self.active.resize(max(self.least, self.active.size // 2))
+                self._cut_at = now
+                self.cuts += 1
+        elif self.active.size < self._concurrency:
+            self.active.resize(self.active.size + 1)
 
 
 async def sweep(
@@ -509,14 +603,14 @@ async def sweep(
 ) -> list[DeviceReport]:
     """Probe every device (bounded, see :class:`Gate`); reports in the order of ``devices``.
 
-    Whether a device is there at all is asked of every device at once, before its turn for
-    a probe: a TCP connect for IPP and ZPL printers, bounded only by ``max_open``; SNMP-only
-    printers (one UDP socket for all, paced per agent by :class:`snmp.Session`) likewise.
-    So a dead device's timeout runs alongside the live devices' probes instead of after
-    them, and 1,000 dead devices add at most one timeout to the sweep wherever they are in
-    the inventory.
+    One connection per device, the probe's own: no separate "is it there" connect first (fired
+    at every device at once it overflowed listen backlogs and called answering printers
+    unreachable at 10,000). Printers on TCP take a place in the :class:`Gate`; SNMP-only
+    printers (one UDP socket for all) are paced per agent by :class:`snmp.Session`, up to
+    ``max_open`` waiting at once. A dead device gives its place away within the hold time, so
+    1,000 of them add about one timeout to a sweep, not 1,000 / concurrency of them.
     """
-    gate = Gate(config.concurrency, config.max_open, ceiling=config.timeout / 8)
+    gate = Gate(config.concurrency, config.max_open, ceiling=config.timeout / 8, slow=config.timeout / 4)
     doors = asyncio.Semaphore(config.max_open)
     needs_snmp = any("snmp" in d.protocol for d in devices)
     session = await snmp.Session().open() if needs_snmp else None
@@ -526,8 +620,6 @@ async def sweep(
             if device.protocol == "snmp":
                 async with doors:
                     report = await probe_device(device, config, session)
-            elif device.protocol in ("ipp", "zpl") and (gone := await _unreachable(device, config, doors)):
-                report = DeviceReport(device, ready=False, reachable=False, problems=(gone,))
             else:
                 report = await gate.run(lambda: probe_device(device, config, session))
             if on_report is not None:
@@ -538,20 +630,6 @@ async def sweep(
     finally:
         if session is not None:
             session.close()
-
-
-async def _unreachable(device: Device, config: SweepConfig, doors: asyncio.Semaphore) -> str | None:
-    """Why a printer on TCP cannot be reached at all (the probe's own words), or None when it can."""
-    parts = urlsplit(device.address)
-    default = 631 if parts.scheme.startswith("ipp") else zpl.DEFAULT_PORT
-    host, port = parts.hostname or "", parts.port or default
-    async with doors:
-        latency = await network.tcp_latency(host, port, config.timeout)
-    if latency.error is None:
-        return None
-    if latency.error.startswith("timeout"):
-        return f"unreachable: no connection to {host}:{port} within {config.timeout:g} s"
-    return f"unreachable: {latency.error}"
 
 
 def run_sweep(devices: Sequence[Device], config: SweepConfig) -> list[DeviceReport]:

@@ -17,8 +17,8 @@ printer whatever each one answers. The decoder is strict about framing and toler
 about values: a value it cannot convert is kept as bytes, never an exception.
 
 **Time.** Each operation gets ``timeout`` seconds *in all*: connection, TLS, request, every
-byte of the answer, and the IPP/1.1 retry when a printer refuses 2.0. httpx's own
-timeouts are per read, so a printer dripping a byte a second would otherwise hold a sweep.
+byte of the answer, and the IPP/1.1 retry when a printer refuses 2.0 (a per-read timeout
+would let a printer dripping a byte a second hold a sweep).
 
 **Trust.** An answer counts only when it carries our request-id (a new one per request)
 and a version 1.x or 2.x no higher than asked (:func:`check_reply`). ``ipps://`` printers
@@ -28,7 +28,10 @@ checking the certificate, since a readiness probe asks about paper, not identity
 replaces both. Proxies and ``.netrc`` from the environment are never used.
 
 **HTTP.** One request per connection (``Connection: close``): printers' embedded servers
-are the least reliable part of keep-alive, and a sweep asks each printer once.
+are the least reliable part of keep-alive, and a sweep asks each printer once. The framing
+is h11's (the HTTP/1.1 state machine under httpx) on asyncio's streams, without httpx's
+client, pool and models: measured here, those cost more CPU per printer than the rest of
+the probe.
 
 Errors, the :mod:`rehearsal.probes` family (one line, naming the printer's host and port)::
 
@@ -55,8 +58,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
+import h11
 
 from rehearsal.devtext import clean
 from rehearsal.probes import ProbeError, ProbeTimeout, ProtocolError, Unreachable
@@ -101,6 +103,7 @@ JOB_STATES = {
 }
 JOB_ATTRIBUTES = ("job-id", "job-name", "job-state", "job-state-reasons", "job-originating-user-name")
 MAX_REPLY_BYTES = 4 * 1024 * 1024
+HEARD = 64  # first bytes of an answer kept, to name a port that answers but not in HTTP
 _HEADERS = {
     "Content-Type": "application/ipp",
     "Accept": "application/ipp",
@@ -401,107 +404,7 @@ def verified_tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-# --- transport: httpx, with a memory of what the printer sent first --------------------------------
-
-
-class _Heard:
-    """The first bytes the printer sent on the latest connection: a port that answers, but not in
-    HTTP (a raw print port, an SSH banner), is then named as such instead of "protocol error"."""
-
-    KEEP = 64
-
-    def __init__(self) -> None:
-        self.first = b""
-
-    def add(self, data: bytes) -> None:
-        if len(self.first) < self.KEEP:
-            self.first += data[: self.KEEP - len(self.first)]
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    """One connection on asyncio's own streams, what it hears first kept in :class:`_Heard`.
-
-    No per-read timeout here: every operation runs under its session's total deadline
-    (``asyncio.timeout`` in :meth:`IppSession.request`), which ends any read or write.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, heard: _Heard) -> None:
-        self._reader, self._writer, self._heard = reader, writer, heard
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            data = await self._reader.read(max_bytes)
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc)) from exc
-        self._heard.add(data)
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            self._writer.write(buffer)
-            await self._writer.drain()
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
-
-    async def aclose(self) -> None:
-        self._writer.close()
-
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
-        except (ssl.SSLError, OSError) as exc:
-            self._writer.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return self
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return self._reader.at_eof()
-        names = {"client_addr": "sockname", "server_addr": "peername"}
-        return self._writer.get_extra_info(names.get(info, info))
-
-
-class _Backend(httpcore.AsyncNetworkBackend):
-    """The sockets under httpx: asyncio streams (lighter than anyio's, and a refused connection
-    stays a ConnectionRefusedError); the latest connection's first bytes in :attr:`heard`."""
-
-    def __init__(self) -> None:
-        self.heard = _Heard()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.heard = _Heard()
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        return _Stream(reader, writer, self.heard)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("a printer is not a unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-def _transport(tls: ssl.SSLContext, backend: _Backend) -> httpx.AsyncHTTPTransport:
-    """httpx's transport on :class:`_Backend` (httpx takes no backend, so its pool is swapped,
-    as :mod:`rehearsal.clients.http` does); no keep-alive: one request per connection."""
-    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=tls, max_connections=4, max_keepalive_connections=0, network_backend=backend
-    )
-    return transport
+# --- transport: h11 over asyncio's streams, one request per connection ----------------------------
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -518,15 +421,18 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo += list(getattr(current, "exceptions", ()))
 
 
+class _Closed(Exception):
+    """The printer closed the connection (or reset it) before its answer was complete."""
+
+
 # --- the session --------------------------------------------------------------------------------
 
 
 class IppSession:
     """One printer (host, port, path of an ``ipp``/``ipps`` URI) and one timeout per operation.
 
-    Use as ``async with``; it opens an :class:`httpx.AsyncClient` on entry and closes it on
-    exit, unless one is given as ``client`` (then it is the caller's to close, and messages
-    cannot quote what a printer sent that was not HTTP). ``insecure_tls`` (default True):
+    Use as ``async with`` (nothing stays open between operations: each is one connection).
+    ``insecure_tls`` (default True):
     ipps without certificate checks, for printers with self-signed certificates; False
     checks against the system's trust store; ``ssl_context`` replaces both. ``user`` and
     ``language`` go into every request (requesting-user-name, attributes-natural-language).
@@ -539,7 +445,6 @@ class IppSession:
         *,
         insecure_tls: bool = True,
         ssl_context: ssl.SSLContext | None = None,
-        client: httpx.AsyncClient | None = None,
         user: str = "rehearsal",
         language: str = "en",
     ) -> None:
@@ -557,21 +462,14 @@ class IppSession:
         self.where = f"{self.address}{self.path}"  # which printer answered (IPP messages)
         bracketed = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'https' if self.secure else 'http'}://{bracketed}:{self.port}{self.path}"
+        self._host_header = f"{bracketed}:{self.port}"
         self._tls = ssl_context or (insecure_tls_context() if insecure_tls else verified_tls_context())
-        self._given = client
-        self._client = client
-        self._backend: _Backend | None = None
+        self._open = False
+        self._heard = b""  # the first bytes the printer sent on the latest connection
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> IppSession:
-        if self._client is None:
-            self._backend = _Backend()
-            self._client = httpx.AsyncClient(
-                transport=_transport(self._tls, self._backend),
-                timeout=httpx.Timeout(self.timeout),
-                trust_env=False,
-                follow_redirects=False,
-            )
+        self._open = True
         return self
 
     async def __aexit__(
@@ -580,10 +478,8 @@ class IppSession:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client if this session opened it."""
-        if self._client is not None and self._given is None:
-            client, self._client = self._client, None
-            await client.aclose()
+        """End the session (each operation already closed its own connection)."""
+        self._open = False
 
     # -- operations -------------------------------------------------------------------------
 
@@ -633,7 +529,7 @@ class IppSession:
     ) -> IppReply:
         """Any operation: sent in IPP/2.0, again in 1.1 if the printer refuses 2.0, all within the
         timeout; the checked reply, or :class:`IppStatusError` for an error status."""
-        if self._client is None:
+        if not self._open:
             raise RuntimeError("IppSession is used as `async with IppSession(...) as printer:`")
         try:
             async with asyncio.timeout(self.timeout):
@@ -663,47 +559,87 @@ class IppSession:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _post(self, body: bytes) -> bytes:
-        assert self._client is not None
+        """POST one request on a connection of its own and return the IPP bytes of the answer.
+
+        h11 frames HTTP/1.1 (the state machine under httpx, without its client, pool and models:
+        a sweep asks thousands of printers once each, and that machinery cost more CPU than the
+        printer's answer). The caller's deadline bounds every step."""
+        self._heard = b""
+        reader, writer = await self._connect()
         try:
-            async with self._client.stream("POST", self.url, content=body, headers=_HEADERS) as answer:
-                if answer.status_code != 200:
-                    status = clean(f"{answer.status_code} {answer.reason_phrase}")
-                    message = f"{self.address} answered HTTP {status}, not 200 OK"
-                    raise HttpStatusError(message, answer.status_code)
-                content_type = answer.headers.get("content-type", "application/ipp")
-                if not content_type.lower().startswith("application/ipp"):
-                    raise ProtocolError(
-                        f"{self.address} answered {clean(content_type, 80)}, not application/ipp"
-                    )
-                announced = answer.headers.get("content-length", "0")
-                if announced.isdigit() and int(announced) > MAX_REPLY_BYTES:
-                    raise ProtocolError(
-                        f"{self.address} announced {announced} bytes (limit {MAX_REPLY_BYTES})"
-                    )
-                data = bytearray()
-                async for chunk in answer.aiter_raw():
-                    data += chunk
-                    if len(data) > MAX_REPLY_BYTES:
-                        raise ProtocolError(f"{self.address} sent more than {MAX_REPLY_BYTES} bytes")
-                return bytes(data)
-        except httpx.TimeoutException:
-            raise self._not_http() or self._timed_out() from None
-        except httpx.ConnectError as exc:
+            http = h11.Connection(our_role=h11.CLIENT)
+            head = h11.Request(
+                method="POST",
+                target=self.path,
+                headers=[("Host", self._host_header), *_HEADERS.items(), ("Content-Length", str(len(body)))],
+            )
+            try:
+                writer.write(http.send(head) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
+                await writer.drain()
+            except OSError as exc:
+                raise self._broken(exc, sending=True) from None
+            try:
+                return await self._answer(http, reader)
+            except (h11.RemoteProtocolError, _Closed, OSError) as exc:
+                raise self._not_http() or self._broken(exc) from None
+        finally:
+            writer.close()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            if self.secure:
+                return await asyncio.open_connection(
+                    self.host, self.port, ssl=self._tls, server_hostname=self.host
+                )
+            return await asyncio.open_connection(self.host, self.port)
+        except (OSError, ssl.SSLError) as exc:
             raise self._connect_failed(exc) from None
-        except httpx.TransportError as exc:
-            raise self._not_http() or self._broken(exc) from None
+
+    async def _answer(self, http: h11.Connection, reader: asyncio.StreamReader) -> bytes:
+        data = bytearray()
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                chunk = await reader.read(65536)
+                if len(self._heard) < HEARD:
+                    self._heard += chunk[: HEARD - len(self._heard)]
+                http.receive_data(chunk)
+            elif isinstance(event, h11.Response):
+                self._check_head(event)
+            elif isinstance(event, h11.Data):
+                data += event.data
+                if len(data) > MAX_REPLY_BYTES:
+                    raise ProtocolError(f"{self.address} sent more than {MAX_REPLY_BYTES} bytes")
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(data)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _Closed("closed")
+            # an InformationalResponse (100 Continue): the real answer follows
+
+    def _check_head(self, answer: h11.Response) -> None:
+        if answer.status_code != 200:
+            reason = answer.reason.decode("latin-1")
+            status = clean(f"{answer.status_code} {reason}")
+            raise HttpStatusError(f"{self.address} answered HTTP {status}, not 200 OK", answer.status_code)
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
+        content_type = headers.get("content-type", "application/ipp")
+        if not content_type.lower().startswith("application/ipp"):
+            raise ProtocolError(f"{self.address} answered {clean(content_type, 80)}, not application/ipp")
+        announced = headers.get("content-length", "0")
+        if announced.isdigit() and int(announced) > MAX_REPLY_BYTES:
+            raise ProtocolError(f"{self.address} announced {announced} bytes (limit {MAX_REPLY_BYTES})")
 
     def _timed_out(self) -> ProbeTimeout:
         return ProbeTimeout(f"no answer from {self.address} within {self.timeout:g} s")
 
     def _not_http(self) -> ProtocolError | None:
         """Something answered, but not in HTTP: say what it sent (None when nothing or HTTP)."""
-        first = self._backend.heard.first if self._backend is not None else b""
+        first = self._heard
         if first and not b"HTTP/".startswith(first[:5]):
             return ProtocolError(f"{self.address} did not answer in HTTP (reply starts {first[:40]!r})")
         return None
 
-    def _connect_failed(self, exc: httpx.ConnectError) -> ProbeError:
+    def _connect_failed(self, exc: BaseException) -> ProbeError:
         causes = list(_causes(exc))
         tls = next((e for e in causes if isinstance(e, ssl.SSLError)), None)
         if tls is not None:
@@ -716,18 +652,17 @@ class IppSession:
             return Unreachable(f"{why.lower()} at {self.address}")
         return Unreachable(f"no connection to {self.address}: {clean(str(exc)) or type(exc).__name__}")
 
-    def _broken(self, exc: httpx.TransportError) -> ProtocolError:
+    def _broken(self, exc: BaseException, sending: bool = False) -> ProtocolError:
         tls = next((e for e in _causes(exc) if isinstance(e, ssl.SSLError)), None)
         if tls is not None:
             return ProtocolError(f"TLS error with {self.address}: {tls.reason or tls}")
-        heard = self._backend.heard.first if self._backend is not None else None
-        if isinstance(exc, httpx.WriteError):
+        if sending:
             return ProtocolError(
                 f"connection to {self.address} failed while sending: {clean(str(exc)) or 'reset'}"
             )
-        if heard == b"":
+        if self._heard == b"":
             return ProtocolError(f"{self.address} closed the connection without an answer")
-        if isinstance(exc, httpx.ReadError) or "closed" in str(exc) or "disconnected" in str(exc):
+        if isinstance(exc, (_Closed, OSError)) or "closed" in str(exc) or "disconnected" in str(exc):
             return ProtocolError(f"{self.address} closed the connection in the middle of its reply")
         return ProtocolError(f"{self.address} sent a broken HTTP answer: {clean(str(exc), 200)}")
 

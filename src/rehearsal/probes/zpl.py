@@ -6,7 +6,8 @@ is *paper out* and field 3 *paused*; line 2 field 3 is *head open* and field 4 *
 ``~HI`` gives the model and the resolution (dots per mm) that compatibility is judged on.
 Some printers say nothing at all while in error, so silence within the timeout means not
 ready. Replies can arrive split over several packets: we read until the frames we expect
-are complete. One connection per printer, the three commands one after another.
+are complete. One connection per printer, the commands one after another; a sweep asks
+``~HS`` alone (and ``~HI`` when the plan judges model or resolution), see :func:`probe_zpl`.
 
     query(host, port, command, frames, timeout) -> list[str]      raises ProbeError
     probe_zpl(uri, timeout)                     -> ZplReadiness   never raises for the wire
@@ -249,8 +250,13 @@ def parse_identification(frame: str) -> tuple[str, str, int | None]:
     return clean(fields[0]), clean(fields[1]) if len(fields) > 1 else "", dpmm
 
 
-async def probe_zpl(uri: str, timeout: float, *, identify: bool = True) -> ZplReadiness:
-    """Readiness of one ZPL printer within ``timeout`` seconds; never raises for the wire."""
+async def probe_zpl(
+    uri: str, timeout: float, *, identify: bool = True, extended: bool = True
+) -> ZplReadiness:
+    """Readiness of one ZPL printer within ``timeout`` seconds; never raises for the wire.
+
+    ``~HS`` always; ``extended`` adds ``~HQES`` (more error bits, paper near end), ``identify``
+    ``~HI`` (model, resolution). A sweep asks ``~HS`` alone unless the plan judges the model."""
     started = time.monotonic()
     deadline = started + timeout
     try:
@@ -269,7 +275,8 @@ async def probe_zpl(uri: str, timeout: float, *, identify: bool = True) -> ZplRe
         except TimeoutError:
             silent = f"connected, but no answer to ~HS from {where} within {timeout:g} s"
             raise ProbeTimeout(f"{silent} (a printer in error can stay silent)") from None
-        extras = (("~HQES", "masks"), ("~HI", "identity")) if identify else (("~HQES", "masks"),)
+        extras: tuple[tuple[str, str], ...] = (("~HQES", "masks"),) if extended else ()
+        extras += (("~HI", "identity"),) if identify else ()
         for command, key in extras:
             try:
                 frames = await _ask(reader, writer, command, 1, deadline, where)
