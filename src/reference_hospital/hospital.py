@@ -311,7 +311,7 @@ class PrinterComponent(Component):
         self.fleet: Any = None
 
     def describe(self) -> str:
-        return "printers (" + (", ".join(p.uri for p in self.hospital.printers) or "none in the plan") + ")"
+        return f"printers ({_listed([p.uri for p in self.hospital.printers])})"
 
     def start(self) -> None:
         if not self.hospital.printers:
@@ -368,8 +368,7 @@ class DeviceComponent(Component):
         self.faults = tuple(name for name in DEVICE_FAULTS if name in REGISTRY)
 
     def describe(self) -> str:
-        uris = [p.uri for s in self.hospital.plan.sites for p in s.printers]
-        return "devices (" + (", ".join(uris) or "none in the plan") + ")"
+        return f"devices ({_listed([p.uri for s in self.hospital.plan.sites for p in s.printers])})"
 
     def ports(self) -> list[int]:
         """Each printer's port; a print server's port once however many queues it serves."""
@@ -752,3 +751,11 @@ class Hospital:
             log.exception("fault change failed")
             return JSONResponse({"error": f"the fault could not be changed: {exc}"}, 502)
         return JSONResponse(names)
+
+
+def _listed(uris: list[str], most: int = 3) -> str:
+    """A few addresses for a one-line message (a region has hundreds): the first, then how many."""
+    if not uris:
+        return "none in the plan"
+    shown = ", ".join(uris[:most])
+    return shown if len(uris) <= most else f"{shown} … {len(uris)} in all"

@@ -36,8 +36,6 @@ from types import TracebackType
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, is_loopback
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
@@ -279,22 +277,19 @@ class PrintServer:
     async def _wait_until_answering(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         waiting = list(self.printers)
-        async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:  # one for all queues
-            while waiting:
-                waiting = await self._still_waiting(waiting, client, deadline)
-                if waiting:
-                    await asyncio.sleep(0.05)
+        while waiting:
+            waiting = await self._still_waiting(waiting, deadline)
+            if waiting:
+                await asyncio.sleep(0.05)
 
-    async def _still_waiting(
-        self, waiting: list[Printer], client: httpx.AsyncClient, deadline: float
-    ) -> list[Printer]:
+    async def _still_waiting(self, waiting: list[Printer], deadline: float) -> list[Printer]:
         assert self._proc is not None
         if self._proc.poll() is not None:
             raise TargetError(
                 f"the print server (cupsd) stopped at start (exit {self._proc.returncode}): "
                 f"{self.last_error()}"
             )
-        answers = await asyncio.gather(*(self._answers_as(p, client) for p in waiting))
+        answers = await asyncio.gather(*(self._answers_as(p) for p in waiting))
         waiting = [p for p, ok in zip(waiting, answers, strict=True) if not ok]
         if waiting and time.monotonic() > deadline:
             slow = ", ".join(p.id for p in waiting[:5]) + (" …" if len(waiting) > 5 else "")
@@ -304,10 +299,10 @@ class PrintServer:
             )
         return waiting
 
-    async def _answers_as(self, printer: Printer, client: httpx.AsyncClient) -> bool:
+    async def _answers_as(self, printer: Printer) -> bool:
         """True once *this* queue answers on its URI (another server on the port would not know it)."""
         try:
-            async with IppSession(printer.uri, 1.0, client=client) as session:
+            async with IppSession(printer.uri, 1.0) as session:
                 attrs = await session.get_printer_attributes(["printer-name"])
         except ProbeError:
             return False

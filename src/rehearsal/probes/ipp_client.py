@@ -1,4 +1,4 @@
-"""IPP, the one client of the project: the wire format (RFC 8010) and three operations on httpx.
+"""IPP, the one client of the project: the wire format (RFC 8010) and three operations over HTTP/1.1 (h11).
 
 Every IPP exchange goes through here: the readiness probe and the sweep
 (Get-Printer-Attributes), the sweep's test print (Print-Job), the reference hospital's
