@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from reference_hospital import cupsd
 from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, is_loopback
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
@@ -52,8 +53,6 @@ from rehearsal.probes.ipp_client import (
     Job,
 )
 
-CUPS_DATA = "/usr/share/cups"
-CUPS_SERVER_BIN = "/usr/lib/cups"
 DEFAULT_MODEL = "Rehearsal Simulated Document Printer"
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,127}")
 HOW_TO_INSTALL = "install the Debian package cups-daemon (apt-get install cups-daemon)"
@@ -201,56 +200,9 @@ class PrintServer:
 
     def _write(self) -> tuple[Path, Path]:
         root = self.workdir
-        for sub in ("spool/temp", "cache", "state", "log", "ppd"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        listen = [f"{host}:{port}" for host, port in self.addresses()]
+        conf, files = cupsd.write_config(root, listen, log_level="warn")
         (root / "printers.conf").unlink(missing_ok=True)
-        conf = root / "cupsd.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    "LogLevel warn",
-                    *(f"Listen {host}:{port}" for host, port in self.addresses()),
-                    "Browsing No",
-                    "BrowseLocalProtocols none",
-                    "DefaultShared No",
-                    "WebInterface No",
-                    "DefaultAuthType None",
-                    "<Location />",
-                    "  Order allow,deny",
-                    "  Allow 127.0.0.1",
-                    "  Allow ::1",
-                    "</Location>",
-                    "<Policy default>",
-                    "  <Limit All>",
-                    "    Order deny,allow",
-                    "  </Limit>",
-                    "</Policy>",
-                    "",
-                ]
-            ),
-            encoding="utf-8",
-        )
-        files = root / "cups-files.conf"
-        files.write_text(
-            "\n".join(
-                [
-                    "FileDevice Yes",  # the queues print to file:///dev/null
-                    f"Printcap {root / 'printcap'}",  # never /etc/printcap
-                    f"ServerRoot {root}",
-                    f"RequestRoot {root / 'spool'}",
-                    f"TempDir {root / 'spool' / 'temp'}",
-                    f"CacheDir {root / 'cache'}",
-                    f"StateDir {root / 'state'}",
-                    f"DataDir {CUPS_DATA}",
-                    f"ServerBin {CUPS_SERVER_BIN}",
-                    f"AccessLog {root / 'log' / 'access_log'}",
-                    f"ErrorLog {root / 'log' / 'error_log'}",
-                    f"PageLog {root / 'log' / 'page_log'}",
-                    "",
-                ]
-            ),
-            encoding="utf-8",
-        )
         ppd = _ppd(self.model)
         lines = ["# Printer configuration file for CUPS v2.4.2 (written by the reference hospital)"]
         for number, printer in enumerate(self.printers, 1):
@@ -346,14 +298,7 @@ class PrintServer:
         return [p.id for p in self.printers] if alive else []
 
     def last_error(self) -> str:
-        lines: list[str] = []
-        for path in (self.workdir / "log" / "error_log", self.workdir / "cupsd.out"):
-            try:
-                lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                continue
-        errors = [ln for ln in lines if ln.startswith("E ") and "banner" not in ln.lower()]
-        return (errors or lines or ["no log written"])[-1].strip()
+        return cupsd.last_error(self.workdir)
 
     # -- state ----------------------------------------------------------------------------
 
