@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reference_hospital import cupsd
-from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, is_loopback
+from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, ipp_jobs, is_loopback
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import Printer
@@ -349,15 +349,7 @@ class PrintServer:
     def jobs(self, printer_id: str, which: str = "all", timeout: float = 3.0) -> list[Job]:
         """The jobs one queue took (IPP Get-Jobs)."""
         printer = self._printer(printer_id)
-
-        async def ask() -> list[Job]:
-            async with IppSession(printer.uri, timeout) as session:
-                return await session.get_jobs(which)
-
-        try:
-            return _blocking(ask())
-        except ProbeError as exc:
-            raise TargetError(f"print-server queue {printer_id} ({printer.uri}): {exc}") from None
+        return ipp_jobs(printer.uri, f"print-server queue {printer_id} ({printer.uri})", which, timeout)
 
     def health(self) -> dict[str, Any]:
         return {"ok": bool(self.running) or not self.printers, "queues": len(self.running)}
