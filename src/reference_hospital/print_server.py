@@ -32,7 +32,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -40,6 +39,7 @@ import httpx
 
 from reference_hospital import cupsd
 from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, ipp_jobs, is_loopback
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import Printer
@@ -116,7 +116,7 @@ def _conf_text(value: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
 
 
-class PrintServer:
+class PrintServer(Service):
     """A private ``cupsd`` serving the plan's queue printers; ``start()``/``stop()``, state per queue.
 
     ``with PrintServer(printers, workdir) as server:`` starts it and returns once every queue
@@ -281,15 +281,6 @@ class PrintServer:
                 self._log = None
             for state in self._state.values():
                 state.clear()
-
-    def __enter__(self) -> PrintServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> list[str]:

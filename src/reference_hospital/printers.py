@@ -36,12 +36,12 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import Printer
@@ -115,7 +115,7 @@ class _Running:
         return useful[-1] if useful else ""
 
 
-class PrinterFleet:
+class PrinterFleet(Service):
     """Simulated IPP printers for the loopback printers of a plan, started and stopped together.
 
     ``with PrinterFleet(printers, workdir) as fleet:`` starts them and waits until each one
@@ -293,15 +293,6 @@ class PrinterFleet:
                 shutil.rmtree(self._dbus_dir[0], ignore_errors=True)
             self._running.clear()
             self._dbus = self._dbus_log = self._dbus_dir = None
-
-    def __enter__(self) -> PrinterFleet:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- state --------------------------------------------------------------------------
 
