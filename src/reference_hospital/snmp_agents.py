@@ -25,9 +25,9 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
 
@@ -148,7 +148,7 @@ def _program() -> list[str] | None:
     return [found] if found else None
 
 
-class SnmpAgents:
+class SnmpAgents(Service):
     """Many simulated printer agents on one UDP port: ``with SnmpAgents(dir, port) as agents: …``."""
 
     def __init__(self, workdir: Path, port: int = 0, host: str = "127.0.0.1", start_timeout: float = 60.0):
@@ -271,15 +271,6 @@ class SnmpAgents:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> SnmpAgents:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _ber(tag: int, body: bytes) -> bytes:
