@@ -25,7 +25,6 @@ Test-only: nothing in ``src/`` uses it; its configuration is the reference hospi
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,6 +34,7 @@ from types import TracebackType
 
 from conftest import free_port
 from reference_hospital import cupsd
+from rehearsal.lifetime import end_process
 
 CUPSD = "/usr/sbin/cupsd"
 CLIENT_PROGRAMS = ("lpadmin", "cupsenable", "cupsdisable", "cupsaccept", "cupsreject", "ipptool")
@@ -155,13 +155,7 @@ class CupsPeer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5.0)
+        end_process(proc, 5.0)
         self._output.close()
 
     def __enter__(self) -> CupsPeer:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, free_port
+from rehearsal.lifetime import end_process
 
 SERVER = ROOT / "tests" / "medplum" / "server.mjs"
 
@@ -49,16 +50,6 @@ def start_medplum(log: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/fhir/R4"
 
 
-def stop_medplum(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM, then SIGKILL after 5 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @contextmanager
 def medplum_servers(tmp_path_factory: pytest.TempPathFactory, *names: str) -> Iterator[list[str]]:
     """One Medplum per name (its log in a temporary folder of that name); yields their base URLs."""
@@ -72,7 +63,7 @@ def medplum_servers(tmp_path_factory: pytest.TempPathFactory, *names: str) -> It
         yield bases
     finally:
         for proc in started:
-            stop_medplum(proc)
+            end_process(proc, 5.0)  # SIGTERM, then SIGKILL after 5 s
 
 
-__all__ = ["medplum_servers", "start_medplum", "stop_medplum"]
+__all__ = ["medplum_servers", "start_medplum"]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -41,7 +40,7 @@ from reference_hospital import cupsd
 from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, ipp_jobs, is_loopback
 from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
-from rehearsal.lifetime import die_with_parent
+from rehearsal.lifetime import die_with_parent, end_process
 from rehearsal.plan import Printer
 from rehearsal.probes import ProbeError
 from rehearsal.probes.ipp_client import (
@@ -269,13 +268,8 @@ class PrintServer(Service):
         """SIGTERM, then SIGKILL after 3 s; safe to call twice or after a failed start."""
         with self._lock:
             proc, self._proc = self._proc, None
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=3.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=3.0)
+            if proc is not None:
+                end_process(proc, 3.0)
             if self._log is not None:
                 self._log.close()
                 self._log = None

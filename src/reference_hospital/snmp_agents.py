@@ -18,7 +18,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 
 from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
-from rehearsal.lifetime import die_with_parent
+from rehearsal.lifetime import die_with_parent, end_process
 
 PROGRAM = "snmpsim-command-responder"
 PRINTER_DEVICE_TYPE = "1.3.6.1.2.1.25.3.1.5"
@@ -258,13 +257,7 @@ class SnmpAgents(Service):
 
     def stop(self) -> None:
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGTERM)
-                try:
-                    self._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(timeout=5)
+            end_process(self._proc, 5.0)
             self._log.close()
             self._proc = None
 
