@@ -42,6 +42,7 @@ from urllib.parse import urlencode, urlsplit
 import gevent.lock
 
 from rehearsal import redact
+from rehearsal.adapters.referrals import referral_resources
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID, personnummer_tokens
 from rehearsal.load import request_name
 
@@ -51,7 +52,6 @@ PERSON_SYSTEMS = (None, PERSONNUMMER_SYSTEM, f"urn:oid:{SAMORDNINGSNUMMER_OID}")
 SNOMED = "http://snomed.info/sct"
 NPU_SYSTEM = "urn:oid:1.2.208.176.2.1"
 LAB_CATEGORY = {"system": SNOMED, "code": "108252007", "display": "Laboratory procedure"}
-REFERRAL_CATEGORY = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
 TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
 #: Analyses a load lab order asks for: (NPU code, short name, Swedish name).
 LAB_TESTS = (
@@ -608,32 +608,17 @@ def create_referral(user: Any) -> None:
         return
     patient_id, _ = found
     receiver = random.choice(user.receivers)
-    owner = {"identifier": {"system": HSA_ID_SYSTEM, "value": receiver.hsa_id}, "display": receiver.name}
     request_urn, stamp = f"urn:uuid:{uuid.uuid4()}", _now()
-    request: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "active",
-        "intent": "order",
-        "category": [{"coding": [REFERRAL_CATEGORY], "text": "Remiss"}],
-        "code": {"coding": [REFERRAL_CATEGORY], "text": f"Remiss till {receiver.name}"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "authoredOn": stamp,
-        "performer": [owner],
-        "note": [{"text": "Lasttest: bedömning önskas.", "time": stamp}],
-    }
-    task: dict[str, Any] = {
-        "resourceType": "Task",
-        "status": "requested",
-        "intent": "order",
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "fulfill"}], "text": "Remiss"},
-        "focus": {"reference": request_urn},
-        "basedOn": [{"reference": request_urn}],
-        "for": {"reference": f"Patient/{patient_id}"},
-        "authoredOn": stamp,
-        "owner": owner,
-    }
-    if getattr(user, "requester", None):
-        request["requester"] = task["requester"] = user.requester
+    request, task = referral_resources(
+        patient_id,
+        "Lasttest: bedömning önskas.",
+        getattr(user, "requester", None) or None,
+        receiver,
+        authored=stamp,
+    )
+    task["code"] = {"coding": [{"system": TASK_CODE_SYSTEM, "code": "fulfill"}], "text": "Remiss"}
+    task["focus"] = {"reference": request_urn}
+    task["basedOn"] = [{"reference": request_urn}]
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",

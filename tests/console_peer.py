@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from rehearsal.lifetime import end_process
+
 CHROMIUM = os.environ.get("REHEARSAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -59,12 +61,7 @@ def console(reports: Path, *args: str, env: dict[str, str] | None = None) -> Ite
         url = next(word for word in line.split() if word.startswith("http://"))
         yield Console(url, process, line.strip())
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        end_process(process, 10.0, signal.SIGINT)
 
 
 @dataclass

@@ -18,13 +18,13 @@ resume, reject and accept a queue with CUPS' own administration programs (Debian
         cups.reject("ward1"); cups.accept("ward1")
         cups.set_reasons("ward1", ["cover-open-error"])
 
-Test-only: nothing in ``src/`` uses it.
+Test-only: nothing in ``src/`` uses it; its configuration is the reference hospital's
+(``reference_hospital.cupsd``, shared with the print server).
 """
 
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -33,10 +33,10 @@ from pathlib import Path
 from types import TracebackType
 
 from conftest import free_port
+from reference_hospital import cupsd
+from rehearsal.lifetime import end_process
 
 CUPSD = "/usr/sbin/cupsd"
-CUPS_DATA = Path("/usr/share/cups")
-CUPS_SERVER_BIN = Path("/usr/lib/cups")
 CLIENT_PROGRAMS = ("lpadmin", "cupsenable", "cupsdisable", "cupsaccept", "cupsreject", "ipptool")
 HOW_TO_INSTALL = (
     "install the Debian packages cups-daemon, cups-client and cups-ipp-utils (scripts/setup.sh does)"
@@ -79,58 +79,12 @@ class CupsPeer:
     # -- life cycle ---------------------------------------------------------------------
 
     def _write_config(self) -> tuple[Path, Path]:
-        root = self.workdir
-        for sub in ("spool/temp", "cache", "state", "log", "ppd"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        cupsd_conf = root / "cupsd.conf"
-        cupsd_conf.write_text(
-            "\n".join(
-                [
-                    "LogLevel debug",
-                    f"Listen 127.0.0.1:{self.port}",
-                    "Browsing No",
-                    "BrowseLocalProtocols none",
-                    "DefaultShared No",
-                    "WebInterface No",
-                    "DefaultAuthType None",
-                    "<Location />",
-                    "  Order allow,deny",
-                    "  Allow 127.0.0.1",
-                    "</Location>",
-                    "<Policy default>",
-                    "  <Limit All>",
-                    "    Order deny,allow",
-                    "  </Limit>",
-                    "</Policy>",
-                    "",
-                ]
-            ),
-            encoding="utf-8",
+        return cupsd.write_config(
+            self.workdir,
+            [self.server],
+            log_level="debug",
+            extra_files_directives=self.extra_files_directives,
         )
-        files_conf = root / "cups-files.conf"
-        files_conf.write_text(
-            "\n".join(
-                [
-                    "FileDevice Yes",  # queues may print to file:///dev/null
-                    # every directive has a value: cupsd 2.4.2-3+deb12u10 refuses a bare one
-                    f"Printcap {root / 'printcap'}",  # never /etc/printcap
-                    f"ServerRoot {root}",
-                    f"RequestRoot {root / 'spool'}",
-                    f"TempDir {root / 'spool' / 'temp'}",
-                    f"CacheDir {root / 'cache'}",
-                    f"StateDir {root / 'state'}",
-                    f"DataDir {CUPS_DATA}",
-                    f"ServerBin {CUPS_SERVER_BIN}",
-                    f"AccessLog {root / 'log' / 'access_log'}",
-                    f"ErrorLog {root / 'log' / 'error_log'}",
-                    f"PageLog {root / 'log' / 'page_log'}",
-                    *self.extra_files_directives,
-                    "",
-                ]
-            ),
-            encoding="utf-8",
-        )
-        return cupsd_conf, files_conf
 
     def _check_config(self, cupsd_conf: Path, files_conf: Path) -> None:
         """``cupsd -t``: a configuration a stricter CUPS release refuses fails here, in its words.
@@ -201,13 +155,7 @@ class CupsPeer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5.0)
+        end_process(proc, 5.0)
         self._output.close()
 
     def __enter__(self) -> CupsPeer:
@@ -225,14 +173,7 @@ class CupsPeer:
 
     def last_error(self) -> str:
         """The scheduler's last error line (``E [...] ...``), or its last output line."""
-        lines: list[str] = []
-        for path in (self.workdir / "log" / "error_log", self.workdir / "cupsd.out"):
-            try:
-                lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                continue
-        errors = [line for line in lines if line.startswith("E ") and "banner" not in line]
-        return (errors or lines or ["no log written"])[-1]
+        return cupsd.last_error(self.workdir)
 
     # -- queues -------------------------------------------------------------------------
 

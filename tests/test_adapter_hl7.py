@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import hl7
 import hl7.mllp
 import pytest
+from hl7_peer import Hl7Server
 
 from conftest import free_port
 from rehearsal.adapters.lab import COMMENT, MESSAGES, Exchange, LabLink, StandardsLab
@@ -53,18 +53,18 @@ class Behaviour:
 
 
 @dataclass
-class Lab:
+class Lab(Hl7Server):
     """python-hl7's asyncio MLLP server as a lab: ACK at once, then the ORU^R01 to ``results``."""
 
     behaviour: Behaviour
     results: str = ""
     received: list[str] = field(default_factory=list)
-    port: int = 0
 
     def __post_init__(self) -> None:
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        Hl7Server.__init__(self)
+
+    def encoding(self) -> tuple[str, str]:
+        return self.behaviour.read_as, self.behaviour.read_errors
 
     def ack(self, order: hl7.Message) -> str:
         ack = str(order.create_ack(self.behaviour.code, application="LAB", facility="KLINKEM")).rstrip("\r")
@@ -91,7 +91,7 @@ class Lab:
         ]
         return "\r".join(segments)
 
-    async def _handle(self, reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
+    async def handle(self, reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
         try:
             while not writer.is_closing():
                 order = await reader.readmessage()
@@ -115,39 +115,6 @@ class Lab:
         await writer.drain()
         await reader.readblock()  # the rehearsal's ACK
         writer.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def serve() -> None:
-            b = self.behaviour
-            self._server = await hl7.mllp.start_hl7_server(
-                self._handle, host="127.0.0.1", port=0, encoding=b.read_as, encoding_errors=b.read_errors
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-            self._ready.set()
-            async with self._server:
-                await self._server.serve_forever()
-
-        try:
-            self._loop.run_until_complete(serve())
-        except asyncio.CancelledError:
-            pass
-
-    def __enter__(self) -> Lab:
-        self._thread.start()
-        assert self._ready.wait(10), "python-hl7 server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
-        for task in asyncio.all_tasks(self._loop):
-            self._loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(timeout=5)
-
-    @property
-    def uri(self) -> str:
-        return f"mllp://127.0.0.1:{self.port}"
 
 
 def lab_plan(make_plan: Callable[..., Path], lab: Lab, message: str = "ORM^O01", within: float = 5) -> Path:

@@ -5,13 +5,13 @@ moved to 00:05 at one site fail there only, naming the booking."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_thirdparty_fhir import PNR_SYSTEM, _start
+from medplum_peer import medplum_servers
+from test_thirdparty_fhir import PNR_SYSTEM
 
 from rehearsal import reconcile
 from rehearsal.adapters.migration import Migration, StandardsMigration
@@ -38,17 +38,8 @@ class Side:
 
 @pytest.fixture(scope="module")
 def sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side]]:
-    started = [_start(tmp_path_factory.mktemp(name) / "server.log") for name in ("source", "target")]
-    try:
-        yield Side(started[0][1]), Side(started[1][1])
-    finally:
-        for proc, _ in started:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with medplum_servers(tmp_path_factory, "source", "target") as (source, target):
+        yield Side(source), Side(target)
 
 
 def appointment(number: str, pnr: str, unit: str, start: str, end: str) -> dict[str, Any]:

@@ -5,13 +5,13 @@ included, beside the new side's results; a side that does not answer is named, n
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_thirdparty_fhir import PNR_SYSTEM, _start
+from medplum_peer import medplum_servers
+from test_thirdparty_fhir import PNR_SYSTEM
 
 from conftest import free_port
 from rehearsal import fidelity, patient_gate
@@ -28,17 +28,8 @@ NOTE = "Anteckning från Vårdcentral Äldre: inga kända allergier, ej rökare.
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    started = [_start(tmp_path_factory.mktemp(name) / "server.log") for name in ("new", "legacy")]
-    try:
-        yield started[0][1], started[1][1]
-    finally:
-        for proc, _ in started:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with medplum_servers(tmp_path_factory, "new", "legacy") as (new, legacy):
+        yield new, legacy
 
 
 def post(base: str, resource: dict[str, Any]) -> str:

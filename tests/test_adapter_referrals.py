@@ -13,14 +13,14 @@ both directions, the text checked byte for byte with "ingen", "inte", "utan" and
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_thirdparty_fhir import PNR_SYSTEM, Medplum, _seed, _start
+from medplum_peer import medplum_servers
+from test_thirdparty_fhir import PNR_SYSTEM, Medplum, _seed
 
 from rehearsal import patient_gate
 from rehearsal.adapters.referrals import (
@@ -162,9 +162,7 @@ def referral_loaded(make_plan: Callable[..., Any], new: str, legacy: str) -> Loa
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, make_plan_module) -> Iterator[tuple[str, str]]:
-    started = [_start(tmp_path_factory.mktemp(name) / "server.log") for name in ("new", "legacy")]
-    try:
-        (new, new_base), (_, legacy_base) = started
+    with medplum_servers(tmp_path_factory, "new", "legacy") as (new_base, legacy_base):
         plan = load_plan(make_plan_module()).plan
         with httpx.Client(base_url=new_base + "/", timeout=10, headers=FHIR_JSON) as http:
             _seed(Medplum(new_base, http), plan)
@@ -174,14 +172,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory, make_plan_module) -> Itera
                 post(http, {"resourceType": "Patient", "identifier": [{"system": PNR_SYSTEM, "value": value}],
                             "name": [{"text": identity.name}]})  # fmt: skip
         yield new_base, legacy_base
-    finally:
-        for proc, _ in started:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture(scope="module")

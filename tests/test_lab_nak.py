@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import hl7
 import hl7.mllp
 import pytest
+from hl7_peer import Hl7Server
 
 from rehearsal.clients import hl7 as mllp
 from rehearsal.plan import load_plan
@@ -39,18 +39,15 @@ def answer(code: str, message: hl7.Message) -> hl7.Message:
     return hl7.parse(ack)
 
 
-class Hl7Peer:
+class Hl7Peer(Hl7Server):
     """python-hl7's MLLP server on 127.0.0.1 in a thread of its own; ``code`` is what it answers."""
 
     def __init__(self, code: str) -> None:
+        super().__init__()
         self.code = code
         self.received: list[str] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    async def _handle(self, reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
+    async def handle(self, reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
         try:
             while not writer.is_closing():
                 message = await reader.readmessage()
@@ -61,37 +58,6 @@ class Hl7Peer:
             pass
         finally:
             writer.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def serve() -> None:
-            server = await hl7.mllp.start_hl7_server(self._handle, host="127.0.0.1", port=0, encoding="utf-8")
-            self.port = server.sockets[0].getsockname()[1]
-            self._server = server
-            self._ready.set()
-            async with server:
-                await server.serve_forever()
-
-        try:
-            self._loop.run_until_complete(serve())
-        except asyncio.CancelledError:
-            pass
-
-    def __enter__(self) -> Hl7Peer:
-        self._thread.start()
-        assert self._ready.wait(10), "python-hl7 server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
-        for task in asyncio.all_tasks(self._loop):
-            self._loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(timeout=5)
-
-    @property
-    def uri(self) -> str:
-        return f"mllp://127.0.0.1:{self.port}"
 
 
 @pytest.fixture

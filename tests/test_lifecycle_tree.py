@@ -124,3 +124,21 @@ def test_die_with_parent_kills_a_child_whose_parent_is_already_gone(tmp_path):
         time.sleep(0.05)
     assert not alive({grandchild})
     assert not (tmp_path / "survived").exists()
+
+
+def test_end_process_asks_first_kills_a_child_that_ignores_it_and_takes_an_ended_one():
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+         "print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
+    ended = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    ended.wait()
+
+    assert lifetime.end_process(polite, 5.0) == -signal.SIGTERM
+    assert lifetime.end_process(stubborn, 0.5) == -signal.SIGKILL  # SIGTERM ignored: killed after the grace
+    assert lifetime.end_process(ended, 5.0) == 3
+    assert lifetime.end_process(polite, 5.0) == -signal.SIGTERM  # twice is harmless
+    stubborn.stdout.close()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import subprocess
 import sys
 import threading
@@ -36,15 +35,15 @@ from typing import Any
 
 import httpx
 import pytest
+from medplum_peer import medplum_servers
 
 from reference_hospital.directory import build_ldif
 from rehearsal.clients.fhir import FhirClient
 from rehearsal.identities import HSA_ID_SYSTEM, PERSONNUMMER_OID
 from rehearsal.load import evaluate, run_load
 from rehearsal.plan import Plan, load_plan
-from tests.conftest import DEMO_PLAN, ROOT, free_port
+from tests.conftest import DEMO_PLAN
 
-SERVER = ROOT / "tests" / "medplum" / "server.mjs"
 PNR_SYSTEM = f"urn:oid:{PERSONNUMMER_OID}"
 LAB = {"system": "http://snomed.info/sct", "code": "108252007"}
 PASSWORD = "medplum-" + os.urandom(4).hex()  # the wrapper checks no password; the harness still sends one
@@ -76,28 +75,6 @@ class Medplum:
         answer = self.http.post(resource["resourceType"], json=resource)
         assert answer.status_code == 201, answer.text
         return answer.json()
-
-
-def _start(log: Path) -> tuple[subprocess.Popen[str], str]:
-    if not (ROOT / "node_modules" / "@medplum" / "fhir-router").is_dir():
-        pytest.fail("Medplum is not installed: run scripts/setup.sh (npm ci installs it from package.json)")
-    port = free_port()
-    with open(log, "w", encoding="utf-8") as err:
-        proc = subprocess.Popen(
-            ["node", "--experimental-websocket", str(SERVER), str(port)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    with selectors.DefaultSelector() as sel:  # ready when it says so (~1 s), or it failed to start
-        sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-        line = proc.stdout.readline() if sel.select(timeout=30) else ""  # type: ignore[union-attr]
-    if line.strip() != f"listening {port}":
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"Medplum did not start: {line!r} {log.read_text(encoding='utf-8')[-500:]}")
-    return proc, f"http://127.0.0.1:{port}/fhir/R4"
 
 
 def _seed(server: Medplum, plan: Plan) -> None:
@@ -224,19 +201,11 @@ class Lab(threading.Thread):
 
 @pytest.fixture(scope="module")
 def medplum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Medplum]:
-    proc, base = _start(tmp_path_factory.mktemp("medplum") / "server.log")
-    try:
+    with medplum_servers(tmp_path_factory, "medplum") as (base,):
         with httpx.Client(base_url=base + "/", headers={"Content-Type": "application/fhir+json"}) as http:
             server = Medplum(base, http)
             _seed(server, load_plan(DEMO_PLAN).plan)
             yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

@@ -24,12 +24,12 @@ import signal
 import threading
 from collections import defaultdict
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from reference_hospital.print_server import PrintServer
 from reference_hospital.printers import PrinterFleet, is_loopback
+from reference_hospital.service import Service
 from reference_hospital.snmp_agents import SnmpAgents
 from reference_hospital.workstations import WorkstationFacts
 from reference_hospital.zpl_printer import ZplSimulator
@@ -68,7 +68,7 @@ def _dpmm_for(plan: Plan, kind: str) -> int:
     return 12
 
 
-class DeviceFleet:
+class DeviceFleet(Service):
     """The reference hospital's devices for one plan: ``start()``, ``stop()``, ``health``, faults.
 
     ``plan_dir`` is the plan file's folder, against which ``workstation_facts`` is resolved
@@ -173,15 +173,6 @@ class DeviceFleet:
                 agents.stop()
             self.workstations.remove_all()
             self._started = False
-
-    def __enter__(self) -> DeviceFleet:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def health(self) -> dict[str, Any]:

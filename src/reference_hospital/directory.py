@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,7 +34,7 @@ from typing import IO, Any
 
 from reference_hospital.hospital import Component, Hospital, bind_socket, endpoint_address
 from rehearsal.errors import TargetError, UsageError
-from rehearsal.lifetime import die_with_parent
+from rehearsal.lifetime import die_with_parent, end_process
 from rehearsal.plan import Plan
 
 SCHEMA = """\
@@ -271,13 +270,8 @@ class Directory(Component):
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if proc is not None:
+            end_process(proc, 5.0)
         if self._log is not None:
             self._log.close()
             self._log = None

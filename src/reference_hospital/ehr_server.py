@@ -20,7 +20,6 @@ import socket
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -30,6 +29,7 @@ from starlette.routing import BaseRoute, Mount
 from reference_hospital.ehr import Ehr
 from reference_hospital.faults import FaultBoard
 from reference_hospital.fhir_api import FhirApi
+from reference_hospital.service import Service
 from reference_hospital.webui import WebUI
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Plan
@@ -51,7 +51,7 @@ def ehr_routes(ehr: Ehr, extra: list[tuple[str, list[BaseRoute]]] | None = None)
     return base + [Mount(path, routes=routes) for path, routes in mounts]
 
 
-class EhrServer:
+class EhrServer(Service):
     """The EHR of a plan served on the plan's ``fhir_base`` host and port, in a thread.
 
     ``test_identities_only=False`` turns the test-identity guard off (for loading foreign
@@ -146,12 +146,3 @@ class EhrServer:
         if self.ehr is not None:
             self.ehr.close()
             self.ehr = None
-
-    def __enter__(self) -> EhrServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -57,6 +56,7 @@ from reference_hospital.faults import (
     known_faults,
     parse_fault,
 )
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Plan
 
@@ -447,7 +447,7 @@ def _claimed_ports(hospital: Hospital, components: list[Component]) -> None:
 # -- the hospital --------------------------------------------------------------------------------
 
 
-class Hospital:
+class Hospital(Service):
     """The reference hospital for one plan; ``start()``/``stop()`` or ``with Hospital(...) as h:``."""
 
     def __init__(
@@ -624,15 +624,6 @@ class Hospital:
         if self.ehr is not None:
             self.ehr.close()
             self.ehr = None
-
-    def __enter__(self) -> Hospital:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- faults --------------------------------------------------------------------------------
 

@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, is_loopback
+from reference_hospital import cupsd
+from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, ipp_jobs, is_loopback
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
-from rehearsal.lifetime import die_with_parent
+from rehearsal.lifetime import die_with_parent, end_process
 from rehearsal.plan import Printer
 from rehearsal.probes import ProbeError
 from rehearsal.probes.ipp_client import (
@@ -50,8 +50,6 @@ from rehearsal.probes.ipp_client import (
     Job,
 )
 
-CUPS_DATA = "/usr/share/cups"
-CUPS_SERVER_BIN = "/usr/lib/cups"
 DEFAULT_MODEL = "Rehearsal Simulated Document Printer"
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,127}")
 HOW_TO_INSTALL = "install the Debian package cups-daemon (apt-get install cups-daemon)"
@@ -115,7 +113,7 @@ def _conf_text(value: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
 
 
-class PrintServer:
+class PrintServer(Service):
     """A private ``cupsd`` serving the plan's queue printers; ``start()``/``stop()``, state per queue.
 
     ``with PrintServer(printers, workdir) as server:`` starts it and returns once every queue
@@ -199,56 +197,9 @@ class PrintServer:
 
     def _write(self) -> tuple[Path, Path]:
         root = self.workdir
-        for sub in ("spool/temp", "cache", "state", "log", "ppd"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        listen = [f"{host}:{port}" for host, port in self.addresses()]
+        conf, files = cupsd.write_config(root, listen, log_level="warn")
         (root / "printers.conf").unlink(missing_ok=True)
-        conf = root / "cupsd.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    "LogLevel warn",
-                    *(f"Listen {host}:{port}" for host, port in self.addresses()),
-                    "Browsing No",
-                    "BrowseLocalProtocols none",
-                    "DefaultShared No",
-                    "WebInterface No",
-                    "DefaultAuthType None",
-                    "<Location />",
-                    "  Order allow,deny",
-                    "  Allow 127.0.0.1",
-                    "  Allow ::1",
-                    "</Location>",
-                    "<Policy default>",
-                    "  <Limit All>",
-                    "    Order deny,allow",
-                    "  </Limit>",
-                    "</Policy>",
-                    "",
-                ]
-            ),
-            encoding="utf-8",
-        )
-        files = root / "cups-files.conf"
-        files.write_text(
-            "\n".join(
-                [
-                    "FileDevice Yes",  # the queues print to file:///dev/null
-                    f"Printcap {root / 'printcap'}",  # never /etc/printcap
-                    f"ServerRoot {root}",
-                    f"RequestRoot {root / 'spool'}",
-                    f"TempDir {root / 'spool' / 'temp'}",
-                    f"CacheDir {root / 'cache'}",
-                    f"StateDir {root / 'state'}",
-                    f"DataDir {CUPS_DATA}",
-                    f"ServerBin {CUPS_SERVER_BIN}",
-                    f"AccessLog {root / 'log' / 'access_log'}",
-                    f"ErrorLog {root / 'log' / 'error_log'}",
-                    f"PageLog {root / 'log' / 'page_log'}",
-                    "",
-                ]
-            ),
-            encoding="utf-8",
-        )
         ppd = _ppd(self.model)
         lines = ["# Printer configuration file for CUPS v2.4.2 (written by the reference hospital)"]
         for number, printer in enumerate(self.printers, 1):
@@ -312,27 +263,13 @@ class PrintServer:
         """SIGTERM, then SIGKILL after 3 s; safe to call twice or after a failed start."""
         with self._lock:
             proc, self._proc = self._proc, None
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=3.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=3.0)
+            if proc is not None:
+                end_process(proc, 3.0)
             if self._log is not None:
                 self._log.close()
                 self._log = None
             for state in self._state.values():
                 state.clear()
-
-    def __enter__(self) -> PrintServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> list[str]:
@@ -341,14 +278,7 @@ class PrintServer:
         return [p.id for p in self.printers] if alive else []
 
     def last_error(self) -> str:
-        lines: list[str] = []
-        for path in (self.workdir / "log" / "error_log", self.workdir / "cupsd.out"):
-            try:
-                lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                continue
-        errors = [ln for ln in lines if ln.startswith("E ") and "banner" not in ln.lower()]
-        return (errors or lines or ["no log written"])[-1].strip()
+        return cupsd.last_error(self.workdir)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -399,15 +329,7 @@ class PrintServer:
     def jobs(self, printer_id: str, which: str = "all", timeout: float = 3.0) -> list[Job]:
         """The jobs one queue took (IPP Get-Jobs)."""
         printer = self._printer(printer_id)
-
-        async def ask() -> list[Job]:
-            async with IppSession(printer.uri, timeout) as session:
-                return await session.get_jobs(which)
-
-        try:
-            return _blocking(ask())
-        except ProbeError as exc:
-            raise TargetError(f"print-server queue {printer_id} ({printer.uri}): {exc}") from None
+        return ipp_jobs(printer.uri, f"print-server queue {printer_id} ({printer.uri})", which, timeout)
 
     def health(self) -> dict[str, Any]:
         return {"ok": bool(self.running) or not self.printers, "queues": len(self.running)}

@@ -36,12 +36,12 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent
 from rehearsal.plan import Printer
@@ -115,7 +115,7 @@ class _Running:
         return useful[-1] if useful else ""
 
 
-class PrinterFleet:
+class PrinterFleet(Service):
     """Simulated IPP printers for the loopback printers of a plan, started and stopped together.
 
     ``with PrinterFleet(printers, workdir) as fleet:`` starts them and waits until each one
@@ -294,15 +294,6 @@ class PrinterFleet:
             self._running.clear()
             self._dbus = self._dbus_log = self._dbus_dir = None
 
-    def __enter__(self) -> PrinterFleet:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # -- state --------------------------------------------------------------------------
 
     @property
@@ -342,15 +333,7 @@ class PrinterFleet:
     def jobs(self, printer_id: str, which: str = "all", timeout: float = 3.0) -> list[Job]:
         """The jobs one simulated printer took (IPP Get-Jobs): what a test checks after printing."""
         running = self._started(printer_id)
-
-        async def ask() -> list[Job]:
-            async with IppSession(running.uri, timeout) as printer:
-                return await printer.get_jobs(which)
-
-        try:
-            return _blocking(ask())
-        except ProbeError as exc:
-            raise TargetError(f"simulated printer {printer_id} on port {running.port}: {exc}") from None
+        return ipp_jobs(running.uri, f"simulated printer {printer_id} on port {running.port}", which, timeout)
 
 
 def _check_port_free(printer: Printer) -> None:
@@ -408,9 +391,22 @@ def _http_get(running: _Running, path: str, timeout: float = 3.0) -> str:
     return response.text
 
 
+def ipp_jobs(uri: str, where: str, which: str = "all", timeout: float = 3.0) -> list[Job]:
+    """A blocking Get-Jobs on a printer's or queue's URI; an IPP failure is one line naming ``where``."""
+
+    async def ask() -> list[Job]:
+        async with IppSession(uri, timeout) as printer:
+            return await printer.get_jobs(which)
+
+    try:
+        return _blocking(ask())
+    except ProbeError as exc:
+        raise TargetError(f"{where}: {exc}") from None
+
+
 def _get_attributes(running: _Running, requested: list[str], timeout: float) -> dict[str, list[Any]]:
     """A blocking Get-Printer-Attributes (start() may run inside an event loop)."""
     return _blocking(get_printer_attributes(running.uri, timeout, requested))
 
 
-__all__ = ["PrinterFleet", "is_loopback", "simulated"]
+__all__ = ["PrinterFleet", "ipp_jobs", "is_loopback", "simulated"]

@@ -18,18 +18,17 @@ import importlib.util
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from reference_hospital.service import Service
 from rehearsal.errors import TargetError, UsageError
-from rehearsal.lifetime import die_with_parent
+from rehearsal.lifetime import die_with_parent, end_process
 
 PROGRAM = "snmpsim-command-responder"
 PRINTER_DEVICE_TYPE = "1.3.6.1.2.1.25.3.1.5"
@@ -150,7 +149,7 @@ def _program() -> list[str] | None:
     return [found] if found else None
 
 
-class SnmpAgents:
+class SnmpAgents(Service):
     """Many simulated printer agents on one UDP port: ``with SnmpAgents(dir, port) as agents: …``."""
 
     def __init__(self, workdir: Path, port: int = 0, host: str = "127.0.0.1", start_timeout: float = 60.0):
@@ -260,28 +259,13 @@ class SnmpAgents:
 
     def stop(self) -> None:
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGTERM)
-                try:
-                    self._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(timeout=5)
+            end_process(self._proc, 5.0)
             self._log.close()
             self._proc = None
 
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> SnmpAgents:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _ber(tag: int, body: bytes) -> bytes:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
+
+from reference_hospital.service import Service
 
 STX, ETX = "\x02", "\x03"
 DPI = {6: 152, 8: 203, 12: 300, 24: 600}
@@ -75,7 +76,7 @@ class ZplState:
         return f"{STX}{self.model},{self.firmware},{self.dpmm},8176KB{ETX}\r\n".encode("ascii")
 
 
-class ZplSimulator:
+class ZplSimulator(Service):
     """Simulated ZPL printers on loopback; ``with ZplSimulator() as sim: sim.add("armband1", 0)``.
 
     ``add`` takes port 0 for a free port (see :meth:`port`); ``set_state(id, paper_out=True)``
@@ -152,15 +153,6 @@ class ZplSimulator:
         self._thread.join(timeout=5)
         self._loop.close()
         self._loop = self._thread = None
-
-    def __enter__(self) -> ZplSimulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _call(self, coro: object) -> None:
         assert self._loop is not None

@@ -25,6 +25,7 @@ import ctypes
 import fcntl
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,21 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+def end_process(proc: subprocess.Popen[Any], grace_s: float = 5.0, sig: int = signal.SIGTERM) -> int:
+    """Ask a child to stop (``sig``), SIGKILL it after ``grace_s``; its exit code. Safe on one that ended.
+
+    Why: every server and simulator we start must be gone when its ``stop()`` returns, and a
+    stuck one must not make that ``stop()`` hang.
+    """
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(timeout=grace_s)
 
 
 def descendants(root: int) -> list[int]:

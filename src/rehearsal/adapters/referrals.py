@@ -71,35 +71,58 @@ class Referrals(Protocol):
 # -- referrals in FHIR R4: ServiceRequest (the question) + Task (the workflow, owner by HSA-id) -----
 
 
-def unit_reference(unit: Unit) -> dict[str, Any]:
+class Addressee(Protocol):
+    """A referral's receiving unit: a plan unit, or a load user's receiver (rehearsal.load.Receiver)."""
+
+    @property
+    def hsa_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def unit_reference(unit: Addressee) -> dict[str, Any]:
     """A unit as a logical reference by HSA-id (ids differ per server; the HSA-id does not)."""
     return {"identifier": {"system": HSA_ID_SYSTEM, "value": unit.hsa_id}, "display": unit.name}
 
 
 def referral_resources(
-    patient_id: str, text: str, requester: dict[str, Any], receiver: Unit
+    patient_id: str,
+    text: str,
+    requester: dict[str, Any] | None,
+    receiver: Addressee,
+    *,
+    authored: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A referral (ServiceRequest) and its Task to a unit named by HSA-id (a logical reference)."""
+    """A referral (ServiceRequest) and its Task to a unit named by HSA-id (a logical reference).
+
+    One construction for the round trip and the load's create-referral flow. ``authored``
+    (a FHIR dateTime) stamps both and the note, as a clinician's client would; the Task's
+    ``focus``/``basedOn`` are the caller's, since the request's id is known only once stored
+    (or by a transaction's urn).
+    """
     owner = unit_reference(receiver)
-    request = {
+    request: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "active",
         "intent": "order",
         "category": [{"coding": [REFERRAL_CATEGORY], "text": "Remiss"}],
         "code": {"coding": [REFERRAL_CATEGORY], "text": f"Remiss till {receiver.name}"},
         "subject": {"reference": f"Patient/{patient_id}"},
-        "requester": requester,
         "performer": [owner],
         "note": [{"text": text}],
     }
-    task = {
+    task: dict[str, Any] = {
         "resourceType": "Task",
         "status": "requested",
         "intent": "order",
         "for": {"reference": f"Patient/{patient_id}"},
-        "requester": requester,
         "owner": owner,
     }
+    if requester is not None:
+        request["requester"] = task["requester"] = requester
+    if authored is not None:
+        request["authoredOn"] = task["authoredOn"] = request["note"][0]["time"] = authored
     return request, task
 
 
