@@ -1,9 +1,10 @@
 """Benchmark: loading and validating a region-sized plan.
 
-    .venv/bin/python benchmarks/plan_validation.py [--sites 20 200] [--printers-per-site 48] [--rounds 5]
+    .venv/bin/python benchmarks/plan_validation.py [--sites 20 200] [--printers-per-site 50] [--rounds 5]
 
 Each plan is the demo plan with its first site copied ``--sites`` times (each copy with its
-own ids and HSA-ids) and ``--printers-per-site`` printers per site. Printed per size: the
+own ids and HSA-ids) and ``--printers-per-site`` printers per site (by default 1,000 and
+10,000 devices: 20 and 200 sites of 50). Printed per size: the
 plan's bytes, devices, and the median of ``--rounds`` whole ``load_plan`` calls (read,
 YAML, duplicate-key walk, pydantic), and the cost per device; the last line is the ratio
 of the per-device costs of the largest and the smallest plan (1.0 = linear).
@@ -50,6 +51,8 @@ def region_plan(sites: int, printers_per_site: int) -> dict[str, Any]:
             dict(u, hsa_id=_hsa("P", 900_000 + s * 100 + i)) for i, u in enumerate(site["users"])
         ]
         demo["sites"].append(site)
+    if demo.get("runbook", {}).get("site"):
+        demo["runbook"]["site"] = "site-0"  # the demo's cutover site, renamed with the first copy
     demo["waivers"], demo["owners"] = [], {}
     for criterion in demo["criteria"]:
         criterion.pop("owner", None)
@@ -59,7 +62,7 @@ def region_plan(sites: int, printers_per_site: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, nargs="+", default=[20, 200])
-    parser.add_argument("--printers-per-site", type=int, default=48)
+    parser.add_argument("--printers-per-site", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     per_device = []
