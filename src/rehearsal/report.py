@@ -9,8 +9,11 @@ run it is compared with and writes, in the newest run's folder:
   the wave's trend and the changes (:meth:`rehearsal.pack.EvidencePack.to_json`);
 - ``gonogo.md``    the same as text for e-mail and chat;
 - ``gonogo.html``  the two-page evidence pack for the go/no-go panel (:mod:`rehearsal.pack`);
-- ``allure-report/index.html``  Allure 3 (awesome, single file), one environment per site,
-  with the wave's history (see :mod:`rehearsal.history` for how it is kept free of duplicates).
+- ``allure-report/<site>/index.html``  Allure 3 (awesome, single file) per site and one for the
+  region-wide results (:mod:`rehearsal.report_parts`: each a page a browser opens, a part
+  whose inputs did not change is reused), with the wave's history (see
+  :mod:`rehearsal.history` for how it is kept free of duplicates), and
+  ``allure-report/index.html`` linking them with each part's counts.
 
 A hospital report must not call out: Allure 3.18 always embeds Google Tag Manager, so the
 analytics scripts are stripped, a Content-Security-Policy that allows no network source is
@@ -31,19 +34,35 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import rehearsal
-from rehearsal import content
+from rehearsal import content, templating
 from rehearsal.errors import RehearsalError, UsageError
-from rehearsal.gonogo import CENTRAL, Decision, decide
+from rehearsal.gonogo import Decision, decide
 from rehearsal.history import Changes as Changes
 from rehearsal.history import WaveHistory, changes, items_of, snapshot
 from rehearsal.pack import ALLURE_DIR, EvidencePack, render_html, render_markdown, text_for
 from rehearsal.pack import allure_result_id as allure_result_id
 from rehearsal.plan import ASPECTS, Plan
+from rehearsal.report_parts import (
+    EVIDENCE_DIR,
+    INLINE_MAX,
+    INPUTS_FILE,
+    Part,
+    PartInputs,
+    built_from,
+    central_part,
+    collect,
+    copy_tree,
+    parts,
+    reusable,
+    stage,
+)
 from rehearsal.reports_folder import write_atomic
 from rehearsal.results import ResultWarning, merge
 from rehearsal.run import Run, chain, load_run
@@ -102,6 +121,9 @@ def build_report(
         variables=variables,
         history_points=history.allure_points_before(run.id),
         keep_history_point=lambda point: history.keep_allure_point(run.id, point),
+        run_id=run.id,
+        reuse=[r.dir / ALLURE_DIR for r in reversed(chain(run)[:-1])],
+        point_of=history.allure_point,
     )
     log.info("allure generate: %.1f s for %d result folder(s)", seconds, len(pack.runs))
     return decision
@@ -280,40 +302,49 @@ def scope_html(page: str, scope: dict[str, Any], language: str = "sv") -> str:
 
 
 def allure_config(
-    plan: Plan, output: Path, variables: dict[str, str] | None = None, history_path: Path | None = None
+    plan: Plan,
+    output: Path,
+    variables: dict[str, str] | None = None,
+    history_path: Path | None = None,
+    part: Part | None = None,
 ) -> str:
-    """An ``allurerc.mjs`` exporting a plain object: one environment per site plus ``central``.
+    """An ``allurerc.mjs`` exporting a plain object for the report of one `part` (a site or central).
 
-    Results are matched on their ``site`` label; anything without a plan site (region-wide,
-    or a site the plan does not know) lands in the central environment, so nothing is hidden.
-    `history_path` (absolute: Allure resolves a relative one against its working folder)
-    turns on Allure's history.
+    The part is Allure's one environment (named after the site, with its HSA-id), so test
+    keys and the environment shown stay what they were when one report held every site.
+    Without `part`: one environment per site plus ``central``. Results are matched on their
+    ``site`` label; anything without a plan site (region-wide, or a site the plan does not
+    know) lands in the central environment, so nothing is hidden. `history_path` (absolute:
+    Allure resolves a relative one against its working folder) turns on Allure's history.
     """
     t = text_for(plan)
     site_ids = [s.id for s in plan.sites]
-    central = CENTRAL if CENTRAL not in site_ids else "central-region"
+    central = central_part(plan)
     names: set[str] = set()
     envs = []
     for site in plan.sites:
         name = _env_name(site.name, site.id, names)
-        envs.append(
-            f"    {json.dumps(site.id)}: {{ name: {json.dumps(name, ensure_ascii=False)}, "
-            f"variables: {json.dumps({'HSA-id': site.hsa_id}, ensure_ascii=False)}, "
-            f"matcher: onSite({json.dumps(site.id)}) }},"
-        )
+        if part is None or part.site == site.id:
+            envs.append(
+                f"    {json.dumps(site.id)}: {{ name: {json.dumps(name, ensure_ascii=False)}, "
+                f"variables: {json.dumps({'HSA-id': site.hsa_id}, ensure_ascii=False)}, "
+                f"matcher: onSite({json.dumps(site.id)}) }},"
+            )
     central_name = json.dumps(_env_name(t["central"], central, names), ensure_ascii=False)
-    envs.append(
-        f"    {json.dumps(central)}: {{ name: {central_name}, "
-        'matcher: ({ labels }) => !labels.some((l) => l.name === "site" && SITES.includes(l.value)) },'
-    )
-    options = {"singleFile": True, "reportLanguage": plan.language, "reportName": plan.title}
+    if part is None or part.site is None:
+        envs.append(
+            f"    {json.dumps(central)}: {{ name: {central_name}, "
+            'matcher: ({ labels }) => !labels.some((l) => l.name === "site" && SITES.includes(l.value)) },'
+        )
+    title = plan.title if part is None else f"{plan.title} – {part.name}"
+    options = {"singleFile": True, "reportLanguage": plan.language, "reportName": title}
     return "\n".join(
         [
             "// Written by rehearsal.report for one report; regenerated every time (do not edit).",
             f"const SITES = {json.dumps(site_ids)};",
             'const onSite = (id) => ({ labels }) => labels.some((l) => l.name === "site" && l.value === id);',
             "export default {",
-            f"  name: {json.dumps(plan.title, ensure_ascii=False)},",
+            f"  name: {json.dumps(title, ensure_ascii=False)},",
             f"  output: {json.dumps(str(output))},",
             *([f"  historyPath: {json.dumps(str(Path(history_path).resolve()))},"] if history_path else []),
             f"  plugins: {{ awesome: {{ options: {json.dumps(options, ensure_ascii=False)} }} }},",
@@ -327,6 +358,19 @@ def allure_config(
     )
 
 
+REPORT_JOBS = 2
+"""Allure processes at once: each is one Node thread; two keep both cores busy within ~1 GB."""
+
+
+@dataclass
+class _Built:
+    part: Part
+    seconds: float = 0.0
+    point: dict[str, Any] | None = None
+    reused_from: str | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+
 def generate_allure_report(
     results_dirs: Iterable[Path],
     plan: Plan,
@@ -337,101 +381,314 @@ def generate_allure_report(
     variables: dict[str, str] | None = None,
     history_points: Sequence[dict[str, Any]] | None = None,
     keep_history_point: Callable[[dict[str, Any]], None] | None = None,
+    run_id: str = "",
+    reuse: Sequence[Path] = (),
+    point_of: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> float:
-    """Generate the single-file report from the folders (oldest first) into ``destination``.
+    """Generate the report in parts (:mod:`rehearsal.report_parts`) from the folders (oldest
+    first) into ``destination``: ``<part>/index.html`` per site with results and for the
+    region-wide ones, and ``index.html`` linking them with `variables` and each part's counts.
 
-    Generates into a fresh temporary folder next to the destination, strips the analytics,
-    checks that nothing outside is loaded, then swaps it into place. Returns the seconds
-    ``allure generate`` took.
+    A part built before from the same inputs, in ``destination`` or in one of the `reuse`
+    report folders (the parents' reports), is taken from there instead of generated again.
+    Everything is put together in a fresh temporary folder next to the destination (each
+    page's analytics stripped and checked for outside loads), then swapped into place.
+    Returns the seconds the ``allure generate`` processes took, added up.
 
-    With `history_points` (Allure history points of earlier runs, oldest first) the report
-    shows each test's history: they are written to a throw-away history file that Allure
-    reads and appends this report's point to; that new point is handed to
-    `keep_history_point`, so the caller decides where it lives and nothing is appended twice.
+    With `history_points` (Allure history points of earlier runs, oldest first) each page
+    shows each test's history: they are written to a throw-away history file per part that
+    Allure appends the part's point to; the parts' points together (a reused part's entries
+    from `point_of` the run it was built for) are handed to `keep_history_point` as this
+    run's one point, so the caller decides where it lives and nothing is appended twice.
     """
-    command = allure_command(repo_root)
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    central_name = text_for(plan)["central"]
+    every = parts(plan, central_name)
+    dirs = [Path(d).resolve() for d in results_dirs if Path(d).is_dir()]
+    inputs = collect(dirs, plan, central_part(plan))
     work = Path(tempfile.mkdtemp(prefix=".allure-report-", dir=destination.parent))
     try:
-        out = work / "report"  # new and empty: Allure 3 must never write over an old report
-        dirs = [str(Path(d).resolve()) for d in results_dirs if Path(d).is_dir()]
-        if not dirs:
-            (work / "no-results").mkdir()
-            dirs = [str(work / "no-results")]
-        history_file = None
-        if history_points is not None:
-            history_file = (work / "history.jsonl").resolve()
-            history_file.write_text(
-                "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in history_points), encoding="utf-8"
-            )
-        config = work / "allurerc.mjs"
-        config.write_text(allure_config(plan, out.resolve(), variables, history_file), encoding="utf-8")
-        env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "FORCE_COLOR": "0"}
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [*command, "generate", "--config", str(config), "--output", str(out.resolve()), *dirs],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise RehearsalError(
-                f"allure generate did not finish within {timeout:.0f} s ({destination})"
-            ) from None
-        seconds = time.perf_counter() - started
-        index = out / "index.html"
-        if proc.returncode != 0 or not index.is_file():
-            last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
-            raise RehearsalError(f"allure generate failed (exit {proc.returncode}): {last.strip()[:300]}")
-        cleaned = strip_analytics(index.read_text(encoding="utf-8"))
-        leaks = external_loads(cleaned)
-        if leaks:
-            raise RehearsalError(f"{index}: report would load from outside ({leaks[0][:120]}); not published")
-        index.write_text(cleaned, encoding="utf-8")
-        if history_file is not None and keep_history_point is not None:
-            _keep_new_point(history_file, len(history_points or ()), keep_history_point)
+        report = work / "report"  # new and empty: Allure 3 must never write over an old report
+        report.mkdir()
+        built: list[_Built] = []
+        todo: list[tuple[_Built, PartInputs, str]] = []
+        command: list[str] | None = None
+        for part in every:
+            part_inputs = inputs.get(part.id)
+            if part_inputs is None or not part_inputs.results:
+                continue
+            settings = allure_config(plan, Path("-"), part=part)
+            digest = part_inputs.digest(f"{settings}\0{INLINE_MAX}\0{_allure_version(repo_root)}")
+            entry = _Built(part)
+            found = reusable([destination, *reuse], part.id, digest)
+            if found is not None:
+                copy_tree(found, report / part.id)
+                entry.reused_from = built_from(found).get("run") or None
+            else:
+                command = command or allure_command(repo_root)
+                todo.append((entry, part_inputs, digest))
+            built.append(entry)
+        if command is not None:
+            with ThreadPoolExecutor(max_workers=REPORT_JOBS) as pool:
+                for future in [
+                    pool.submit(
+                        _generate_part,
+                        command,
+                        plan,
+                        e,
+                        i,
+                        d,
+                        work,
+                        report,
+                        timeout,
+                        history_points,
+                        run_id,
+                    )  # fmt: skip
+                    for e, i, d in todo
+                ]:
+                    future.result()
+        for entry in built:
+            entry.stats = _stats(report / entry.part.id)
+        if history_points is not None and keep_history_point is not None:
+            point = _run_point(plan, built, point_of)
+            if point is not None:
+                keep_history_point(point)
+        write_atomic(report / "index.html", _index_page(plan, built, variables))
+        write_atomic(report / "summary.json", json.dumps(_summary(plan, built), indent=2, ensure_ascii=False))
         old = work / "previous"
         if destination.exists():
             os.replace(destination, old)
-        os.replace(out, destination)
-        return seconds
+        os.replace(report, destination)
+        return sum(e.seconds for e in built)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _keep_new_point(history_file: Path, before: int, keep: Callable[[dict[str, Any]], None]) -> None:
-    """Hand on the one point Allure appended; anything else means Allure changed: log, carry on."""
+def _generate_part(
+    command: list[str],
+    plan: Plan,
+    entry: _Built,
+    inputs: PartInputs,
+    digest: str,
+    work: Path,
+    report: Path,
+    timeout: float,
+    history_points: Sequence[dict[str, Any]] | None,
+    run_id: str,
+) -> None:
+    part = entry.part
+    base = work / "parts" / part.id
+    staged, evidence, out = base / "results", base / EVIDENCE_DIR, base / "report"
+    stage(inputs, staged, evidence)
+    history_file = None
+    if history_points is not None:
+        history_file = (base / "history.jsonl").resolve()
+        history_file.write_text(
+            "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in history_points), encoding="utf-8"
+        )
+    config = base / "allurerc.mjs"
+    config.write_text(allure_config(plan, out.resolve(), None, history_file, part=part), encoding="utf-8")
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [
+                *command,
+                "generate",
+                "--config",
+                str(config),
+                "--output",
+                str(out.resolve()),
+                str(staged.resolve()),
+            ],
+            cwd=base,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RehearsalError(f"allure generate did not finish within {timeout:.0f} s ({part.id})") from None
+    entry.seconds = time.perf_counter() - started
+    index = out / "index.html"
+    if proc.returncode != 0 or not index.is_file():
+        last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
+        raise RehearsalError(
+            f"allure generate failed for {part.id} (exit {proc.returncode}): {last.strip()[:300]}"
+        )
+    cleaned = strip_analytics(index.read_text(encoding="utf-8"))
+    leaks = external_loads(cleaned)
+    if leaks:
+        raise RehearsalError(f"{index}: report would load from outside ({leaks[0][:120]}); not published")
+    index.write_text(cleaned, encoding="utf-8")
+    if evidence.is_dir():
+        os.replace(evidence, out / EVIDENCE_DIR)
+    name = _part_env_name(plan, part)
+    (out / INPUTS_FILE).write_text(
+        json.dumps({"digest": digest, "run": run_id, "environment": name}), encoding="utf-8"
+    )
+    if history_file is not None:
+        entry.point = _new_point(history_file, len(history_points or ()))
+    os.replace(out, report / part.id)
+
+
+def _part_env_name(plan: Plan, part: Part) -> str:
+    """The Allure environment name the part's tests carry (as :func:`allure_config` names it)."""
+    names: set[str] = set()
+    for site in plan.sites:
+        name = _env_name(site.name, site.id, names)
+        if site.id == part.site:
+            return name
+    return _env_name(text_for(plan)["central"], part.id, names)
+
+
+def _new_point(history_file: Path, before: int) -> dict[str, Any] | None:
+    """The one point Allure appended; anything else means Allure changed: log, carry on."""
     lines = [ln for ln in history_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
     if len(lines) != before + 1:
         log.warning("allure history: expected %d points, found %d; not kept", before + 1, len(lines))
-        return
+        return None
     try:
         point = json.loads(lines[-1])
     except ValueError:
         log.warning("allure history: the new point is not JSON; not kept")
-        return
-    if isinstance(point, dict):
-        keep(point)
+        return None
+    return point if isinstance(point, dict) else None
 
 
-def allure_command(repo_root: Path | None = None) -> list[str]:
-    """``[node, …/node_modules/allure/cli.js]`` or UsageError naming the install command."""
+def _run_point(
+    plan: Plan, built: Sequence[_Built], point_of: Callable[[str], dict[str, Any] | None] | None
+) -> dict[str, Any] | None:
+    """This run's one Allure history point: the new parts' points together, and for a reused
+    part its tests' entries in the point of the run it was built for."""
+    points = [e.point for e in built if e.point]
+    if not points:
+        return None
+    merged = dict(points[0])
+    results: dict[str, Any] = {}
+    known: list[Any] = []
+    for point in points:
+        results.update(point.get("testResults") or {})
+        known += [k for k in point.get("knownTestCaseIds") or [] if k not in known]
+    for entry in built:
+        if entry.reused_from and point_of is not None:
+            earlier = point_of(entry.reused_from) or {}
+            name = _part_env_name(plan, entry.part)
+            for key, value in (earlier.get("testResults") or {}).items():
+                if isinstance(value, dict) and value.get("environment") == name:
+                    results.setdefault(key, value)
+    merged["testResults"], merged["knownTestCaseIds"] = results, known
+    return merged
+
+
+def _stats(folder: Path) -> dict[str, int]:
+    try:
+        stats = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("stats", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in stats.items() if isinstance(v, int)} if isinstance(stats, dict) else {}
+
+
+def _summary(plan: Plan, built: Sequence[_Built]) -> dict[str, Any]:
+    total: dict[str, int] = {}
+    for entry in built:
+        for key, value in entry.stats.items():
+            total[key] = total.get(key, 0) + value
+    return {
+        "name": plan.title,
+        "stats": total,
+        "parts": {
+            e.part.id: {"name": e.part.name, "stats": e.stats, "reused_from": e.reused_from} for e in built
+        },
+    }
+
+
+def _index_page(plan: Plan, built: Sequence[_Built], variables: dict[str, str] | None) -> str:
+    t = INDEX_TEXT.get(plan.language, INDEX_TEXT["en"])
+    rows = [
+        {
+            "href": f"{e.part.id}/index.html",
+            "name": e.part.name,
+            "hsa_id": e.part.hsa_id or "",
+            "stats": [
+                (t["statuses"][s], e.stats.get(s, 0)) for s in ("passed", "failed", "broken", "skipped")
+            ],
+            "total": e.stats.get("total", 0),
+            "reused_from": e.reused_from,
+        }
+        for e in built
+    ]
+    return templating.render(
+        "allure_index.html", lang=plan.language, title=plan.title, t=t, variables=variables or {}, rows=rows
+    )
+
+
+INDEX_TEXT: dict[str, dict[str, Any]] = {
+    "sv": {
+        "heading": "Allure-rapporter per plats",
+        "intro": "En rapport per plats (och en för det regionövergripande), så att varje sida går att öppna.",
+        "part": "Plats",
+        "total": "Tester",
+        "built": "Byggd",
+        "now": "nu",
+        "reused": "oförändrad sedan körning {run}",
+        "none": "Inga resultat att visa.",
+        "statuses": {
+            "passed": "godkända",
+            "failed": "underkända",
+            "broken": "trasiga",
+            "skipped": "överhoppade",
+        },
+    },
+    "en": {
+        "heading": "Allure reports per site",
+        "intro": "One report per site (and one for the region-wide results), so that every page opens.",
+        "part": "Site",
+        "total": "Tests",
+        "built": "Built",
+        "now": "now",
+        "reused": "unchanged since run {run}",
+        "none": "No results to show.",
+        "statuses": {"passed": "passed", "failed": "failed", "broken": "broken", "skipped": "skipped"},
+    },
+}
+
+
+def _allure_version(repo_root: Path | None) -> str:
+    """The installed Allure's version (a new Allure builds every part again), or "" when absent."""
+    cli = allure_cli(repo_root)
+    if cli is None:
+        return ""
+    try:
+        return str(json.loads((cli.parent / "package.json").read_text(encoding="utf-8")).get("version", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def _allure_roots(repo_root: Path | None) -> list[Path]:
     package_root = Path(rehearsal.__file__).resolve().parents[2]
     here = [content.root(), package_root, Path.cwd(), *Path.cwd().parents]  # the installed copy: npm ci there
-    roots = [repo_root] if repo_root else list(dict.fromkeys(here))
-    cli = next(
+    return [repo_root] if repo_root else list(dict.fromkeys(here))
+
+
+def allure_cli(repo_root: Path | None = None) -> Path | None:
+    """``…/node_modules/allure/cli.js`` of the first root that has it."""
+    return next(
         (
             r / "node_modules" / "allure" / "cli.js"
-            for r in roots
+            for r in _allure_roots(repo_root)
             if (r / "node_modules/allure/cli.js").is_file()
         ),
         None,
     )
+
+
+def allure_command(repo_root: Path | None = None) -> list[str]:
+    """``[node, …/node_modules/allure/cli.js]`` or UsageError naming the install command."""
+    roots = _allure_roots(repo_root)
+    cli = allure_cli(repo_root)
     where = repo_root or next((r for r in roots if (r / "package.json").is_file()), Path.cwd())
     install = f"run `npm ci` in {where} (needs Node.js ≥ {NODE_MIN_MAJOR})"
     if cli is None:
