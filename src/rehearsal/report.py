@@ -23,6 +23,7 @@ The go/no-go files are written first, so a missing Node/Allure never costs the d
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -430,24 +431,10 @@ def generate_allure_report(
                 todo.append((entry, part_inputs, digest))
             built.append(entry)
         if command is not None:
-            with ThreadPoolExecutor(max_workers=REPORT_JOBS) as pool:
-                for future in [
-                    pool.submit(
-                        _generate_part,
-                        command,
-                        plan,
-                        e,
-                        i,
-                        d,
-                        work,
-                        report,
-                        timeout,
-                        history_points,
-                        run_id,
-                    )  # fmt: skip
-                    for e, i, d in todo
-                ]:
-                    future.result()
+            jobs = [_prepare_part(plan, e, i, d, work, history_points, run_id) for e, i, d in todo]
+            _run_allure(command, jobs, work, timeout, repo_root)
+            for job in jobs:
+                _finish_part(plan, job, report, history_points)
         for entry in built:
             entry.stats = _stats(report / entry.part.id)
         if history_points is not None and keep_history_point is not None:
@@ -465,73 +452,161 @@ def generate_allure_report(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _generate_part(
-    command: list[str],
+@dataclass
+class _Job:
+    """One part on its way through Allure: staged inputs, config, output folder."""
+
+    entry: _Built
+    digest: str
+    run_id: str
+    base: Path
+    staged: Path
+    config: Path
+    out: Path
+    size: int
+    history_file: Path | None = None
+
+
+def _prepare_part(
     plan: Plan,
     entry: _Built,
     inputs: PartInputs,
     digest: str,
     work: Path,
-    report: Path,
-    timeout: float,
     history_points: Sequence[dict[str, Any]] | None,
     run_id: str,
-) -> None:
+) -> _Job:
+    """Stage the part's inputs (evidence beside) and write its config and history file."""
     part = entry.part
-    base = work / "parts" / part.id
-    staged, evidence, out = base / "results", base / EVIDENCE_DIR, base / "report"
-    stage(inputs, staged, evidence)
-    history_file = None
+    base = (work / "parts" / part.id).resolve()
+    job = _Job(
+        entry,
+        digest,
+        run_id,
+        base,
+        base / "results",
+        base / "allurerc.mjs",
+        base / "report",
+        len(inputs.results),
+    )
+    stage(inputs, job.staged, base / EVIDENCE_DIR)
     if history_points is not None:
-        history_file = (base / "history.jsonl").resolve()
-        history_file.write_text(
+        job.history_file = base / "history.jsonl"
+        job.history_file.write_text(
             "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in history_points), encoding="utf-8"
         )
-    config = base / "allurerc.mjs"
-    config.write_text(allure_config(plan, out.resolve(), None, history_file, part=part), encoding="utf-8")
+    job.config.write_text(allure_config(plan, job.out, None, job.history_file, part=part), encoding="utf-8")
+    return job
+
+
+def _run_allure(
+    command: list[str], jobs: Sequence[_Job], work: Path, timeout: float, repo_root: Path | None
+) -> None:
+    """Generate every job's part: the parts shared out over :data:`REPORT_JOBS` Node processes
+    (``allure_parts.mjs``: Allure loaded once per process), or one ``allure generate`` per
+    part where Allure's core module is not where the driver expects it."""
+    core = _allure_core(repo_root)
+    if core is None:
+        groups = [[job] for job in jobs]
+    else:
+        groups = [[] for _ in range(min(REPORT_JOBS, len(jobs)))]
+        for job in sorted(jobs, key=lambda j: -j.size):  # biggest first, each to the lightest process
+            min(groups, key=lambda g: sum(j.size for j in g)).append(job)
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "FORCE_COLOR": "0"}
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [
+
+    def run(index: int, group: list[_Job]) -> None:
+        if core is None:
+            job = group[0]
+            args = [
                 *command,
                 "generate",
                 "--config",
-                str(config),
+                str(job.config),
                 "--output",
-                str(out.resolve()),
-                str(staged.resolve()),
-            ],
-            cwd=base,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise RehearsalError(f"allure generate did not finish within {timeout:.0f} s ({part.id})") from None
-    entry.seconds = time.perf_counter() - started
-    index = out / "index.html"
-    if proc.returncode != 0 or not index.is_file():
-        last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
-        raise RehearsalError(
-            f"allure generate failed for {part.id} (exit {proc.returncode}): {last.strip()[:300]}"
-        )
+                str(job.out),
+                str(job.staged),
+            ]
+        else:
+            listing = work / f"jobs-{index}.json"
+            listing.write_text(
+                json.dumps(
+                    [
+                        {
+                            "part": j.entry.part.id,
+                            "cwd": str(j.base),
+                            "config": str(j.config),
+                            "output": str(j.out),
+                            "results": str(j.staged),
+                        }  # fmt: skip
+                        for j in group
+                    ]
+                ),
+                encoding="utf-8",
+            )
+            args = [command[0], str(Path(__file__).with_name("allure_parts.mjs")), str(core), str(listing)]
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                args, cwd=group[0].base, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            names = ", ".join(j.entry.part.id for j in group)
+            raise RehearsalError(f"allure generate did not finish within {timeout:.0f} s ({names})") from None
+        seconds = time.perf_counter() - started
+        done = {}
+        for line in proc.stdout.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = json.loads(line)
+                done[record["done"]] = float(record["seconds"])
+        for job in group:
+            job.entry.seconds = done.get(job.entry.part.id, seconds / len(group))
+        missing = [j for j in group if not (j.out / "index.html").is_file()]
+        if proc.returncode != 0 or missing:
+            last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
+            where = missing[0].entry.part.id if missing else group[0].entry.part.id
+            raise RehearsalError(
+                f"allure generate failed for {where} (exit {proc.returncode}): {last.strip()[:300]}"
+            )
+
+    with ThreadPoolExecutor(max_workers=REPORT_JOBS) as pool:
+        for future in [pool.submit(run, i, g) for i, g in enumerate(groups)]:
+            future.result()
+
+
+def _allure_core(repo_root: Path | None) -> Path | None:
+    """Allure's core module beside the installed ``allure`` package (what allure_parts.mjs loads)."""
+    cli = allure_cli(repo_root)
+    if cli is None:
+        return None
+    for modules in (cli.parent / "node_modules", cli.parent.parent):
+        core = modules / "@allurereport" / "core" / "dist" / "index.js"
+        if core.is_file():
+            return core
+    return None
+
+
+def _finish_part(
+    plan: Plan, job: _Job, report: Path, history_points: Sequence[dict[str, Any]] | None
+) -> None:
+    """Strip the page's analytics, refuse it if it would load from outside, put the evidence
+    beside it, record what it was built from, and move it into the report."""
+    index = job.out / "index.html"
     cleaned = strip_analytics(index.read_text(encoding="utf-8"))
     leaks = external_loads(cleaned)
     if leaks:
         raise RehearsalError(f"{index}: report would load from outside ({leaks[0][:120]}); not published")
     index.write_text(cleaned, encoding="utf-8")
+    del cleaned
+    evidence = job.base / EVIDENCE_DIR
     if evidence.is_dir():
-        os.replace(evidence, out / EVIDENCE_DIR)
-    name = _part_env_name(plan, part)
-    (out / INPUTS_FILE).write_text(
-        json.dumps({"digest": digest, "run": run_id, "environment": name}), encoding="utf-8"
+        os.replace(evidence, job.out / EVIDENCE_DIR)
+    name = _part_env_name(plan, job.entry.part)
+    (job.out / INPUTS_FILE).write_text(
+        json.dumps({"digest": job.digest, "run": job.run_id, "environment": name}), encoding="utf-8"
     )
-    if history_file is not None:
-        entry.point = _new_point(history_file, len(history_points or ()))
-    os.replace(out, report / part.id)
+    if job.history_file is not None:
+        job.entry.point = _new_point(job.history_file, len(history_points or ()))
+    os.replace(job.out, report / job.entry.part.id)
 
 
 def _part_env_name(plan: Plan, part: Part) -> str:
