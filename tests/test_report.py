@@ -25,7 +25,7 @@ from rehearsal.report import (
     generate_allure_report,
     strip_analytics,
 )
-from rehearsal.report_parts import INLINE_MAX, INPUTS_FILE, collect, part_of, parts, stage
+from rehearsal.report_parts import INPUTS_FILE, build_key, collect, part_of, parts, stage
 from rehearsal.run import Run, create_run, finish_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::rehearsal.results.ResultWarning")
@@ -293,6 +293,26 @@ def test_large_attachments_are_kept_beside_the_page_and_named_in_it(
     assert (tmp_path / "staged" / other.name).stat().st_ino == other.stat().st_ino
 
 
+def test_a_page_embeds_its_smallest_attachments_within_its_budget(
+    chain_with_rerun: Callable[[], tuple[Run, dict[str, str]]], loaded: LoadedPlan, tmp_path: Path
+) -> None:
+    rerun, ids = chain_with_rerun()
+    first = rerun.dir.parent / str(rerun.parent) / "allure-results"
+    result_file = first / f"{ids['printer']}-result.json"
+    data = json.loads(result_file.read_text(encoding="utf-8"))
+    for name, size in (("a-attachment.png", 300), ("b-attachment.png", 500)):
+        (first / name).write_bytes(b"p" * size)
+        data["attachments"].append({"name": f"Skärmbild {name}", "source": name, "type": "image/png"})
+    result_file.write_text(json.dumps(data), encoding="utf-8")
+    small = data["attachments"][0]["source"]  # the IPP answer, 36 bytes
+    inputs = collect([first], loaded.plan, "central")["sas-boras"]
+    assert stage(inputs, tmp_path / "staged", tmp_path / "evidence", budget=400) == 1
+    assert (tmp_path / "staged" / small).is_file() and (tmp_path / "staged" / "a-attachment.png").is_file()
+    assert [p.name for p in (tmp_path / "evidence").iterdir()] == ["b-attachment.png"]
+    staged = json.loads((tmp_path / "staged" / result_file.name).read_text(encoding="utf-8"))
+    assert [a["source"] for a in staged["attachments"]] == [small, "a-attachment.png", "b-attachment.png.uri"]
+
+
 def test_a_part_built_from_the_same_inputs_is_reused_and_a_changed_one_is_built_again(
     chain_with_rerun: Callable[[], tuple[Run, dict[str, str]]], loaded: LoadedPlan, tmp_path: Path
 ) -> None:
@@ -303,7 +323,7 @@ def test_a_part_built_from_the_same_inputs_is_reused_and_a_changed_one_is_built_
     earlier = tmp_path / "earlier-report"
     for part in parts(loaded.plan, "Regionen (central)"):
         digest = collect(dirs, loaded.plan, "central")[part.id].digest(
-            f"{allure_config(loaded.plan, Path('-'), part=part)}\0{INLINE_MAX}\0"
+            build_key(allure_config(loaded.plan, Path("-"), part=part), "")
         )
         (earlier / part.id).mkdir(parents=True)
         (earlier / part.id / "index.html").write_text(f"<html>{part.id}</html>", encoding="utf-8")

@@ -52,10 +52,10 @@ from rehearsal.pack import allure_result_id as allure_result_id
 from rehearsal.plan import ASPECTS, Plan
 from rehearsal.report_parts import (
     EVIDENCE_DIR,
-    INLINE_MAX,
     INPUTS_FILE,
     Part,
     PartInputs,
+    build_key,
     built_from,
     central_part,
     collect,
@@ -407,7 +407,15 @@ def generate_allure_report(
     central_name = text_for(plan)["central"]
     every = parts(plan, central_name)
     dirs = [Path(d).resolve() for d in results_dirs if Path(d).is_dir()]
+    clock = [time.perf_counter()]
+
+    def took(what: str) -> None:  # where a region's report spends its time (logged at INFO)
+        now = time.perf_counter()
+        log.info("allure report: %s %.1f s", what, now - clock[0])
+        clock[0] = now
+
     inputs = collect(dirs, plan, central_part(plan))
+    took("sorting results into parts")
     work = Path(tempfile.mkdtemp(prefix=".allure-report-", dir=destination.parent))
     try:
         report = work / "report"  # new and empty: Allure 3 must never write over an old report
@@ -420,7 +428,7 @@ def generate_allure_report(
             if part_inputs is None or not part_inputs.results:
                 continue
             settings = allure_config(plan, Path("-"), part=part)
-            digest = part_inputs.digest(f"{settings}\0{INLINE_MAX}\0{_allure_version(repo_root)}")
+            digest = part_inputs.digest(build_key(settings, _allure_version(repo_root)))
             entry = _Built(part)
             found = reusable([destination, *reuse], part.id, digest)
             if found is not None:
@@ -432,9 +440,12 @@ def generate_allure_report(
             built.append(entry)
         if command is not None:
             jobs = [_prepare_part(plan, e, i, d, work, history_points, run_id) for e, i, d in todo]
+            took(f"staging {len(jobs)} part(s)")
             _run_allure(command, jobs, work, timeout, repo_root)
+            took("allure")
             for job in jobs:
                 _finish_part(plan, job, report, history_points)
+            took("stripping analytics and checking for outside loads")
         for entry in built:
             entry.stats = _stats(report / entry.part.id)
         if history_points is not None and keep_history_point is not None:

@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,10 @@ from rehearsal.gonogo import CENTRAL
 from rehearsal.plan import Plan
 
 INLINE_MAX = 256 * 1024
-"""Attachments up to this size are embedded in the page; larger ones are kept beside it."""
+"""Attachments up to this size can be embedded in the page; larger ones are kept beside it."""
+EMBED_BUDGET = 20 * 1024 * 1024
+"""What one page embeds at most (27 MB as base64), smallest attachments first; the rest is kept
+beside it. With ~11 MB of Allure's own data for 500 results the page stays under 50 MB."""
 EVIDENCE_DIR = "evidence"
 INPUTS_FILE = ".inputs.json"
 """In each part's folder: the digest of what it was built from, and the run it was built for."""
@@ -123,17 +126,52 @@ def collect(results_dirs: Sequence[Path], plan: Plan, central: str) -> dict[str,
     return out
 
 
-def stage(inputs: PartInputs, into: Path, evidence: Path, inline_max: int = INLINE_MAX) -> int:
-    """Hard-link the part's files into `into` for Allure; attachments over `inline_max` go to
-    `evidence` instead, and the staged result names them there. Returns the attachments moved."""
+def stage(
+    inputs: PartInputs,
+    into: Path,
+    evidence: Path,
+    inline_max: int = INLINE_MAX,
+    budget: int = EMBED_BUDGET,
+) -> int:
+    """Hard-link the part's files into `into` for Allure, embedding its attachments smallest
+    first while each is at most `inline_max` and together at most `budget` bytes; the others
+    go to `evidence` and the staged result names them there. Returns the attachments moved."""
     into.mkdir(parents=True)
+    files = [
+        (path, data) for path in [*inputs.results, *inputs.containers] if (data := _read(path)) is not None
+    ]
+    sizes: dict[tuple[Path, str], int] = {}
+    for path, data in files:
+        for attachment in _each_attachment(data):
+            key = (path.parent, attachment["source"])
+            with contextlib.suppress(OSError):  # a missing one: Allure says so, as it would have
+                sizes.setdefault(key, (key[0] / key[1]).stat().st_size)
+    embedded: set[tuple[Path, str]] = set()
+    total = 0
+    for key, size in sorted(sizes.items(), key=lambda kv: kv[1]):
+        if size > inline_max or total + size > budget:
+            break
+        embedded.add(key)
+        total += size
     moved = 0
-    for path in [*inputs.results, *inputs.containers]:
-        data = _read(path)
-        if data is None:
-            continue
-        changed, n = _attachments(data, path.parent, into, evidence, inline_max)
-        moved += n
+    for path, data in files:
+        changed = False
+        for attachment in _each_attachment(data):
+            key = (path.parent, attachment["source"])
+            if key not in sizes:
+                continue
+            name = attachment["source"]
+            if key in embedded:
+                _link(path.parent / name, into / name)
+                continue
+            evidence.mkdir(parents=True, exist_ok=True)
+            _link(path.parent / name, evidence / name)
+            stub = f"{name}.uri"
+            (into / stub).write_text(f"{EVIDENCE_DIR}/{name}\n", encoding="utf-8")
+            label = attachment.get("name") or name
+            attachment["name"] = f"{label} ({EVIDENCE_DIR}/{name}, {sizes[key] / 1e6:.1f} MB)"
+            attachment["source"], attachment["type"] = stub, "text/uri-list"
+            changed, moved = True, moved + 1
         if changed:
             (into / path.name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         else:
@@ -141,36 +179,23 @@ def stage(inputs: PartInputs, into: Path, evidence: Path, inline_max: int = INLI
     return moved
 
 
-def _attachments(node: Any, source: Path, into: Path, evidence: Path, inline_max: int) -> tuple[bool, int]:
-    changed, moved = False, 0
-    if isinstance(node, dict):
-        for attachment in node.get("attachments") or []:
-            name = attachment.get("source") if isinstance(attachment, dict) else None
-            if not isinstance(name, str) or "/" in name or name.startswith("."):
-                continue
-            file = source / name
-            try:
-                size = file.stat().st_size
-            except OSError:
-                continue  # Allure says the attachment is missing, as it would have
-            if size <= inline_max:
-                _link(file, into / name)
-                continue
-            evidence.mkdir(parents=True, exist_ok=True)
-            _link(file, evidence / name)
-            stub = f"{name}.uri"
-            (into / stub).write_text(f"{EVIDENCE_DIR}/{name}\n", encoding="utf-8")
-            attachment["name"] = (
-                f"{attachment.get('name') or name} ({EVIDENCE_DIR}/{name}, {size / 1e6:.1f} MB)"
-            )
-            attachment["source"], attachment["type"] = stub, "text/uri-list"
-            changed, moved = True, moved + 1
-        for value in node.values():
-            if isinstance(value, list):
-                for item in value:
-                    c, m = _attachments(item, source, into, evidence, inline_max)
-                    changed, moved = changed or c, moved + m
-    return changed, moved
+def _each_attachment(node: Any) -> Iterator[dict[str, Any]]:
+    """Every attachment of a result or container, its steps' included, with a plain file name."""
+    if not isinstance(node, dict):
+        return
+    for attachment in node.get("attachments") or []:
+        name = attachment.get("source") if isinstance(attachment, dict) else None
+        if isinstance(name, str) and name and "/" not in name and not name.startswith("."):
+            yield attachment
+    for value in node.values():
+        if isinstance(value, list):
+            for item in value:
+                yield from _each_attachment(item)
+
+
+def build_key(settings: str, allure_version: str) -> str:
+    """What besides its files decides a part's page: its Allure config, what is embedded, Allure's version."""
+    return f"{settings}\0{INLINE_MAX}\0{EMBED_BUDGET}\0{allure_version}"
 
 
 def built_from(folder: Path) -> dict[str, Any]:
