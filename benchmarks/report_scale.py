@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -220,11 +221,22 @@ def make_run(source_run: Path, work: Path, sites: int, total: int) -> Path:
 # --- measuring --------------------------------------------------------------------------------
 
 
+CPU = [0.0]
+"""CPU seconds (user + system) of the last measured command and everything it waited for."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS of the process tree in bytes, exit code) of `command`.
+    """(wall seconds, peak RSS of the process tree in bytes, exit code) of `command`; its CPU
+    seconds in :data:`CPU` (what the figures would be on two idle cores: wall ≥ CPU / 2).
 
     The tree's RSS is summed over the process and all its descendants every 20 ms, so the
     Node process Allure runs in is counted with the Python one that starts it."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -250,6 +262,7 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
     sampler.start()
     _, err = proc.communicate()
     wall = time.perf_counter() - started
+    CPU[0] = _children_cpu() - cpu_before
     done.set()
     sampler.join()
     if proc.returncode not in (0, 1):
@@ -373,8 +386,8 @@ def main() -> int:
         page, folder, n, biggest = pages(run_dir)
         landing = (run_dir / "allure-report" / "index.html").stat().st_size
         print(
-            f"rehearse report, {args.results:,} results / {args.sites} sites: {wall:.1f} s (goal ≤ 30 s), "
-            f"peak RSS of the process tree {peak / 2**20:.0f} MiB (goal ≤ 1024)"
+            f"rehearse report, {args.results:,} results / {args.sites} sites: {wall:.1f} s (goal ≤ 30 s; "
+            f"{CPU[0]:.0f} CPU-s), peak RSS of the process tree {peak / 2**20:.0f} MiB (goal ≤ 1024)"
         )
         print(
             f"  pages: {n} parts, largest {page / 1e6:.1f} MB ({biggest}; goal ≤ 50 MB), "
@@ -386,13 +399,17 @@ def main() -> int:
             f"{evidence:.2f} s (goal ≤ 3 s), of which gonogo.* {gonogo:.2f} s"
         )
         again, _ = report(reports, run_id)
-        print(f"  the same report again (every part unchanged): {again:.1f} s ({100 * again / wall:.0f} %)")
+        print(
+            f"  the same report again (every part unchanged): {again:.1f} s ({100 * again / wall:.0f} %; "
+            f"{CPU[0]:.0f} CPU-s)"
+        )
         site = load_plan(load_run(reports, run_id).plan_path).plan.sites[-1].id
         rerun_dir, count = site_rerun(run_dir, site, "20261201T010000Z-b17b")
         rerun_wall, rerun_peak = report(reports, rerun_dir.name)
         print(
             f"  a rerun of one site ({site}, {count} results): report {rerun_wall:.1f} s = "
-            f"{100 * rerun_wall / wall:.0f} % of the full report, peak {rerun_peak / 2**20:.0f} MiB"
+            f"{100 * rerun_wall / wall:.0f} % of the full report ({CPU[0]:.0f} CPU-s), "
+            f"peak {rerun_peak / 2**20:.0f} MiB"
         )
         if args.rerun_of and args.rerun:
             real_rerun_share(Path(args.reports), args.rerun_of, args.rerun, work)
