@@ -796,29 +796,61 @@ def allure_command(repo_root: Path | None = None) -> list[str]:
     return [node, str(cli)]
 
 
-_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>\s*", re.S | re.I)
+_SCRIPT_OPEN = re.compile(r"<script\b[^>]*>", re.I)
 _EXTERNAL_SRC = re.compile(r"""\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 # Patterns with characters outside base64, so they never match inside the embedded data.
-_ANALYTICS = re.compile(r"gtag\s*\(|window\.dataLayer|googletagmanager\.com|google-analytics\.com", re.I)
+_ANALYTICS = re.compile(r"gtag\s*\(|window\.datalayer|googletagmanager\.com|google-analytics\.com")
+_ANALYTICS_WORDS = ("gtag", "window.datalayer", "googletagmanager", "google-analytics")
+# Matched on the lowercased page (a case-insensitive pattern cannot skip ahead to its first
+# character: on a 40 MB page that was seconds per pattern).
 _LOADING_TAG = re.compile(
     r"""<(?:script|link|img|iframe|frame|embed|source|audio|video|object|track|input)\b[^>]*?"""
-    r"""\b(?:src|href|data|srcset|poster)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]*""",
-    re.I,
+    r"""\b(?:src|href|data|srcset|poster)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]*"""
 )
-_CSS_URL = re.compile(r"""(?:@import\s+|url\(\s*)["']?\s*(?:https?:)?//[^"')\s]*""", re.I)
+_CSS_URL = re.compile(r"""(?:@import\s+|url\(\s*)["']?\s*(?:https?:)?//[^"')\s]*""")
+
+
+def _analytics(text: str) -> bool:
+    """A tag-manager call or host in `text` (a substring test first: the data script is most of the page)."""
+    low = text.lower()
+    return any(word in low for word in _ANALYTICS_WORDS) and _ANALYTICS.search(low) is not None
+
+
+def _script_end(page: str, start: int) -> int | None:
+    """Where the ``</script>`` closing the script whose content starts at `start` ends (with the
+    whitespace after it), or None when it is never closed."""
+    at = page.find("</", start)
+    while at >= 0:
+        if page[at + 2 : at + 8].lower() == "script":
+            close = page.find(">", at + 8)
+            if close < 0:
+                return None
+            end = close + 1
+            while end < len(page) and page[end].isspace():
+                end += 1
+            return end
+        at = page.find("</", at + 2)
+    return None
 
 
 def strip_analytics(page: str) -> str:
-    """Remove the tag-manager scripts Allure embeds and forbid network loads with a CSP."""
+    """Remove the tag-manager scripts Allure embeds and forbid network loads with a CSP.
 
-    def keep(match: re.Match[str]) -> str:
-        tag = match.group(0)
-        opening = tag[: tag.find(">") + 1]
-        if _EXTERNAL_SRC.search(opening) or _ANALYTICS.search(tag):
-            return ""
-        return tag
-
-    page = _SCRIPT.sub(keep, page)
+    Script by script with plain substring searches: the page of a site is tens of MB, almost
+    all of it one data script, which a regular expression over the whole page crawled through."""
+    kept: list[str] = []
+    pos = 0
+    while (opening := _SCRIPT_OPEN.search(page, pos)) is not None:
+        end = _script_end(page, opening.end())
+        if end is None:
+            break
+        kept.append(page[pos : opening.start()])
+        tag = opening.group(0)
+        if not (_EXTERNAL_SRC.search(tag) or _analytics(page[opening.start() : end])):
+            kept.append(page[opening.start() : end])
+        pos = end
+    kept.append(page[pos:])
+    page = "".join(kept)
     csp = f'<meta http-equiv="Content-Security-Policy" content="{ALLURE_CSP}">'
     if "Content-Security-Policy" not in page:
         charset = re.search(r"<meta\s+charset=[^>]*>", page, re.I)
@@ -829,8 +861,9 @@ def strip_analytics(page: str) -> str:
 
 
 def external_loads(page: str) -> list[str]:
-    """Every tag attribute or CSS url() in the page that would fetch from another host."""
-    return [m.group(0) for m in _LOADING_TAG.finditer(page)] + [m.group(0) for m in _CSS_URL.finditer(page)]
+    """Every tag attribute or CSS url() in the page that would fetch from another host (lowercased)."""
+    low = page.lower()
+    return [m.group(0) for m in _LOADING_TAG.finditer(low)] + [m.group(0) for m in _CSS_URL.finditer(low)]
 
 
 # --- helpers -----------------------------------------------------------------------------------
