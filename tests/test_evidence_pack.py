@@ -482,13 +482,14 @@ def test_allure_keeps_the_waves_history_once_per_run(demo_wave: tuple[LoadedPlan
     loaded, (first, rerun, second) = demo_wave
     history = WaveHistory.of(second, loaded.plan)
     assert history.allure_runs() == [first.id, rerun.id, second.id]
-    index = second.dir / "allure-report" / "index.html"
+    index = second.dir / "allure-report" / "sas-boras" / "index.html"  # one page per site
     before = embedded(index)
     assert len([n for n in before if n.startswith("data/history/")]) == 2  # the two earlier runs
     printer = allure_tests(index)[("Skrivare redo", "Södra Älvsborgs Sjukhus, Borås")]
     assert printer["status"] == "passed" and printer.get("transition") == "fixed"
     assert [h["status"] for h in printer["history"]] == ["failed", "failed"]
-    roster = allure_tests(index)[("Kommandocentralen bemannad", "NÄL, Trollhättan")]
+    nal = second.dir / "allure-report" / "nal-trollhattan" / "index.html"
+    roster = allure_tests(nal)[("Kommandocentralen bemannad", "NÄL, Trollhättan")]
     assert roster["status"] == "failed" and roster.get("transition") == "regressed"
 
     # reporting the same run again (as `rehearse report` does) adds no point and no duplicate
@@ -499,7 +500,7 @@ def test_allure_keeps_the_waves_history_once_per_run(demo_wave: tuple[LoadedPlan
     printer = allure_tests(index)[("Skrivare redo", "Södra Älvsborgs Sjukhus, Borås")]
     assert [h["status"] for h in printer["history"]] == ["failed", "failed"]
     # the rerun's report has only its parent as history
-    rerun_index = rerun.dir / "allure-report" / "index.html"
+    rerun_index = rerun.dir / "allure-report" / "sas-boras" / "index.html"
     assert len([n for n in embedded(rerun_index) if n.startswith("data/history/")]) == 1
 
 
@@ -542,10 +543,11 @@ def check_page_in_browser(browser: Any, run: Run, *, attachment: bool) -> None:
 
     # every link resolves: an anchor on the page, a file, or a test inside the Allure report
     hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
-    evidence = [h for h in hrefs if "allure-report/index.html#/" in h]
+    evidence = [h for h in hrefs if re.match(r"allure-report/[a-z0-9-]+/index\.html#/", h)]
     assert evidence, "no evidence link into the Allure report"
-    in_report = {n.removeprefix("data/test-results/").removesuffix(".json") for n in embedded(
-        run.dir / "allure-report" / "index.html") if n.startswith("data/test-results/")}  # fmt: skip
+    in_report = {(page_of.parent.name, n.removeprefix("data/test-results/").removesuffix(".json"))
+                 for page_of in (run.dir / "allure-report").glob("*/index.html")
+                 for n in embedded(page_of) if n.startswith("data/test-results/")}  # fmt: skip
     for href in hrefs:
         parts = urlsplit(href)
         assert not parts.scheme and not parts.netloc, href
@@ -555,8 +557,8 @@ def check_page_in_browser(browser: Any, run: Run, *, attachment: bool) -> None:
         target = (run.dir / unquote(parts.path)).resolve()
         assert target.is_file(), href
         if parts.fragment:
-            assert target.name == "index.html" and target.parent.name == "allure-report", href
-            assert parts.fragment.removeprefix("/") in in_report, href
+            assert target.name == "index.html" and target.parent.parent.name == "allure-report", href
+            assert (target.parent.name, parts.fragment.removeprefix("/")) in in_report, href
     assert any(h.endswith("-attachment.txt") for h in hrefs) == attachment  # the printer's IPP answer
 
     # printed (PDF, A4, the page's own @page rules): the evidence pack is exactly two pages
@@ -564,7 +566,7 @@ def check_page_in_browser(browser: Any, run: Run, *, attachment: bool) -> None:
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
     assert pages == 2, f"{gonogo}: {pages} printed pages"
     # and an opened evidence link really lands on the test in the Allure report
-    link = page.locator("article.finding a[href*='allure-report/index.html#/']").first
+    link = page.locator("article.finding a[href*='/index.html#/']").first
     name = link.inner_text()
     link.click()
     page.get_by_text(name).first.wait_for(timeout=15_000)

@@ -1,4 +1,4 @@
-"""gonogo.{json,md,html} and the Allure 3 single-file report of a run chain, end to end."""
+"""gonogo.{json,md,html} and the Allure 3 report of a run chain (a single-file page per site), end to end."""
 
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ from typing import Any
 import pytest
 
 from rehearsal.errors import UsageError
+from rehearsal.pack import allure_link
 from rehearsal.plan import LoadedPlan, load_plan
 from rehearsal.report import (
     allure_config,
     allure_result_id,
     build_report,
     external_loads,
+    generate_allure_report,
     strip_analytics,
 )
+from rehearsal.report_parts import INPUTS_FILE, build_key, collect, part_of, parts, stage
 from rehearsal.run import Run, create_run, finish_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::rehearsal.results.ResultWarning")
@@ -227,6 +230,144 @@ def test_allure_config_has_one_environment_per_site_plus_central(loaded: LoadedP
     assert "import " not in text  # a plain object: nothing to resolve from the temp folder
 
 
+def test_allure_config_of_a_part_has_only_its_own_environment(loaded: LoadedPlan, tmp_path: Path) -> None:
+    central, sas = parts(loaded.plan, "Regionen (central)")[-1], parts(loaded.plan, "x")[0]
+    text = allure_config(loaded.plan, tmp_path / "out", part=sas)
+    assert text.count("matcher:") == 1 and '"sas-boras": { name: "Södra Älvsborgs Sjukhus, Borås"' in text
+    assert f'"reportName": "{loaded.plan.title} – Södra Älvsborgs Sjukhus, Borås"' in text
+    text = allure_config(loaded.plan, tmp_path / "out", part=central)
+    assert text.count("matcher:") == 1 and '"central": { name: "Regionen (central)"' in text
+
+
+# --- fast: the report in parts (rehearsal.report_parts) ---------------------------------------------
+
+
+def test_results_are_sorted_into_their_sites_part_and_containers_follow_their_tests(
+    chain_with_rerun: Callable[[], tuple[Run, dict[str, str]]], loaded: LoadedPlan
+) -> None:
+    rerun, ids = chain_with_rerun()
+    first = rerun.dir.parent / str(rerun.parent)
+    container = {"uuid": str(uuid.uuid4()), "children": [ids["printer"], ids["lab_failed"]], "befores": []}
+    (first / "allure-results" / f"{container['uuid']}-container.json").write_text(json.dumps(container))
+    dirs = [first / "allure-results", rerun.results_dir]
+    found = collect(dirs, loaded.plan, "central")
+    assert sorted(found) == ["central", "nal-trollhattan", "sas-boras"]
+    assert [len(found[p].results) for p in ("sas-boras", "nal-trollhattan", "central")] == [3, 4, 2]
+    assert rerun.results_dir / f"{ids['lab_passed']}-result.json" in found["nal-trollhattan"].results
+    assert [c.name for c in found["sas-boras"].containers] == [f"{container['uuid']}-container.json"]
+    assert found["sas-boras"].containers == found["nal-trollhattan"].containers  # in both parts
+    assert not found["central"].containers
+    assert part_of("nowhere", ["sas-boras"], "central") == "central" == part_of(None, [], "central")
+
+
+def test_large_attachments_are_kept_beside_the_page_and_named_in_it(
+    chain_with_rerun: Callable[[], tuple[Run, dict[str, str]]], loaded: LoadedPlan, tmp_path: Path
+) -> None:
+    rerun, ids = chain_with_rerun()
+    first = rerun.dir.parent / str(rerun.parent) / "allure-results"
+    result_file = first / f"{ids['printer']}-result.json"
+    data = json.loads(result_file.read_text(encoding="utf-8"))
+    small = data["attachments"][0]["source"]
+    (first / "big-attachment.html").write_bytes(b"x" * 2000)
+    data["attachments"].append(
+        {"name": "Locust-rapport", "source": "big-attachment.html", "type": "text/html"}
+    )
+    result_file.write_text(json.dumps(data), encoding="utf-8")
+    inputs = collect([first], loaded.plan, "central")["sas-boras"]
+    moved = stage(inputs, tmp_path / "staged", tmp_path / "evidence", inline_max=1000)
+    assert moved == 1
+    assert (tmp_path / "evidence" / "big-attachment.html").stat().st_ino == (
+        first / "big-attachment.html"
+    ).stat().st_ino
+    assert (tmp_path / "staged" / "big-attachment.html.uri").read_text() == "evidence/big-attachment.html\n"
+    assert not (tmp_path / "staged" / "big-attachment.html").exists()
+    assert (tmp_path / "staged" / small).stat().st_ino == (first / small).stat().st_ino  # small: embedded
+    staged = json.loads((tmp_path / "staged" / result_file.name).read_text(encoding="utf-8"))
+    assert staged["attachments"][1] == {
+        "name": "Locust-rapport (evidence/big-attachment.html, 0.0 MB)",
+        "source": "big-attachment.html.uri",
+        "type": "text/uri-list",
+    }
+    # a result without a large attachment is the same file, not a copy
+    other = next(p for p in inputs.results if p != result_file)
+    assert (tmp_path / "staged" / other.name).stat().st_ino == other.stat().st_ino
+
+
+def test_a_page_embeds_its_smallest_attachments_within_its_budget(
+    chain_with_rerun: Callable[[], tuple[Run, dict[str, str]]], loaded: LoadedPlan, tmp_path: Path
+) -> None:
+    rerun, ids = chain_with_rerun()
+    first = rerun.dir.parent / str(rerun.parent) / "allure-results"
+    result_file = first / f"{ids['printer']}-result.json"
+    data = json.loads(result_file.read_text(encoding="utf-8"))
+    for name, size in (("a-attachment.png", 300), ("b-attachment.png", 500)):
+        (first / name).write_bytes(b"p" * size)
+        data["attachments"].append({"name": f"Skärmbild {name}", "source": name, "type": "image/png"})
+    result_file.write_text(json.dumps(data), encoding="utf-8")
+    small = data["attachments"][0]["source"]  # the IPP answer, 36 bytes
+    inputs = collect([first], loaded.plan, "central")["sas-boras"]
+    assert stage(inputs, tmp_path / "staged", tmp_path / "evidence", budget=400) == 1
+    assert (tmp_path / "staged" / small).is_file() and (tmp_path / "staged" / "a-attachment.png").is_file()
+    assert [p.name for p in (tmp_path / "evidence").iterdir()] == ["b-attachment.png"]
+    staged = json.loads((tmp_path / "staged" / result_file.name).read_text(encoding="utf-8"))
+    assert [a["source"] for a in staged["attachments"]] == [small, "a-attachment.png", "b-attachment.png.uri"]
+
+
+def test_a_part_built_from_the_same_inputs_is_reused_and_a_changed_one_is_built_again(
+    chain_with_rerun: Callable[[], tuple[Run, dict[str, str]]], loaded: LoadedPlan, tmp_path: Path
+) -> None:
+    """Reuse needs no Allure at all (repo_root without node_modules): only a changed part asks for it."""
+    rerun, ids = chain_with_rerun()
+    first = rerun.dir.parent / str(rerun.parent)
+    dirs = [first / "allure-results", rerun.results_dir]
+    earlier = tmp_path / "earlier-report"
+    for part in parts(loaded.plan, "Regionen (central)"):
+        digest = collect(dirs, loaded.plan, "central")[part.id].digest(
+            build_key(allure_config(loaded.plan, Path("-"), part=part), "")
+        )
+        (earlier / part.id).mkdir(parents=True)
+        (earlier / part.id / "index.html").write_text(f"<html>{part.id}</html>", encoding="utf-8")
+        (earlier / part.id / "summary.json").write_text('{"stats": {"total": 2, "passed": 1, "failed": 1}}')
+        (earlier / part.id / INPUTS_FILE).write_text(json.dumps({"digest": digest, "run": str(rerun.parent)}))
+    destination = rerun.dir / "allure-report"
+    generate_allure_report(
+        dirs, loaded.plan, destination, repo_root=tmp_path, reuse=[earlier], run_id=rerun.id
+    )
+    assert (destination / "sas-boras" / "index.html").read_text(encoding="utf-8") == "<html>sas-boras</html>"
+    landing = (destination / "index.html").read_text(encoding="utf-8")
+    assert f"oförändrad sedan körning {rerun.parent}" in landing and 'href="central/index.html"' in landing
+    summary = json.loads((destination / "summary.json").read_text(encoding="utf-8"))
+    assert summary["stats"] == {"total": 6, "passed": 3, "failed": 3}
+    assert summary["parts"]["nal-trollhattan"]["reused_from"] == rerun.parent
+
+    # one more result at one site: that part must be built again, so Allure is asked for
+    add_result(
+        rerun, "Skrivare redo", "passed", 1_795_000_100_000, criterion="tech-printers", site="sas-boras"
+    )
+    with pytest.raises(UsageError, match="Allure 3 is not installed"):
+        generate_allure_report(dirs, loaded.plan, destination, repo_root=tmp_path, reuse=[earlier])
+    assert (destination / "index.html").read_text(encoding="utf-8") == landing  # the old report stays
+    assert not list(rerun.dir.glob(".allure-report-*"))
+
+
+def test_evidence_links_open_the_results_own_part(loaded: LoadedPlan) -> None:
+    from rehearsal.results import TestResult
+
+    def result(site: str | None) -> TestResult:
+        labels = {"site": site} if site else {}
+        return TestResult(
+            uuid="u1", history_id="h", name="n", full_name="f", nodeid="x", status="failed", labels=labels
+        )
+
+    digest = hashlib.md5(b"u1").hexdigest()
+    assert (
+        allure_link(result("nal-trollhattan"), loaded.plan)
+        == f"allure-report/nal-trollhattan/index.html#/{digest}"
+    )
+    assert allure_link(result(None), loaded.plan) == f"allure-report/central/index.html#/{digest}"
+    assert allure_link(result("elsewhere"), loaded.plan) == f"allure-report/central/index.html#/{digest}"
+
+
 def test_allure_result_id_is_md5_of_uuid() -> None:
     from rehearsal.results import TestResult
 
@@ -289,7 +430,7 @@ def test_gonogo_html_and_md_name_the_failure_and_stay_offline(
     assert "Dokumentskrivare redo per plats</strong> – Södra Älvsborgs Sjukhus, Borås" in failed
     assert "sas-akut-dok1" in failed and "media-empty" in failed
     assert "Johan Ek" not in failed and "Karin Berg" in failed  # owner: the site's first role (beslut)
-    assert f"allure-report/index.html#/{hashlib.md5(ids['printer'].encode()).hexdigest()}" in failed
+    assert f"allure-report/sas-boras/index.html#/{hashlib.md5(ids['printer'].encode()).hexdigest()}" in failed
     # the printer failed in the first run: its attachment is linked in that run's folder
     link = re.search(r"href='(\.\./[^']+/allure-results/[^']+-attachment\.txt)'", failed)
     assert link and "media-empty" in (rerun.dir / link.group(1)).read_text(encoding="utf-8")
@@ -324,28 +465,31 @@ def test_build_report_end_to_end(
     assert printer["status"] == "fail" and "sas-akut-dok1" in printer["evidence"]
     assert [c["status"] for c in data["criteria"]].count("fail") == 1
 
-    index = rerun.dir / "allure-report" / "index.html"
-    assert index.is_file()
-    page = index.read_text(encoding="utf-8")
-    for host in ("googletagmanager", "google-analytics", "gtag(", "window.dataLayer"):
-        assert host not in page
-    tags = re.findall(r"<(?:script|link|img|iframe)\b[^>]*>", page)
-    assert tags and not [t for t in tags if OUTSIDE.search(t)]
-    assert "Content-Security-Policy" in page
+    index = rerun.dir / "allure-report" / "index.html"  # the parts, linked, with the run's values
+    landing = index.read_text(encoding="utf-8")
+    assert "NO-GO" in landing and rerun.id in landing and "Content-Security-Policy" in landing
+    assert 'href="sas-boras/index.html"' in landing and 'href="nal-trollhattan/index.html"' in landing
+    pages = {p.parent.name: p for p in index.parent.glob("*/index.html")}
+    assert set(pages) <= {"sas-boras", "nal-trollhattan", "central"} and "sas-boras" in pages
+    for page_file in pages.values():
+        page = page_file.read_text(encoding="utf-8")
+        for host in ("googletagmanager", "google-analytics", "gtag(", "window.dataLayer"):
+            assert host not in page
+        tags = re.findall(r"<(?:script|link|img|iframe)\b[^>]*>", page)
+        assert tags and not [t for t in tags if OUTSIDE.search(t)]
+        assert "Content-Security-Policy" in page
+        options = re.search(r"window\.allureReportOptions = (\{.*?\})\s*$", page, re.M)
+        assert options and json.loads(options.group(1))["reportLanguage"] == "sv"
+        assert json.loads(options.group(1))["reportName"].startswith(loaded.plan.title + " – ")
 
-    embedded = embedded_data(index)
-    options = re.search(r"window\.allureReportOptions = (\{.*?\})\s*$", page, re.M)
-    assert options and json.loads(options.group(1))["reportLanguage"] == "sv"
-    assert json.loads(options.group(1))["reportName"] == loaded.plan.title
-    envs = {e["id"]: e["name"] for e in embedded["widgets/environments.json"]}
-    assert (
-        envs["sas-boras"] == "Södra Älvsborgs Sjukhus, Borås"
-        and envs["nal-trollhattan"] == "NÄL, Trollhättan"
-    )
-    assert envs["central"] == "Regionen (central)"
-    assert embedded["widgets/sas-boras/variables.json"]["HSA-id"] == "SE2321000131-E000000000101"
-    assert embedded["widgets/variables.json"]["Go/no-go"] == "NO-GO"
+    sas, nal = embedded_data(pages["sas-boras"]), embedded_data(pages["nal-trollhattan"])
+    sas_envs = {e["id"]: e["name"] for e in sas["widgets/environments.json"]}
+    nal_envs = {e["id"]: e["name"] for e in nal["widgets/environments.json"]}
+    assert sas_envs["sas-boras"] == "Södra Älvsborgs Sjukhus, Borås" and "nal-trollhattan" not in sas_envs
+    assert nal_envs["nal-trollhattan"] == "NÄL, Trollhättan" and "sas-boras" not in nal_envs
+    assert sas["widgets/sas-boras/variables.json"]["HSA-id"] == "SE2321000131-E000000000101"
     # the rerun's pass is the result; the first run's failure is its retry
+    embedded = {**sas, **nal}
     lab = embedded[f"data/test-results/{hashlib.md5(ids['lab_passed'].encode()).hexdigest()}.json"]
     assert lab["status"] == "passed" and lab["environment"] == "NÄL, Trollhättan"
     assert [(r["status"], r["id"]) for r in lab["retries"]] == [
@@ -393,7 +537,7 @@ def test_allure_report_makes_no_outside_request_in_a_browser(
             browser.close()
     outside = [u for u in requests if not u.startswith(("file:", "data:", "blob:"))]
     assert outside == []
-    assert any(u.endswith("/allure-report/index.html") for u in requests)
+    assert any(re.search(r"/allure-report/[a-z0-9-]+/index\.html$", u) for u in requests)
 
 
 # What a target may send back, shown in a failure: a patient name, a printer message.
@@ -444,7 +588,7 @@ def test_text_from_the_target_is_shown_never_run(tmp_path: Path, loaded: LoadedP
             page.goto((run.dir / "gonogo.html").as_uri())
             page.get_by_text("window.__pwned = 1", exact=False).first.wait_for(timeout=15_000)
             assert page.evaluate("window.__pwned") is None
-            allure_index = (run.dir / "allure-report" / "index.html").as_uri()
+            allure_index = (run.dir / "allure-report" / "central" / "index.html").as_uri()  # no site
             page.goto(f"{allure_index}#/{hashlib.md5(uid.encode()).hexdigest()}")
             page.get_by_text("window.__pwned = 1", exact=False).first.wait_for(timeout=15_000)
             page.wait_for_timeout(500)  # give an injected handler its chance to run

@@ -285,6 +285,11 @@ class WaveHistory:
         with self._locked():
             _put(self.dir / ALLURE_FILE, {"run": run_id, "point": point})
 
+    def allure_point(self, run_id: str) -> dict[str, Any] | None:
+        """The stored Allure point of `run_id` (a reused report part takes its tests' entries from it)."""
+        found = [p["point"] for p in _read(self.dir / ALLURE_FILE) if p.get("run") == run_id]
+        return found[-1] if found and isinstance(found[-1], dict) else None
+
     def allure_runs(self) -> list[str]:
         return [p["run"] for p in _read(self.dir / ALLURE_FILE)]
 

@@ -35,6 +35,7 @@ from rehearsal.findings import Finding
 from rehearsal.gonogo import CENTRAL, Decision, Line, WaiverUse
 from rehearsal.history import Changes, Trend, rate
 from rehearsal.plan import ASPECTS, Plan
+from rehearsal.report_parts import central_part, part_of
 from rehearsal.results import TestResult
 from rehearsal.runbook import RunbookState, chart_view
 from rehearsal.runbook import rows as runbook_rows
@@ -256,8 +257,10 @@ def allure_result_id(result: TestResult) -> str:
     return hashlib.md5(result.uuid.encode("utf-8")).hexdigest()  # noqa: S324 - an id, not security
 
 
-def allure_link(result: TestResult) -> str:
-    return f"{ALLURE_INDEX}#/{allure_result_id(result)}"
+def allure_link(result: TestResult, plan: Plan) -> str:
+    """The result in its part of the report (:mod:`rehearsal.report_parts`): its site's page, else central."""
+    part = part_of(result.site, (s.id for s in plan.sites), central_part(plan))
+    return f"{ALLURE_DIR}/{part}/index.html#/{allure_result_id(result)}"
 
 
 def text_for(plan: Plan) -> dict[str, Any]:
@@ -427,16 +430,16 @@ def _finding(f: Finding, plan: Plan, run_dir: Path, t: dict[str, Any]) -> dict[s
         "site": site_name(plan, f.site, t),
         "summary": f.summary,
         "owner": owner,
-        "items": [_item(r, run_dir) for r in f.items],
+        "items": [_item(r, run_dir, plan) for r in f.items],
     }
 
 
-def _item(result: TestResult, run_dir: Path) -> dict[str, Any]:
+def _item(result: TestResult, run_dir: Path, plan: Plan) -> dict[str, Any]:
     """A failed result: its link into the Allure report and its first attachments beside the run."""
     return {
         "name": result.name,
         "device": result.device,
-        "link": allure_link(result),
+        "link": allure_link(result, plan),
         "attachments": [
             {"name": name, "href": Path(os.path.relpath(result.results_dir / source, run_dir)).as_posix()}
             for name, source in result.attachments[:3]

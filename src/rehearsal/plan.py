@@ -9,6 +9,7 @@ every problem as ``file:line: field: message`` in a :class:`PlanError`.
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 import re
 from collections import Counter
@@ -1037,8 +1038,21 @@ def _read_plan(path: Path) -> bytes:
 
 
 def load_plan(path: str | Path) -> LoadedPlan:
-    """Read and validate a plan; raise PlanError listing every problem with its line."""
-    path = Path(path)
+    """Read and validate a plan; raise PlanError listing every problem with its line.
+
+    The cyclic garbage collector is paused meanwhile: the YAML tree and the models of a
+    region's plan are a million objects that all stay alive, and the collector's passes over
+    them made the cost per device grow with the plan (10,000 devices: ~40 % of the time)."""
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_plan(Path(path))
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _load_plan(path: Path) -> LoadedPlan:
     raw = _read_plan(path)
     root: yaml.Node | None = None
     try:

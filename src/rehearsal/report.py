@@ -9,8 +9,11 @@ run it is compared with and writes, in the newest run's folder:
   the wave's trend and the changes (:meth:`rehearsal.pack.EvidencePack.to_json`);
 - ``gonogo.md``    the same as text for e-mail and chat;
 - ``gonogo.html``  the two-page evidence pack for the go/no-go panel (:mod:`rehearsal.pack`);
-- ``allure-report/index.html``  Allure 3 (awesome, single file), one environment per site,
-  with the wave's history (see :mod:`rehearsal.history` for how it is kept free of duplicates).
+- ``allure-report/<site>/index.html``  Allure 3 (awesome, single file) per site and one for the
+  region-wide results (:mod:`rehearsal.report_parts`: each a page a browser opens, a part
+  whose inputs did not change is reused), with the wave's history (see
+  :mod:`rehearsal.history` for how it is kept free of duplicates), and
+  ``allure-report/index.html`` linking them with each part's counts.
 
 A hospital report must not call out: Allure 3.18 always embeds Google Tag Manager, so the
 analytics scripts are stripped, a Content-Security-Policy that allows no network source is
@@ -20,6 +23,7 @@ The go/no-go files are written first, so a missing Node/Allure never costs the d
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -31,19 +35,35 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import rehearsal
-from rehearsal import attest, content
+from rehearsal import attest, content, templating
 from rehearsal.errors import RehearsalError, UsageError
-from rehearsal.gonogo import CENTRAL, Decision, decide
+from rehearsal.gonogo import Decision, decide
 from rehearsal.history import Changes as Changes
 from rehearsal.history import WaveHistory, changes, items_of, snapshot
 from rehearsal.pack import ALLURE_DIR, EvidencePack, render_html, render_markdown, text_for
 from rehearsal.pack import allure_result_id as allure_result_id
 from rehearsal.plan import ASPECTS, Plan
+from rehearsal.report_parts import (
+    EVIDENCE_DIR,
+    INPUTS_FILE,
+    Part,
+    PartInputs,
+    build_key,
+    built_from,
+    central_part,
+    collect,
+    copy_tree,
+    parts,
+    reusable,
+    stage,
+)
 from rehearsal.reports_folder import write_atomic
 from rehearsal.results import ResultWarning, merge
 from rehearsal.run import Run, chain, load_run
@@ -102,6 +122,9 @@ def build_report(
         variables=variables,
         history_points=history.allure_points_before(run.id),
         keep_history_point=lambda point: history.keep_allure_point(run.id, point),
+        run_id=run.id,
+        reuse=[r.dir / ALLURE_DIR for r in reversed(chain(run)[:-1])],
+        point_of=history.allure_point,
     )
     log.info("allure generate: %.1f s for %d result folder(s)", seconds, len(pack.runs))
     return decision
@@ -282,40 +305,49 @@ def scope_html(page: str, scope: dict[str, Any], language: str = "sv") -> str:
 
 
 def allure_config(
-    plan: Plan, output: Path, variables: dict[str, str] | None = None, history_path: Path | None = None
+    plan: Plan,
+    output: Path,
+    variables: dict[str, str] | None = None,
+    history_path: Path | None = None,
+    part: Part | None = None,
 ) -> str:
-    """An ``allurerc.mjs`` exporting a plain object: one environment per site plus ``central``.
+    """An ``allurerc.mjs`` exporting a plain object for the report of one `part` (a site or central).
 
-    Results are matched on their ``site`` label; anything without a plan site (region-wide,
-    or a site the plan does not know) lands in the central environment, so nothing is hidden.
-    `history_path` (absolute: Allure resolves a relative one against its working folder)
-    turns on Allure's history.
+    The part is Allure's one environment (named after the site, with its HSA-id), so test
+    keys and the environment shown stay what they were when one report held every site.
+    Without `part`: one environment per site plus ``central``. Results are matched on their
+    ``site`` label; anything without a plan site (region-wide, or a site the plan does not
+    know) lands in the central environment, so nothing is hidden. `history_path` (absolute:
+    Allure resolves a relative one against its working folder) turns on Allure's history.
     """
     t = text_for(plan)
     site_ids = [s.id for s in plan.sites]
-    central = CENTRAL if CENTRAL not in site_ids else "central-region"
+    central = central_part(plan)
     names: set[str] = set()
     envs = []
     for site in plan.sites:
         name = _env_name(site.name, site.id, names)
-        envs.append(
-            f"    {json.dumps(site.id)}: {{ name: {json.dumps(name, ensure_ascii=False)}, "
-            f"variables: {json.dumps({'HSA-id': site.hsa_id}, ensure_ascii=False)}, "
-            f"matcher: onSite({json.dumps(site.id)}) }},"
-        )
+        if part is None or part.site == site.id:
+            envs.append(
+                f"    {json.dumps(site.id)}: {{ name: {json.dumps(name, ensure_ascii=False)}, "
+                f"variables: {json.dumps({'HSA-id': site.hsa_id}, ensure_ascii=False)}, "
+                f"matcher: onSite({json.dumps(site.id)}) }},"
+            )
     central_name = json.dumps(_env_name(t["central"], central, names), ensure_ascii=False)
-    envs.append(
-        f"    {json.dumps(central)}: {{ name: {central_name}, "
-        'matcher: ({ labels }) => !labels.some((l) => l.name === "site" && SITES.includes(l.value)) },'
-    )
-    options = {"singleFile": True, "reportLanguage": plan.language, "reportName": plan.title}
+    if part is None or part.site is None:
+        envs.append(
+            f"    {json.dumps(central)}: {{ name: {central_name}, "
+            'matcher: ({ labels }) => !labels.some((l) => l.name === "site" && SITES.includes(l.value)) },'
+        )
+    title = plan.title if part is None else f"{plan.title} – {part.name}"
+    options = {"singleFile": True, "reportLanguage": plan.language, "reportName": title}
     return "\n".join(
         [
             "// Written by rehearsal.report for one report; regenerated every time (do not edit).",
             f"const SITES = {json.dumps(site_ids)};",
             'const onSite = (id) => ({ labels }) => labels.some((l) => l.name === "site" && l.value === id);',
             "export default {",
-            f"  name: {json.dumps(plan.title, ensure_ascii=False)},",
+            f"  name: {json.dumps(title, ensure_ascii=False)},",
             f"  output: {json.dumps(str(output))},",
             *([f"  historyPath: {json.dumps(str(Path(history_path).resolve()))},"] if history_path else []),
             f"  plugins: {{ awesome: {{ options: {json.dumps(options, ensure_ascii=False)} }} }},",
@@ -329,6 +361,23 @@ def allure_config(
     )
 
 
+REPORT_JOBS = 2
+"""Allure processes at once: each is one Node thread; two keep both cores busy."""
+NODE_HEAP_MB = 384
+"""Each driver's V8 heap limit, so that it collects before growing past it (a part of 500
+results was generated within 256). 10,000 results: peak of the tree 1,067 MiB with it, 1,001
+and 1,290 MiB in two runs without; ~20 % more CPU (benchmarks/report_scale.py)."""
+
+
+@dataclass
+class _Built:
+    part: Part
+    seconds: float = 0.0
+    point: dict[str, Any] | None = None
+    reused_from: str | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+
 def generate_allure_report(
     results_dirs: Iterable[Path],
     plan: Plan,
@@ -339,101 +388,400 @@ def generate_allure_report(
     variables: dict[str, str] | None = None,
     history_points: Sequence[dict[str, Any]] | None = None,
     keep_history_point: Callable[[dict[str, Any]], None] | None = None,
+    run_id: str = "",
+    reuse: Sequence[Path] = (),
+    point_of: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> float:
-    """Generate the single-file report from the folders (oldest first) into ``destination``.
+    """Generate the report in parts (:mod:`rehearsal.report_parts`) from the folders (oldest
+    first) into ``destination``: ``<part>/index.html`` per site with results and for the
+    region-wide ones, and ``index.html`` linking them with `variables` and each part's counts.
 
-    Generates into a fresh temporary folder next to the destination, strips the analytics,
-    checks that nothing outside is loaded, then swaps it into place. Returns the seconds
-    ``allure generate`` took.
+    A part built before from the same inputs, in ``destination`` or in one of the `reuse`
+    report folders (the parents' reports), is taken from there instead of generated again.
+    Everything is put together in a fresh temporary folder next to the destination (each
+    page's analytics stripped and checked for outside loads), then swapped into place.
+    Returns the seconds the ``allure generate`` processes took, added up.
 
-    With `history_points` (Allure history points of earlier runs, oldest first) the report
-    shows each test's history: they are written to a throw-away history file that Allure
-    reads and appends this report's point to; that new point is handed to
-    `keep_history_point`, so the caller decides where it lives and nothing is appended twice.
+    With `history_points` (Allure history points of earlier runs, oldest first) each page
+    shows each test's history: they are written to a throw-away history file per part that
+    Allure appends the part's point to; the parts' points together (a reused part's entries
+    from `point_of` the run it was built for) are handed to `keep_history_point` as this
+    run's one point, so the caller decides where it lives and nothing is appended twice.
     """
-    command = allure_command(repo_root)
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    central_name = text_for(plan)["central"]
+    every = parts(plan, central_name)
+    dirs = [Path(d).resolve() for d in results_dirs if Path(d).is_dir()]
+    clock = [time.perf_counter()]
+
+    def took(what: str) -> None:  # where a region's report spends its time (logged at INFO)
+        now = time.perf_counter()
+        log.info("allure report: %s %.1f s", what, now - clock[0])
+        clock[0] = now
+
+    inputs = collect(dirs, plan, central_part(plan))
+    took("sorting results into parts")
     work = Path(tempfile.mkdtemp(prefix=".allure-report-", dir=destination.parent))
     try:
-        out = work / "report"  # new and empty: Allure 3 must never write over an old report
-        dirs = [str(Path(d).resolve()) for d in results_dirs if Path(d).is_dir()]
-        if not dirs:
-            (work / "no-results").mkdir()
-            dirs = [str(work / "no-results")]
-        history_file = None
-        if history_points is not None:
-            history_file = (work / "history.jsonl").resolve()
-            history_file.write_text(
-                "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in history_points), encoding="utf-8"
-            )
-        config = work / "allurerc.mjs"
-        config.write_text(allure_config(plan, out.resolve(), variables, history_file), encoding="utf-8")
-        env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "FORCE_COLOR": "0"}
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [*command, "generate", "--config", str(config), "--output", str(out.resolve()), *dirs],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise RehearsalError(
-                f"allure generate did not finish within {timeout:.0f} s ({destination})"
-            ) from None
-        seconds = time.perf_counter() - started
-        index = out / "index.html"
-        if proc.returncode != 0 or not index.is_file():
-            last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
-            raise RehearsalError(f"allure generate failed (exit {proc.returncode}): {last.strip()[:300]}")
-        cleaned = strip_analytics(index.read_text(encoding="utf-8"))
-        leaks = external_loads(cleaned)
-        if leaks:
-            raise RehearsalError(f"{index}: report would load from outside ({leaks[0][:120]}); not published")
-        index.write_text(cleaned, encoding="utf-8")
-        if history_file is not None and keep_history_point is not None:
-            _keep_new_point(history_file, len(history_points or ()), keep_history_point)
+        report = work / "report"  # new and empty: Allure 3 must never write over an old report
+        report.mkdir()
+        built: list[_Built] = []
+        todo: list[tuple[_Built, PartInputs, str]] = []
+        command: list[str] | None = None
+        for part in every:
+            part_inputs = inputs.get(part.id)
+            if part_inputs is None or not part_inputs.results:
+                continue
+            settings = allure_config(plan, Path("-"), part=part)
+            digest = part_inputs.digest(build_key(settings, _allure_version(repo_root)))
+            entry = _Built(part)
+            found = reusable([destination, *reuse], part.id, digest)
+            if found is not None:
+                copy_tree(found, report / part.id)
+                entry.reused_from = built_from(found).get("run") or None
+            else:
+                command = command or allure_command(repo_root)
+                todo.append((entry, part_inputs, digest))
+            built.append(entry)
+        if command is not None:
+            jobs = [_prepare_part(plan, e, i, d, work, history_points, run_id) for e, i, d in todo]
+            took(f"staging {len(jobs)} part(s)")
+            _run_allure(command, jobs, work, timeout, repo_root)
+            took("allure")
+            for job in jobs:
+                _finish_part(plan, job, report, history_points)
+            took("stripping analytics and checking for outside loads")
+        for entry in built:
+            entry.stats = _stats(report / entry.part.id)
+        if history_points is not None and keep_history_point is not None:
+            point = _run_point(plan, built, point_of)
+            if point is not None:
+                keep_history_point(point)
+        write_atomic(report / "index.html", _index_page(plan, built, variables))
+        write_atomic(report / "summary.json", json.dumps(_summary(plan, built), indent=2, ensure_ascii=False))
         old = work / "previous"
         if destination.exists():
             os.replace(destination, old)
-        os.replace(out, destination)
-        return seconds
+        os.replace(report, destination)
+        return sum(e.seconds for e in built)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _keep_new_point(history_file: Path, before: int, keep: Callable[[dict[str, Any]], None]) -> None:
-    """Hand on the one point Allure appended; anything else means Allure changed: log, carry on."""
+@dataclass
+class _Job:
+    """One part on its way through Allure: staged inputs, config, output folder."""
+
+    entry: _Built
+    digest: str
+    run_id: str
+    base: Path
+    staged: Path
+    config: Path
+    out: Path
+    size: int
+    history_file: Path | None = None
+
+
+def _prepare_part(
+    plan: Plan,
+    entry: _Built,
+    inputs: PartInputs,
+    digest: str,
+    work: Path,
+    history_points: Sequence[dict[str, Any]] | None,
+    run_id: str,
+) -> _Job:
+    """Stage the part's inputs (evidence beside) and write its config and history file."""
+    part = entry.part
+    base = (work / "parts" / part.id).resolve()
+    job = _Job(
+        entry,
+        digest,
+        run_id,
+        base,
+        base / "results",
+        base / "allurerc.mjs",
+        base / "report",
+        len(inputs.results),
+    )
+    stage(inputs, job.staged, base / EVIDENCE_DIR)
+    if history_points is not None:
+        job.history_file = base / "history.jsonl"
+        job.history_file.write_text(
+            "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in history_points), encoding="utf-8"
+        )
+    job.config.write_text(allure_config(plan, job.out, None, job.history_file, part=part), encoding="utf-8")
+    return job
+
+
+def _run_allure(
+    command: list[str], jobs: Sequence[_Job], work: Path, timeout: float, repo_root: Path | None
+) -> None:
+    """Generate every job's part: the parts shared out over :data:`REPORT_JOBS` Node processes
+    (``allure_parts.mjs``: Allure loaded once per process), or one ``allure generate`` per
+    part where Allure's core module is not where the driver expects it."""
+    core = _allure_core(repo_root)
+    if core is None:
+        groups = [[job] for job in jobs]
+    else:
+        groups = [[] for _ in range(min(REPORT_JOBS, len(jobs)))]
+        for job in sorted(jobs, key=lambda j: -j.size):  # biggest first, each to the lightest process
+            min(groups, key=lambda g: sum(j.size for j in g)).append(job)
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "FORCE_COLOR": "0"}
+
+    def run(index: int, group: list[_Job]) -> None:
+        if core is None:
+            job = group[0]
+            args = [
+                *command,
+                "generate",
+                "--config",
+                str(job.config),
+                "--output",
+                str(job.out),
+                str(job.staged),
+            ]
+        else:
+            listing = work / f"jobs-{index}.json"
+            listing.write_text(
+                json.dumps(
+                    [
+                        {
+                            "part": j.entry.part.id,
+                            "cwd": str(j.base),
+                            "config": str(j.config),
+                            "output": str(j.out),
+                            "results": str(j.staged),
+                        }  # fmt: skip
+                        for j in group
+                    ]
+                ),
+                encoding="utf-8",
+            )
+            driver = str(Path(__file__).with_name("allure_parts.mjs"))
+            args = [command[0], f"--max-old-space-size={NODE_HEAP_MB}", driver, str(core), str(listing)]
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                args, cwd=group[0].base, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            names = ", ".join(j.entry.part.id for j in group)
+            raise RehearsalError(f"allure generate did not finish within {timeout:.0f} s ({names})") from None
+        seconds = time.perf_counter() - started
+        done = {}
+        for line in proc.stdout.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = json.loads(line)
+                done[record["done"]] = float(record["seconds"])
+        for job in group:
+            job.entry.seconds = done.get(job.entry.part.id, seconds / len(group))
+        missing = [j for j in group if not (j.out / "index.html").is_file()]
+        if proc.returncode != 0 or missing:
+            last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
+            where = missing[0].entry.part.id if missing else group[0].entry.part.id
+            raise RehearsalError(
+                f"allure generate failed for {where} (exit {proc.returncode}): {last.strip()[:300]}"
+            )
+
+    with ThreadPoolExecutor(max_workers=REPORT_JOBS) as pool:
+        for future in [pool.submit(run, i, g) for i, g in enumerate(groups)]:
+            future.result()
+
+
+def _allure_core(repo_root: Path | None) -> Path | None:
+    """Allure's core module beside the installed ``allure`` package (what allure_parts.mjs loads)."""
+    cli = allure_cli(repo_root)
+    if cli is None:
+        return None
+    for modules in (cli.parent / "node_modules", cli.parent.parent):
+        core = modules / "@allurereport" / "core" / "dist" / "index.js"
+        if core.is_file():
+            return core
+    return None
+
+
+def _finish_part(
+    plan: Plan, job: _Job, report: Path, history_points: Sequence[dict[str, Any]] | None
+) -> None:
+    """Strip the page's analytics, refuse it if it would load from outside, put the evidence
+    beside it, record what it was built from, and move it into the report."""
+    index = job.out / "index.html"
+    cleaned = strip_analytics(index.read_text(encoding="utf-8"))
+    leaks = external_loads(cleaned)
+    if leaks:
+        raise RehearsalError(f"{index}: report would load from outside ({leaks[0][:120]}); not published")
+    index.write_text(cleaned, encoding="utf-8")
+    del cleaned
+    evidence = job.base / EVIDENCE_DIR
+    if evidence.is_dir():
+        os.replace(evidence, job.out / EVIDENCE_DIR)
+    name = _part_env_name(plan, job.entry.part)
+    (job.out / INPUTS_FILE).write_text(
+        json.dumps({"digest": job.digest, "run": job.run_id, "environment": name}), encoding="utf-8"
+    )
+    if job.history_file is not None:
+        job.entry.point = _new_point(job.history_file, len(history_points or ()))
+    os.replace(job.out, report / job.entry.part.id)
+
+
+def _part_env_name(plan: Plan, part: Part) -> str:
+    """The Allure environment name the part's tests carry (as :func:`allure_config` names it)."""
+    names: set[str] = set()
+    for site in plan.sites:
+        name = _env_name(site.name, site.id, names)
+        if site.id == part.site:
+            return name
+    return _env_name(text_for(plan)["central"], part.id, names)
+
+
+def _new_point(history_file: Path, before: int) -> dict[str, Any] | None:
+    """The one point Allure appended; anything else means Allure changed: log, carry on."""
     lines = [ln for ln in history_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
     if len(lines) != before + 1:
         log.warning("allure history: expected %d points, found %d; not kept", before + 1, len(lines))
-        return
+        return None
     try:
         point = json.loads(lines[-1])
     except ValueError:
         log.warning("allure history: the new point is not JSON; not kept")
-        return
-    if isinstance(point, dict):
-        keep(point)
+        return None
+    return point if isinstance(point, dict) else None
 
 
-def allure_command(repo_root: Path | None = None) -> list[str]:
-    """``[node, …/node_modules/allure/cli.js]`` or UsageError naming the install command."""
+def _run_point(
+    plan: Plan, built: Sequence[_Built], point_of: Callable[[str], dict[str, Any] | None] | None
+) -> dict[str, Any] | None:
+    """This run's one Allure history point: the new parts' points together, and for a reused
+    part its tests' entries in the point of the run it was built for."""
+    points = [e.point for e in built if e.point]
+    if not points:
+        return None
+    merged = dict(points[0])
+    results: dict[str, Any] = {}
+    known: list[Any] = []
+    for point in points:
+        results.update(point.get("testResults") or {})
+        known += [k for k in point.get("knownTestCaseIds") or [] if k not in known]
+    for entry in built:
+        if entry.reused_from and point_of is not None:
+            earlier = point_of(entry.reused_from) or {}
+            name = _part_env_name(plan, entry.part)
+            for key, value in (earlier.get("testResults") or {}).items():
+                if isinstance(value, dict) and value.get("environment") == name:
+                    results.setdefault(key, value)
+    merged["testResults"], merged["knownTestCaseIds"] = results, known
+    return merged
+
+
+def _stats(folder: Path) -> dict[str, int]:
+    try:
+        stats = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("stats", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in stats.items() if isinstance(v, int)} if isinstance(stats, dict) else {}
+
+
+def _summary(plan: Plan, built: Sequence[_Built]) -> dict[str, Any]:
+    total: dict[str, int] = {}
+    for entry in built:
+        for key, value in entry.stats.items():
+            total[key] = total.get(key, 0) + value
+    return {
+        "name": plan.title,
+        "stats": total,
+        "parts": {
+            e.part.id: {"name": e.part.name, "stats": e.stats, "reused_from": e.reused_from} for e in built
+        },
+    }
+
+
+def _index_page(plan: Plan, built: Sequence[_Built], variables: dict[str, str] | None) -> str:
+    t = INDEX_TEXT.get(plan.language, INDEX_TEXT["en"])
+    rows = [
+        {
+            "href": f"{e.part.id}/index.html",
+            "name": e.part.name,
+            "hsa_id": e.part.hsa_id or "",
+            "stats": [
+                (t["statuses"][s], e.stats.get(s, 0)) for s in ("passed", "failed", "broken", "skipped")
+            ],
+            "total": e.stats.get("total", 0),
+            "reused_from": e.reused_from,
+        }
+        for e in built
+    ]
+    return templating.render(
+        "allure_index.html", lang=plan.language, title=plan.title, t=t, variables=variables or {}, rows=rows
+    )
+
+
+INDEX_TEXT: dict[str, dict[str, Any]] = {
+    "sv": {
+        "heading": "Allure-rapporter per plats",
+        "intro": "En rapport per plats (och en för det regionövergripande), så att varje sida går att öppna.",
+        "part": "Plats",
+        "total": "Tester",
+        "built": "Byggd",
+        "now": "nu",
+        "reused": "oförändrad sedan körning {run}",
+        "none": "Inga resultat att visa.",
+        "statuses": {
+            "passed": "godkända",
+            "failed": "underkända",
+            "broken": "trasiga",
+            "skipped": "överhoppade",
+        },
+    },
+    "en": {
+        "heading": "Allure reports per site",
+        "intro": "One report per site (and one for the region-wide results), so that every page opens.",
+        "part": "Site",
+        "total": "Tests",
+        "built": "Built",
+        "now": "now",
+        "reused": "unchanged since run {run}",
+        "none": "No results to show.",
+        "statuses": {"passed": "passed", "failed": "failed", "broken": "broken", "skipped": "skipped"},
+    },
+}
+
+
+def _allure_version(repo_root: Path | None) -> str:
+    """The installed Allure's version (a new Allure builds every part again), or "" when absent."""
+    cli = allure_cli(repo_root)
+    if cli is None:
+        return ""
+    try:
+        return str(json.loads((cli.parent / "package.json").read_text(encoding="utf-8")).get("version", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def _allure_roots(repo_root: Path | None) -> list[Path]:
     package_root = Path(rehearsal.__file__).resolve().parents[2]
     here = [content.root(), package_root, Path.cwd(), *Path.cwd().parents]  # the installed copy: npm ci there
-    roots = [repo_root] if repo_root else list(dict.fromkeys(here))
-    cli = next(
+    return [repo_root] if repo_root else list(dict.fromkeys(here))
+
+
+def allure_cli(repo_root: Path | None = None) -> Path | None:
+    """``…/node_modules/allure/cli.js`` of the first root that has it."""
+    return next(
         (
             r / "node_modules" / "allure" / "cli.js"
-            for r in roots
+            for r in _allure_roots(repo_root)
             if (r / "node_modules/allure/cli.js").is_file()
         ),
         None,
     )
+
+
+def allure_command(repo_root: Path | None = None) -> list[str]:
+    """``[node, …/node_modules/allure/cli.js]`` or UsageError naming the install command."""
+    roots = _allure_roots(repo_root)
+    cli = allure_cli(repo_root)
     where = repo_root or next((r for r in roots if (r / "package.json").is_file()), Path.cwd())
     install = f"run `npm ci` in {where} (needs Node.js ≥ {NODE_MIN_MAJOR})"
     if cli is None:
@@ -455,29 +803,61 @@ def allure_command(repo_root: Path | None = None) -> list[str]:
     return [node, str(cli)]
 
 
-_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>\s*", re.S | re.I)
+_SCRIPT_OPEN = re.compile(r"<script\b[^>]*>", re.I)
 _EXTERNAL_SRC = re.compile(r"""\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 # Patterns with characters outside base64, so they never match inside the embedded data.
-_ANALYTICS = re.compile(r"gtag\s*\(|window\.dataLayer|googletagmanager\.com|google-analytics\.com", re.I)
+_ANALYTICS = re.compile(r"gtag\s*\(|window\.datalayer|googletagmanager\.com|google-analytics\.com")
+_ANALYTICS_WORDS = ("gtag", "window.datalayer", "googletagmanager", "google-analytics")
+# Matched on the lowercased page (a case-insensitive pattern cannot skip ahead to its first
+# character: on a 40 MB page that was seconds per pattern).
 _LOADING_TAG = re.compile(
     r"""<(?:script|link|img|iframe|frame|embed|source|audio|video|object|track|input)\b[^>]*?"""
-    r"""\b(?:src|href|data|srcset|poster)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]*""",
-    re.I,
+    r"""\b(?:src|href|data|srcset|poster)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]*"""
 )
-_CSS_URL = re.compile(r"""(?:@import\s+|url\(\s*)["']?\s*(?:https?:)?//[^"')\s]*""", re.I)
+_CSS_URL = re.compile(r"""(?:@import\s+|url\(\s*)["']?\s*(?:https?:)?//[^"')\s]*""")
+
+
+def _analytics(text: str) -> bool:
+    """A tag-manager call or host in `text` (a substring test first: the data script is most of the page)."""
+    low = text.lower()
+    return any(word in low for word in _ANALYTICS_WORDS) and _ANALYTICS.search(low) is not None
+
+
+def _script_end(page: str, start: int) -> int | None:
+    """Where the ``</script>`` closing the script whose content starts at `start` ends (with the
+    whitespace after it), or None when it is never closed."""
+    at = page.find("</", start)
+    while at >= 0:
+        if page[at + 2 : at + 8].lower() == "script":
+            close = page.find(">", at + 8)
+            if close < 0:
+                return None
+            end = close + 1
+            while end < len(page) and page[end].isspace():
+                end += 1
+            return end
+        at = page.find("</", at + 2)
+    return None
 
 
 def strip_analytics(page: str) -> str:
-    """Remove the tag-manager scripts Allure embeds and forbid network loads with a CSP."""
+    """Remove the tag-manager scripts Allure embeds and forbid network loads with a CSP.
 
-    def keep(match: re.Match[str]) -> str:
-        tag = match.group(0)
-        opening = tag[: tag.find(">") + 1]
-        if _EXTERNAL_SRC.search(opening) or _ANALYTICS.search(tag):
-            return ""
-        return tag
-
-    page = _SCRIPT.sub(keep, page)
+    Script by script with plain substring searches: the page of a site is tens of MB, almost
+    all of it one data script, which a regular expression over the whole page crawled through."""
+    kept: list[str] = []
+    pos = 0
+    while (opening := _SCRIPT_OPEN.search(page, pos)) is not None:
+        end = _script_end(page, opening.end())
+        if end is None:
+            break
+        kept.append(page[pos : opening.start()])
+        tag = opening.group(0)
+        if not (_EXTERNAL_SRC.search(tag) or _analytics(page[opening.start() : end])):
+            kept.append(page[opening.start() : end])
+        pos = end
+    kept.append(page[pos:])
+    page = "".join(kept)
     csp = f'<meta http-equiv="Content-Security-Policy" content="{ALLURE_CSP}">'
     if "Content-Security-Policy" not in page:
         charset = re.search(r"<meta\s+charset=[^>]*>", page, re.I)
@@ -488,8 +868,9 @@ def strip_analytics(page: str) -> str:
 
 
 def external_loads(page: str) -> list[str]:
-    """Every tag attribute or CSS url() in the page that would fetch from another host."""
-    return [m.group(0) for m in _LOADING_TAG.finditer(page)] + [m.group(0) for m in _CSS_URL.finditer(page)]
+    """Every tag attribute or CSS url() in the page that would fetch from another host (lowercased)."""
+    low = page.lower()
+    return [m.group(0) for m in _LOADING_TAG.finditer(low)] + [m.group(0) for m in _CSS_URL.finditer(low)]
 
 
 # --- helpers -----------------------------------------------------------------------------------
