@@ -115,7 +115,7 @@ def test_each_printer_is_asked_hs_once_over_one_connection_within_the_gates_plac
         assert sim.printers[devices[0].id].connections == 2
 
 
-def test_unreachable_devices_add_at_most_one_timeout(zpl_fleet: ZplSimulator) -> None:
+def test_unreachable_devices_cost_a_few_timeouts_not_one_per_slot_turn(zpl_fleet: ZplSimulator) -> None:
     timeout = 1.0
     config = SweepConfig(timeout=timeout, concurrency=32, max_open=1024)
     ready = zpl_devices(zpl_fleet, "ok")
@@ -163,8 +163,10 @@ def test_unreachable_devices_add_at_most_one_timeout(zpl_fleet: ZplSimulator) ->
             assert r.problems[0].endswith(f"within {timeout:g} s")
         else:
             assert r.problems[0].startswith("timeout: connected, but no answer to ~HS")
-    # 400 dead devices in 32 slots would be ~12 timeouts if each held its slot to the end
-    assert together - alone <= timeout * 1.5, (alone, together)
+    # 400 dead devices in 32 slots would be ~12 timeouts if each held its slot to the end. Without a
+    # pre-connect a dead device's timeout starts at its turn, not at 0: ~1.4 timeouts measured here
+    # (benchmarks/hardware_sweep.py), so the bound is a quarter of what it rules out, not 1.
+    assert together - alone <= timeout * 3, (alone, together)
 
 
 def test_gate_bounds_active_probes_and_releases_slow_ones() -> None:
