@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import errno
 import importlib
 import ipaddress
 import logging
@@ -57,6 +56,7 @@ from reference_hospital.faults import (
     parse_fault,
 )
 from reference_hospital.service import Service
+from reference_hospital.sockets import bind_socket  # re-exported: the servers' shared plumbing
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.plan import Plan
 
@@ -136,24 +136,6 @@ def endpoint_address(field: str, url: str, schemes: tuple[str, ...]) -> tuple[st
     if not parts.port:
         raise UsageError(f"environment.{field} {url}: needs an explicit port")
     return ("127.0.0.1" if host == "localhost" else host), parts.port
-
-
-def bind_socket(host: str, port: int, what: str) -> socket.socket:
-    """A listening-ready TCP socket on host:port; TargetError naming ``what`` and the port otherwise."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on such sockets (else ~40 ms per reply)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise TargetError(
-                f"cannot listen on {host}:{port} for {what}: port {port} is already in use"
-            ) from None
-        raise TargetError(f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}") from None
-    return sock
 
 
 _bind = bind_socket  # the name older callers use

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from reference_hospital import cupsd
 from reference_hospital.printers import QUEUE_PREFIX, _blocking, _find, ipp_jobs, is_loopback
 from reference_hospital.service import Service
+from reference_hospital.sockets import bind_socket
 from rehearsal.errors import TargetError, UsageError
 from rehearsal.lifetime import die_with_parent, end_process
 from rehearsal.plan import Printer
@@ -176,7 +177,6 @@ class PrintServer(Service):
                 raise TargetError(
                     f"cupsd not found: {HOW_TO_INSTALL} to serve the plan's print-server queues"
                 )
-            from reference_hospital.hospital import bind_socket
 
             for host, port in self.addresses():  # one line naming the port, before anything runs
                 bind_socket(host.strip("[]"), port, f"the print server (ipp://{host}:{port})").close()
