@@ -128,7 +128,7 @@ def test_an_attestation_made_in_the_page_flips_its_line_is_in_gonogo_and_counts_
     assert made["note"] == "Övat med pappersblanketter 09:10–09:40" and made["at"]
     assert set(made) == set(attest.Attestation.__dataclass_fields__)  # the record `rehearse attest` makes
     now = json.loads((run_dir / "gonogo.json").read_text(encoding="utf-8"))  # written again, at once
-    mine = [a for a in now["attestations"] if a["site"] == "sas-boras"]  # beside the plan file's
+    mine = [a for a in now["attestations"] if (a["item"], a["site"]) == ("nedtidsrutin", "sas-boras")]
     assert mine == [{**made, "counted": False}]  # who and when; it counts when the step runs again
     assert "Karin Berg" in (run_dir / "gonogo.html").read_text(encoding="utf-8")
 
@@ -139,7 +139,9 @@ def test_an_attestation_made_in_the_page_flips_its_line_is_in_gonogo_and_counts_
     after = json.loads((rerun_dir / "gonogo.json").read_text(encoding="utf-8"))
     line = next(c for c in after["criteria"] if c["id"] == "org-readiness" and c["site"] == "sas-boras")
     assert line["status"] == "pass", line
-    assert [a for a in after["attestations"] if a["site"] == "sas-boras"] == [{**made, "counted": True}]
+    assert [a for a in after["attestations"] if (a["item"], a["site"]) == ("nedtidsrutin", "sas-boras")] == [
+        {**made, "counted": True}
+    ]
 
 
 def _raw_get(url: str, path: str) -> tuple[int, str]:
