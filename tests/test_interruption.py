@@ -137,8 +137,10 @@ def test_stops_at_every_point_lose_nothing_and_rerun_completes(hospital):
         while proc.poll() is None and not here(newest_run(reports, before), time.monotonic() - started):
             assert time.monotonic() - started < 240, f"{point}: the point never came"
             time.sleep(0.05)
-        if proc.poll() is not None:
-            continue  # it finished before this point: nothing to interrupt
+        if proc.poll() is not None:  # it finished before this point: nothing to interrupt
+            out, err = proc.communicate()
+            assert proc.returncode in (0, 1), f"{point}: the run itself failed: {err[-2000:]}"
+            continue
         run_dir = newest_run(reports, before)
         seen = snapshot(run_dir) if run_dir else {}
         proc.send_signal(sig)
