@@ -37,8 +37,9 @@ def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, 
 
     if problem := setup_problem():
         pytest.fail(problem, pytrace=False)
-    os.environ["REHEARSAL_PASSWORD"] = PASSWORD
-    plan = load_plan(PLAN).plan
+    before = os.environ.get("REHEARSAL_PASSWORD")
+    os.environ["REHEARSAL_PASSWORD"] = PASSWORD  # for this module only: the worker's next tests start
+    plan = load_plan(PLAN).plan  # hospitals of their own, whose users must not get GNU Health's password
     try:
         with running(tmp_path_factory.mktemp("gnuhealth")) as server:
             env = plan.environment.model_copy(
@@ -58,6 +59,11 @@ def gnuhealth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan, 
                     lab.stop()
     except NotSetUp as exc:
         pytest.fail(str(exc), pytrace=False)
+    finally:
+        if before is None:
+            os.environ.pop("REHEARSAL_PASSWORD", None)
+        else:
+            os.environ["REHEARSAL_PASSWORD"] = before
 
 
 @pytest.fixture

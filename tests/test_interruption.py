@@ -52,8 +52,13 @@ def cli(reports: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "rehearsal", "--reports", str(reports), *args]
 
 
+#: The hospital and every run without REHEARSAL_PASSWORD: both fall back to the same test password
+#: (an earlier test of the same worker may have left another in the environment).
+ENV = {k: v for k, v in os.environ.items() if k != "REHEARSAL_PASSWORD"}
+
+
 def rehearse(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli(reports, *args), capture_output=True, text=True, timeout=420)
+    return subprocess.run(cli(reports, *args), capture_output=True, text=True, timeout=420, env=ENV)
 
 
 def without_load(data: dict[str, Any]) -> None:
@@ -122,8 +127,7 @@ def hospital(make_plan, tmp_path):
 
 def test_stops_at_every_point_lose_nothing_and_rerun_completes(hospital):
     reports, plan = hospital
-    env = {**os.environ}
-    env.pop("REHEARSAL_PASSWORD", None)
+    env = ENV
     one_site = ["--site", yaml.safe_load(plan.read_text(encoding="utf-8"))["sites"][0]["id"]]
     stopped: dict[signal.Signals, list[Path]] = {sig: [] for sig in SIGNALS}
     for number, (point, here) in enumerate(POINTS):
