@@ -35,11 +35,16 @@ def rehearse(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def short_load(data: dict[str, Any]) -> None:
-    """A 4 s load with roomy response-time bounds: this is about processes, not about speed (the
-    machine running the suite is shared)."""
+    """A 4 s load with roomy bounds and no runbook clock: this is about processes, not about speed
+    (the machine running the suite is shared), and a chain of killed runs is no cutover on the clock.
+    In 4 s a path that waits on results the killed runs never made may err or be slow (seen once:
+    view-results at NÄL); the SLOs themselves are tests/test_load*.py's."""
     data["load"]["duration_s"] = 4
     for path in data["load"]["paths"]:
         path["p95_ms"], path["p99_ms"] = path["p95_ms"] * 10, path["p99_ms"] * 10
+        path["max_error_ratio"], path["min_rps"] = 1.0, 0.01
+    data.pop("runbook", None)
+    data["criteria"] = [c for c in data["criteria"] if c["kind"] != "runbook"]
 
 
 def identity(pid: int) -> tuple[int, str] | None:
