@@ -14,7 +14,7 @@ to come back, comparing the text byte for byte::
 
 Class methods ``missing(plan)`` and ``endpoints(plan)`` as every adapter (``@needs:referrals``).
 
-Adapters: ``reference`` (the legacy EHR's ``/api/referrals``, carried by the reference bridge:
+Adapters: ``reference`` (the reference hospital's legacy EHR and bridge, each API in
 :mod:`rehearsal.adapters.referrals_reference`) and ``standards`` (below: the legacy system's FHIR
 face, ``environment.referrals.legacy_fhir``; whatever integration engine carries the referrals
 between the two FHIR endpoints is what the round trip proves).
