@@ -225,9 +225,8 @@ class GnuHealthPatient:
         expect(self.sao.tool("Open related records")).to_be_enabled()
 
     def order_lab(self, test: str) -> Order:
-        self.sao.relate(ORDER_ACTION)
         wizard = self.page.get_by_role("dialog").filter(has_text=ORDER_ACTION)
-        expect(wizard).to_be_visible()
+        self.sao.relate(ORDER_ACTION, opens=wizard)
         tests = wizard.locator(".form-many2many").filter(has_text="Tests").get_by_role("textbox")
         tests.fill(test)
         option = self.page.locator(".dropdown-menu").get_by_text(f"({test})")

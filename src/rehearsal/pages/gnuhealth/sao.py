@@ -86,10 +86,24 @@ class Sao:
                 found.append({n: c for n, c in zip(names, cells, strict=False) if n})
         return found
 
-    def relate(self, name: str) -> None:
-        """Open related records of the current record ("Lab: New order", "Lab: Results")."""
+    def relate(self, name: str, opens: Locator | None = None) -> None:
+        """Open related records of the current record ("Lab: New order", "Lab: Results").
+
+        SAO may first ask whether to save the record: after a wizard has written to the server
+        (an order requested), the form can count as modified though nobody typed in it. Nothing
+        of ours is unsaved there, so the answer is "No" (go on without saving); ``opens`` is what
+        the entry shows once it has run (a dialog, or a new tab's list), waited for either way.
+        """
+        tabs = self.page.locator("#tablist > li")
+        before = tabs.count()
         self.tool("Open related records").click()
         self.page.get_by_role("menuitem", name=name, exact=True).click()
+        ask = self.page.get_by_role("dialog").filter(has_text="This record has been modified")
+        shown = opens if opens is not None else tabs.nth(before)
+        expect(shown.or_(ask).first).to_be_visible()
+        if ask.count() and ask.first.is_visible():
+            ask.first.get_by_role("button", name="No", exact=True).click()
+            expect(shown.first).to_be_visible()
 
     def wait_idle(self) -> None:
         """Until SAO has no request in flight (its spinner is hidden)."""
