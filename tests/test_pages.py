@@ -343,7 +343,7 @@ def test_no_screenshot_of_a_page_showing_someone_else(
     tab: Page, web_base: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attached: list[tuple[str, str]] = []
-    monkeypatch.setattr(evidence, "attach_png", lambda name, data: attached.append(("png", name)))
+    monkeypatch.setattr(evidence, "attach_jpeg", lambda name, data: attached.append(("jpeg", name)))
     monkeypatch.setattr(evidence, "attach_text", lambda name, text: attached.append((name, text)))
     item = type("Item", (), {"nodeid": "features/x.feature::testa"})()
     LoginPage(tab, web_base).open().login(ANNA, PASSWORD)
@@ -351,7 +351,7 @@ def test_no_screenshot_of_a_page_showing_someone_else(
     try:
         patient_gate.only(["19800101-0019"])  # Testa is the run's own: photographed
         pytest_plugin._screenshot(item, tab, "patienten öppnas")
-        assert attached == [("png", "Skärmbild: patienten öppnas")]
+        assert attached == [("jpeg", "Skärmbild: patienten öppnas")]
         patient_gate.only(["19121212-1212"])  # Testa is someone else's: not photographed
         pytest_plugin._screenshot(item, tab, "patienten öppnas")
     finally:

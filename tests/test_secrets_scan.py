@@ -226,6 +226,14 @@ def test_a_failing_run_leaves_the_password_nowhere(make_plan, tmp_path, hostile_
     assert list((run_dir / "allure-results").glob("*-attachment.zip")), "no Playwright trace was kept"
     assert HostileFhir.seen_auth > 0, "no request carried credentials to the echoing peer"
     assert (run_dir / "allure-report" / "index.html").is_file()
+    # the evidence this run kept, as rehearsal.browser and the plugin make it: traces with the page's
+    # DOM at each action and no screencast, step screenshots as JPEG
+    for trace in (run_dir / "allure-results").glob("*-attachment.zip"):
+        with zipfile.ZipFile(trace) as archive:
+            events = b"".join(archive.read(n) for n in archive.namelist() if n.endswith(".trace"))
+        assert b'"frame-snapshot"' in events and b'"screencast-frame"' not in events, trace.name
+    shots = list((run_dir / "allure-results").glob("*-attachment.jpg"))
+    assert shots and all(p.read_bytes()[:3] == b"\xff\xd8\xff" for p in shots)
 
     wanted = forms(PASSWORD, [u["hsa_id"] for s in data["sites"] for u in s["users"]])
     hits = scan_tree(run_dir, wanted)

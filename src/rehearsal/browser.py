@@ -75,3 +75,35 @@ def guard_hosts(context: Any, allowed_hosts: Iterable[str], refused: Callable[[s
             )
 
     context.route(outside(allowed), abort)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    trace_without_screencast()
+
+
+def trace_without_screencast() -> None:
+    """Traces keep the DOM snapshots of every action, not a screencast of the whole test.
+
+    pytest-playwright starts each test's trace with ``screenshots=True``: JPEG frames of the
+    page all the test long, encoded in Chromium whether the test passes (trace dropped) or not.
+    That was ~15 % of a browser scenario's wall time, and frames the patient gate never read
+    (a number shown between two steps landed in them). The snapshots show the page at each
+    action, and each step's own screenshot (gated) is in the result beside the trace.
+    """
+    from pytest_playwright import pytest_playwright as ppw
+
+    recorder = ppw.ArtifactsRecorder
+    if getattr(recorder, "_rehearsal_no_screencast", False):
+        return
+    original = recorder.on_did_create_browser_context
+
+    def on_did_create_browser_context(self: Any, context: Any) -> None:
+        start = context.tracing.start
+        context.tracing.start = lambda **options: start(**{**options, "screenshots": False})
+        try:
+            original(self, context)
+        finally:
+            del context.tracing.start  # the instance attribute goes: Tracing.start again
+
+    recorder.on_did_create_browser_context = on_did_create_browser_context
+    recorder._rehearsal_no_screencast = True

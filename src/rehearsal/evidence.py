@@ -90,6 +90,10 @@ def attach_png(name: str, data: bytes) -> None:
     allure.attach(data, name=name, attachment_type=allure.attachment_type.PNG)
 
 
+def attach_jpeg(name: str, data: bytes) -> None:
+    allure.attach(data, name=name, attachment_type=allure.attachment_type.JPG)
+
+
 def attach_file(name: str, path: str | Path) -> None:
     """Attach a file by its suffix (.html, .png, .svg, .zip, .json, .txt, .csv)."""
     kinds = {
