@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import plan_copy
+from conftest import few_criteria, plan_copy
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +56,13 @@ def short_load(data: dict[str, Any]) -> None:
     data["load"]["duration_s"] = 4
 
 
+def faults_plan(data: dict[str, Any]) -> None:
+    """For the fault loops: a short load and conftest.FEW_CRITERIA (what a printer or a slow search
+    can fail, and enough beside it to show nothing else does), not the demo's whole set."""
+    short_load(data)
+    few_criteria(data)
+
+
 def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
     reports = tmp_path / "reports"
     done = rehearse(reports, "demo", "--plan", str(make_plan(short_load)), secret=SECRET)
@@ -87,7 +94,7 @@ def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
 def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """One reference hospital for the tests that switch a fault on (and off again) in it."""
     folder = tmp_path_factory.mktemp("end-to-end")
-    reports, plan = folder / "reports", str(plan_copy(folder, short_load))
+    reports, plan = folder / "reports", str(plan_copy(folder, faults_plan))
     up = rehearse(reports, "reference", "up", "--plan", plan)
     assert up.returncode == 0, up.stderr
     yield reports, plan

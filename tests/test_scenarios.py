@@ -1,7 +1,7 @@
 """The clinical and technical run-through against the reference hospital: for each of its faults
 (except those only the device checks or the load SLOs can see), switched on at one site, NO-GO
 with every failed criterion at that site (or central for a central fault) and none of its
-criteria failing at another site. Faults whose criteria are apart run together (five runs for ten faults).
+criteria failing at another site. Faults whose criteria are apart run together (six runs for ten faults).
 
 Each run of the table is a test of its own, spread over the pytest-xdist workers (an
 ``xdist_group`` each); each worker starts one hospital for the rows it gets (``rehearse reference
@@ -39,7 +39,8 @@ TABLE: dict[str, tuple[str | None, set[str]]] = {
     ),
     "ehr-down": (None, {"tech-integrations", "tech-fhir"}),
     "wrong-patient-result@sas-boras": ("sas-boras", {"tech-lab-results", "clin-lab-order"}),
-    "hsa-mismatch@nal-trollhattan": ("nal-trollhattan", {"tech-directory"}),
+    # its users' roles sit at a unit whose HSA-id the directory does not know: login by role fails too
+    "hsa-mismatch@nal-trollhattan": ("nal-trollhattan", {"tech-directory", "tech-login"}),
     "lab-results-lost@nal-trollhattan": ("nal-trollhattan", {"tech-lab-results", "clin-lab-order"}),
     "referral-dropped@sas-boras": ("sas-boras", {"tech-referrals", "clin-referral"}),
     "referral-negation-loss@nal-trollhattan": ("nal-trollhattan", {"tech-referrals", "clin-referral"}),
@@ -50,16 +51,13 @@ TABLE: dict[str, tuple[str | None, set[str]]] = {
 #: Faults switched on together, their criteria apart (at one site or across the two): a leak of
 #: one fault to the other site still shows (a criterion of one fault failing at the other's site),
 #: as does one fault's criterion failing for another's (every failure at a site must be one of its
-#: faults'). The lab and referral faults share criteria, so they need a run each: five in all.
+#: faults'). The lab and referral faults share criteria, so they need a run each. Not together:
+#: login-denied-role with orphan-queue (seen failing each other's site: no clinician at one site
+#: leaves the other's queue and lab checks waiting on messages that never come).
 TOGETHER = [
-    (
-        "wrong-patient-result@sas-boras",
-        "referral-dropped@sas-boras",
-        "hsa-mismatch@nal-trollhattan",
-        "migration-gap@nal-trollhattan",
-    ),
+    ("wrong-patient-result@sas-boras", "referral-dropped@sas-boras", "hsa-mismatch@nal-trollhattan"),
     ("text-encoding-loss@sas-boras", "lab-results-lost@nal-trollhattan"),
-    ("orphan-queue@sas-boras", "login-denied-role@nal-trollhattan"),
+    ("orphan-queue@sas-boras", "migration-gap@nal-trollhattan"),
 ]
 RUNS = TOGETHER + [(f,) for f in TABLE if not any(f in pair for pair in TOGETHER)]
 #: What only the device checks (hardware_checks/) or the load SLOs (load/) can see.
