@@ -94,7 +94,7 @@ _SPECS = (
         "hsa-mismatch",
         "the site's Organization in the new EHR carries an HSA-id that HSA/KiV does not have",
         per_site=True,
-        caught_by="teknisk: directory reconciliation (EHR units vs HSA/KiV, per site); login by role at the site",
+        caught_by="teknisk: directory reconciliation (EHR vs HSA/KiV, per site); login by role there",
     ),
     # -- devices and workstations ------------------------------------------------------------------
     FaultSpec(
