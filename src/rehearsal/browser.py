@@ -92,7 +92,7 @@ def trace_without_screencast() -> None:
     """
     from pytest_playwright import pytest_playwright as ppw
 
-    recorder = ppw.ArtifactsRecorder
+    recorder: Any = ppw.ArtifactsRecorder
     if getattr(recorder, "_rehearsal_no_screencast", False):
         return
     original = recorder.on_did_create_browser_context
