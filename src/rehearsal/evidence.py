@@ -86,10 +86,6 @@ def attach_text(name: str, text: str) -> None:
     allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
 
 
-def attach_png(name: str, data: bytes) -> None:
-    allure.attach(data, name=name, attachment_type=allure.attachment_type.PNG)
-
-
 def attach_jpeg(name: str, data: bytes) -> None:
     allure.attach(data, name=name, attachment_type=allure.attachment_type.JPG)
 

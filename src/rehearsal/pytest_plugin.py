@@ -414,8 +414,8 @@ def _close_step(request: pytest.FixtureRequest, step: Any, exc: BaseException | 
         ctx.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 
 
-#: Each step's picture: the whole page, as JPEG (Chromium encodes it in a fraction of a PNG's
-#: time, a tenth of its size: text and fields stay readable at this quality).
+#: Each step's picture: the whole page, as JPEG (cheaper for Chromium to encode than PNG; text
+#: and fields stay readable at this quality).
 SCREENSHOT: dict[str, Any] = {"full_page": True, "type": "jpeg", "quality": 80}
 
 
