@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,6 +133,71 @@ def test_user_without_lab_rights_is_refused_in_gnuhealths_words(ui) -> None:  # 
     with pytest.raises(Refused) as refused:
         patient.order_lab("P-Na")
     assert "not allowed" in str(refused.value), str(refused.value)
+
+
+def test_klinisk_features_unchanged_on_gnuhealth_no_go_without_a_lab_right_go_once_granted(
+    gnuhealth: tuple[Plan, object, Any], tmp_path: Path
+) -> None:
+    """The shipped features through ``rehearse run``: the NÄL user lacks GNU Health's right to create
+    lab test requests (seeded in "Health Nurse" only), so the lab order fails there in a Swedish step
+    message with GNU Health's words; granted "Health Doctor" through GNU Health's own groups, the
+    rerun of what failed is GO. What GNU Health cannot do is not applicable, with its reason."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.gnuhealth.rpc import Rpc
+
+    plan, _, server = gnuhealth
+    data = yaml.safe_load(PLAN.read_text(encoding="utf-8"))
+    data["environment"].update(web_base=server.web, fhir_base=f"{server.base}/fhir")
+    path = tmp_path / "gnuhealth.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    reports = tmp_path / "reports"
+
+    def rehearse(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "rehearsal.cli", "--reports", str(reports), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=420)
+
+    def lines() -> dict[tuple[str, str | None], dict]:
+        found = json.loads((reports / "latest" / "gonogo.json").read_text(encoding="utf-8"))
+        return {(c["id"], c["site"]): c for c in found["criteria"]}
+
+    def grant(change: str) -> None:
+        with Rpc(server.base, server.database, "admin", server.admin_password) as admin:
+            doctor = admin.one("res.group", [("name", "=", "Health Doctor")])
+            user = admin.one("res.user", [("login", "=", NO_LAB)])
+            admin.model("res.user", "write", [user], {"groups": [[change, [doctor]]]})
+
+    refused = rehearse("run", "--plan", str(path), "--aspect", "klinisk")
+    assert refused.returncode == 1 and refused.stdout.startswith("NO-GO:"), refused.stdout + refused.stderr
+    first = lines()
+    assert first["clin-lab-order", "sas-boras"]["status"] == "pass"
+    assert first["clin-lab-order", "nal-trollhattan"]["status"] == "fail"
+    for site in ("sas-boras", "nal-trollhattan"):  # what GNU Health declared it cannot do
+        for criterion, said in (("clin-registration", "reservnummer"), ("clin-referral", "remiss")):
+            line = first[criterion, site]
+            assert line["status"] == "not_applicable" and said in line["details"], line
+    folder = reports / "latest" / "allure-results"
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*-result.json")]
+    labels = [({lab["name"]: lab["value"] for lab in r["labels"]}, r) for r in results]
+    lab_orders = {tags["site"]: r for tags, r in labels if tags.get("criterion") == "clin-lab-order"}
+    message = lab_orders["nal-trollhattan"]["statusDetails"]["message"]
+    assert "nal-trollhattan: journalen tog inte emot beställningen av P-CRP:" in message, message
+    assert "not allowed" in message, message  # GNU Health's own words: the create right it lacks
+    last_step = lab_orders["sas-boras"]["steps"][-1]  # the result, on GNU Health's screen
+    assert [a for a in last_step.get("attachments", []) if a["type"].startswith("image/")], last_step
+
+    grant("add")
+    try:
+        rerun = rehearse("rerun")  # what failed in the latest run, on its own plan copy
+    finally:
+        grant("remove")  # as seeded: the other tests' NÄL user has no lab right
+    verdicts = [line for line in rerun.stdout.splitlines() if line.startswith(("GO:", "NO-GO:"))]
+    assert rerun.returncode == 0 and verdicts[0].startswith("GO:"), rerun.stdout + rerun.stderr
+    assert lines()["clin-lab-order", "nal-trollhattan"]["status"] == "pass"
 
 
 def test_a_non_test_patient_on_a_gnuhealth_page_is_caught_by_the_patient_gate(ui, gnuhealth) -> None:  # noqa: ANN001

@@ -228,14 +228,20 @@ class GnuHealthPatient:
         wizard = self.page.get_by_role("dialog").filter(has_text=ORDER_ACTION)
         self.sao.relate(ORDER_ACTION, opens=wizard)
         tests = wizard.locator(".form-many2many").filter(has_text="Tests").get_by_role("textbox")
+        self.sao.wait_idle()  # the wizard's defaults, still loading, clear what is typed (a busy machine)
         tests.fill(test)
+        self.sao.wait_idle()
+        if tests.input_value() != test:
+            tests.fill(test)
         option = self.page.locator(".dropdown-menu").get_by_text(f"({test})")
         self._refused_or(option, wizard)
         option.first.click()
         expect(wizard.get_by_role("cell", name=test, exact=True)).to_be_visible()
         wizard.get_by_role("button", name="Request").click()
         self._refused_or(wizard, wizard, gone=True)
-        mine = [o for o in self.orders() if o.test == test]
+        deadline = time.monotonic() + self.ui.timeout_s  # a list opened at once may still show 0 of 0
+        while not (mine := [o for o in self.orders() if o.test == test]) and time.monotonic() < deadline:
+            self.page.wait_for_timeout(500)
         assert mine, f"GNU Health lists no order of {test} under {ORDERS_RELATE} after the request"
         return mine[0]
 
