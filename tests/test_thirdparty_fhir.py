@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from medplum_peer import medplum_servers
 
 from reference_hospital.directory import build_ldif
@@ -223,7 +224,7 @@ def medplum_plan(make_plan: Callable[..., Path], medplum: Medplum, tmp_path: Pat
     section (a short one) only when asked for."""
     ldif = tmp_path / "kiv.ldif"
 
-    def make(load: bool = False) -> Path:
+    def make(load: bool = False, more: Callable[[dict[str, Any]], None] | None = None) -> Path:
         def edit(data: dict[str, Any]) -> None:
             env = data["environment"]
             for gone in ("legacy_base", "lab_mllp", "bridge_base", "bridge_mllp"):
@@ -246,6 +247,8 @@ def medplum_plan(make_plan: Callable[..., Path], medplum: Medplum, tmp_path: Pat
                     load_path["weight"] = 1
             else:
                 data.pop("load")
+            if more:
+                more(data)
 
         path = make_plan(edit)
         ldif.write_text(build_ldif(load_plan(path).plan), encoding="utf-8")
@@ -325,6 +328,67 @@ def test_fhir_based_technical_checks_pass_against_medplum(
     }
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert len(lab.answered) == 2 * 3  # every site's user ordered for every test patient, and got an answer
+
+
+@pytest.mark.slow
+def test_records_and_migration_through_the_standards_adapters_pass_against_medplum(
+    medplum_plan: Callable[..., Path], medplum: Medplum, lab: Lab, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:  # fmt: skip
+    """The NPÖ-like read and the migration check, with Medplum as the new EHR and a second Medplum
+    as the legacy system's FHIR face (its bookings the migration's source): both pass at each site,
+    beside every other FHIR-based check, in one run of the teknisk aspect."""
+    from test_adapter_migration import BOOKING_SYSTEM, bookings
+
+    with medplum_servers(tmp_path_factory, "legacy") as (legacy_base,):
+        headers = {"Content-Type": "application/fhir+json"}
+        with httpx.Client(base_url=legacy_base + "/", headers=headers) as http:
+            legacy = Medplum(legacy_base, http)
+            plan = load_plan(DEMO_PLAN).plan
+            legacy_units = {u.id for s in plan.sites for u in s.units if u.system == "legacy"}
+            for identity in plan.test_identities:  # the legacy side knows the same test patients
+                pnr = identity.personnummer.replace("-", "")
+                legacy.create(
+                    {"resourceType": "Patient", "identifier": [{"system": PNR_SYSTEM, "value": pnr}]}
+                )
+            for pid in medplum.patients.values():  # a result the new side shows beside the legacy note
+                medplum.create({
+                    "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "P-Na"},
+                    "subject": {"reference": f"Patient/{pid}"}, "conclusion": "Natrium 140 mmol/L",
+                })  # fmt: skip
+            for booking in bookings(plan):  # migrated as they were: the same on both sides
+                booking.pop("site")
+                legacy.create(booking)
+                medplum.create(booking)
+
+            def standards(data: dict[str, Any]) -> None:
+                data["environment"]["adapters"] = {"records": "standards", "migration": "standards"}
+                data["environment"]["records"] = {"legacy_fhir": legacy_base}
+                data["environment"]["migration"] = {
+                    "source_fhir": legacy_base, "target_fhir": medplum.base, "identifier_system": BOOKING_SYSTEM,
+                }  # fmt: skip
+                for site in data["sites"]:  # the demo's not-yet-live units again: where NPÖ reads across to
+                    for unit in site.get("units", []):
+                        if unit["id"] in legacy_units:
+                            unit["system"] = "legacy"
+                data["criteria"] = [
+                    c for c in yaml.safe_load(DEMO_PLAN.read_text(encoding="utf-8"))["criteria"]
+                    if c["id"] in FHIR_CRITERIA | {"tech-npo", "tech-migration"}
+                ]  # fmt: skip
+
+            reports = tmp_path / "reports"
+            done = _rehearse(
+                reports, "run", "--plan", str(medplum_plan(more=standards)), "--aspect", "teknisk"
+            )
+    lines = _lines(reports)
+    failed = {k: v.get("details") for k, v in lines.items() if v["status"] not in ("pass", "not_applicable")}
+    assert not failed, f"{failed}\n{_messages(reports, 'tech-npo')}\n{_messages(reports, 'tech-migration')}"
+    passed = {k for k, v in lines.items() if v["status"] == "pass"}
+    sites = ("sas-boras", "nal-trollhattan")
+    assert passed >= {
+        (c, s) for c in ("tech-npo", "tech-migration", "tech-lab-results", "tech-login") for s in sites
+    }
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 @pytest.mark.slow
