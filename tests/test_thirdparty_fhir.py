@@ -365,8 +365,10 @@ def test_records_and_migration_through_the_standards_adapters_pass_against_medpl
                 data["environment"]["adapters"] = {"records": "standards", "migration": "standards"}
                 data["environment"]["records"] = {"legacy_fhir": legacy_base}
                 data["environment"]["migration"] = {
-                    "source_fhir": legacy_base, "target_fhir": medplum.base, "identifier_system": BOOKING_SYSTEM,
-                }  # fmt: skip
+                    "source_fhir": legacy_base,
+                    "target_fhir": medplum.base,
+                    "identifier_system": BOOKING_SYSTEM,
+                }
                 for site in data["sites"]:  # the demo's not-yet-live units again: where NPÖ reads across to
                     for unit in site.get("units", []):
                         if unit["id"] in legacy_units:
