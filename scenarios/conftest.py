@@ -31,10 +31,9 @@ from rehearsal.plan import LoadedPlan, Plan, Site
 from rehearsal.pytest_plugin import aspect_of, plan_for, sites_in_scope
 from rehearsal.workflows import gate, routines
 from rehearsal.workflows.traffic import Traffic
-from rehearsal.workflows.window import Window, open_window
+from rehearsal.workflows.window import Window, shared_window
 
 SCENARIOS = Path(__file__).resolve().parent
-SENDS_TRAFFIC = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,7 +81,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (drop if reason else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-    config.stash[SENDS_TRAFFIC] = any(i.get_closest_marker("traffic") for i in keep)
     last = [i for i in keep if i.get_closest_marker("last")]
     rest = [i for i in keep if not i.get_closest_marker("last")]
     ours_at = [n for n, i in enumerate(rest) if SCENARIOS in i.path.parents]
@@ -90,10 +88,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = rest[:at] + last + rest[at:]
 
 
+def _traffic_sites(session: pytest.Session) -> set[str]:
+    """The sites whose test traffic this session checks, from what it runs after every deselection
+    (a session of a run with ``--jobs`` has some sites' scenarios only: it sends only their traffic)."""
+    return {s.id for i in session.items if i.get_closest_marker("traffic") and (s := _site(i)) is not None}
+
+
 @pytest.fixture(scope="session")
-def window(plan: Plan) -> Window:
-    """When this rehearsal began, on the target's clocks (taken before the first scenario writes)."""
-    return open_window(plan)
+def window(plan: Plan, rehearsal_run_dir: Path) -> Window:
+    """When this rehearsal began, on the target's clocks (taken before the first scenario writes);
+    the run's sessions side by side (``--jobs``) share the first one taken."""
+    return shared_window(plan, rehearsal_run_dir)
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +107,7 @@ def _central_gate(request: pytest.FixtureRequest, plan: Plan, loaded_plan: Loade
     if aspect_of(item) not in ("klinisk", "teknisk"):
         return
     request.getfixturevalue("window")
-    sends = request.config.stash.get(SENDS_TRAFFIC, False) and gate.write_refusal(plan) is None
+    sends = bool(_traffic_sites(request.session)) and gate.write_refusal(plan) is None
     if sends:  # its waits then overlap the clinical scenarios
         request.getfixturevalue("traffic").start()
     site = _site(item)
@@ -113,9 +118,11 @@ def _central_gate(request: pytest.FixtureRequest, plan: Plan, loaded_plan: Loade
 
 
 @pytest.fixture(scope="session")
-def traffic(plan: Plan, pytestconfig: pytest.Config, window: Window) -> Iterator[Traffic]:
-    """The technical test traffic of every site in scope, started at first use (see workflows.traffic)."""
-    sent = Traffic(plan, sites_in_scope(pytestconfig))
+def traffic(plan: Plan, request: pytest.FixtureRequest, window: Window) -> Iterator[Traffic]:
+    """The technical test traffic of the sites this session checks, started at first use (see
+    workflows.traffic)."""
+    checked = _traffic_sites(request.session)
+    sent = Traffic(plan, [s for s in sites_in_scope(request.config) if s.id in checked])
     yield sent
     sent.close()
 

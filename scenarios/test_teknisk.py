@@ -390,7 +390,8 @@ def same_content(migration, site: Site) -> None:
     "allt som ändrats under repetitionen i den nya journalen, i bryggan och i det äldre journalsystemet",
     target_fixture="touched",
 )
-def everything_touched(plan: Plan, fhir, window: Window) -> guard.Touched:
+def everything_touched(plan: Plan, fhir, window: Window, rehearsal_run_dir: Path) -> guard.Touched:
+    guard.admit_created(rehearsal_run_dir)
     touched = guard.Touched()
     guard.touched_in_ehr(fhir, window.fhir_since, touched)
     monitor = monitoring_for_plan(plan)

@@ -105,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
             "--fault", action="append", default=[], metavar="NAME[@SITE]", help="named fault (repeatable)"
         )
 
+    def jobs_arg(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--jobs",
+            type=_jobs,
+            default=1,
+            metavar="N",
+            help="sessions side by side, the sites dealt among them (auto: one per core; default 1)",
+        )
+
     def attestations_arg(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument(
             "--attestations",
@@ -118,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     plan_arg(demo, required=False)
     fault_arg(demo)
     attestations_arg(demo)
+    jobs_arg(demo)
 
     run = sub.add_parser("run", help="run a rehearsal plan against its environment")
     plan_arg(run, required=True)
@@ -144,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
         help="only scenarios with this Gherkin tag, without @: writes, system:new, criterion:ID (repeatable)",
     )
     attestations_arg(run)
+    jobs_arg(run)
     run.add_argument(
         "--interactive", action="store_true", help="ask for each missing attestation as it comes"
     )
@@ -196,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rerun = sub.add_parser("rerun", help="rerun only the failed items of a run")
     rerun.add_argument("run", nargs="?", help="run folder or id (default: the newest)")
+    jobs_arg(rerun)
 
     att = sub.add_parser("attest", help="record a person's attestation of a step into a run")
     att.add_argument("item", help="what is attested, as named by the pending step (e.g. nedtidsrutin)")
@@ -299,6 +311,19 @@ def _plan_path(given: str | None, command: str = "") -> Path:
     return path
 
 
+def _jobs(text: str) -> int:
+    """``--jobs``: a whole number from 1, or ``auto`` (the cores this process may use)."""
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1, or auto")
+    return jobs
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     reports = _reports_root(args)
     state_dir = reports / ".reference"
@@ -314,7 +339,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitCode.GO
     if args.command == "demo":
         loaded = load_plan(_plan_path(args.plan))
-        return _demo(reports, state_dir, loaded, args.fault, _attestation_files(args.attestations, loaded))
+        attestations = _attestation_files(args.attestations, loaded)
+        return _demo(reports, state_dir, loaded, args.fault, attestations, args.jobs)
     if args.command == "run":
         loaded = load_plan(_plan_path(args.plan, "run"))
         for site in args.site:
@@ -333,6 +359,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             attestations=_attestation_files(args.attestations, loaded),
             interactive=args.interactive,
             chosen=chosen,
+            jobs=args.jobs,
         )
         return _report(outcome.run, loaded, outcome)
     if args.command == "load":
@@ -350,7 +377,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "runbook":
         return _runbook(reports, args)
     if args.command == "rerun":
-        return _rerun(reports, state_dir, args.run)
+        return _rerun(reports, state_dir, args.run, args.jobs)
     if args.command == "console":
         from rehearsal.console import serve
 
@@ -430,7 +457,12 @@ def _runbook(reports: Path, args: argparse.Namespace) -> int:
 
 
 def _demo(
-    reports: Path, state_dir: Path, loaded: LoadedPlan, faults: list[str], attestations: list[Path]
+    reports: Path,
+    state_dir: Path,
+    loaded: LoadedPlan,
+    faults: list[str],
+    attestations: list[Path],
+    jobs: int = 1,
 ) -> int:
     from reference_hospital import control
 
@@ -438,7 +470,7 @@ def _demo(
     _say(f"rehearse demo: starting the reference hospital for {loaded.path}")
     with control.running(loaded, faults, state_dir):
         _say("rehearse demo: rehearsing …")
-        outcome = execute(reports, loaded, env=env, attestations=attestations)
+        outcome = execute(reports, loaded, env=env, attestations=attestations, jobs=jobs)
     return _report(outcome.run, loaded, outcome)
 
 
@@ -519,7 +551,7 @@ def _import(reports: Path, args: argparse.Namespace) -> int:
     return _report(run, loaded)
 
 
-def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
+def _rerun(reports: Path, state_dir: Path, ref: str | None, jobs: int = 1) -> int:
     from rehearsal.rerun import select
 
     parent = load_run(reports, ref)
@@ -545,7 +577,7 @@ def _rerun(reports: Path, state_dir: Path, ref: str | None) -> int:
     _say(f"rehearse rerun of {parent.id}: {selection.describe()}")
     outcome = execute(
         reports, loaded, parent=parent, selection=selection.nodeids, env=env,
-        attestations=_attestation_files([], loaded), chosen=Selection.recorded(parent),
+        attestations=_attestation_files([], loaded), chosen=Selection.recorded(parent), jobs=jobs,
     )  # fmt: skip
     return _report(outcome.run, loaded, outcome)
 

@@ -74,6 +74,13 @@ def created(run_dir: Path) -> set[str]:
     return found
 
 
+def admit_created(run_dir: Path) -> None:
+    """Let through this session's gate the reservnummer any session of the run made (``--jobs``
+    runs them side by side; the guard's session then reads them as the run's own)."""
+    for identity in created(run_dir):
+        patient_gate.admit(identity)
+
+
 @dataclass
 class Touched:
     """Every identity seen, with where it was seen (for the message).

@@ -21,12 +21,14 @@ from pytest_bdd.scenario import scenario_wrapper_template_registry
 from rehearsal import applicability, attest, evidence, ids, patient_gate, redact, silence
 from rehearsal.attest import Attestation
 from rehearsal.errors import UsageError
+from rehearsal.parts import Part
 from rehearsal.plan import ASPECTS, LoadedPlan, Plan, PlanError, Printer, Site, load_plan
 from rehearsal.run import PLANNED_FILE
 
 LOADED_PLAN = pytest.StashKey[LoadedPlan]()
 OPEN_STEPS = pytest.StashKey[list[Any]]()
 WEB_PAGE = pytest.StashKey[Any]()
+PART = pytest.StashKey[Part]()
 VALUE_TAGS = ("aspect", "criterion", "severity")
 #: Tests whose browser page showed someone who is not a test patient: no screenshot, no trace kept.
 _FOREIGN_ON_SCREEN: set[str] = set()
@@ -64,6 +66,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rehearsal-interactive", action="store_true", help="ask for each missing attestation (needs -s)"
     )
     group.addoption(
+        "--rehearsal-part",
+        metavar="PART",
+        help="one session of a run with --jobs (rehearsal.parts): first:SITE,…, sites:SITE,… or last",
+    )
+    group.addoption(
         "--rehearsal-probe",
         metavar="NAME",
         help="run as this site probe of the plan: its sites' devices only, every result labelled with it",
@@ -90,6 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
             loaded.plan.site(site_id)
         if config.getoption("--rehearsal-probe"):
             loaded.plan.probe(config.getoption("--rehearsal-probe"))
+        if config.getoption("--rehearsal-part"):
+            config.stash[PART] = Part.parse(config.getoption("--rehearsal-part"))
     except PlanError as exc:
         raise pytest.UsageError(str(exc)) from None
     except UsageError as exc:
@@ -329,14 +338,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     aspects = set(config.getoption("--rehearsal-aspect"))
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
+    part = config.stash.get(PART, None)
     for item in items:
         selected = _selected(item, only) and (not aspects or aspect_of(item) in aspects)
+        selected = selected and (part is None or part.keeps(item))
         (keep if selected else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
     run_dir = config.getoption("--rehearsal-run-dir")
-    if run_dir:  # what this run means to do, so an interrupted run knows what it did not
+    if run_dir and part is None:  # what this run means to do, so an interrupted run knows what it did not
         planned = Path(run_dir) / PLANNED_FILE
         planned.write_text("".join(f"{item.nodeid}\n" for item in keep), encoding="utf-8")
         keys = Path(run_dir) / ids.PLANNED_KEYS_FILE  # the same tests by key: a renamed title is still found

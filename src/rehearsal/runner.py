@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from rehearsal import attest, content, lifetime, progress, redact
+from rehearsal import attest, content, lifetime, parts, progress, redact
 from rehearsal.plan import LoadedPlan
 from rehearsal.run import Run, chain, create_run, discard_partial, finish_run
 from rehearsal.selection import EVERYTHING, Selection
@@ -157,6 +157,80 @@ def _terminate_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _parallel(args: tuple[Any, ...], jobs: int) -> list[list[list[str]]]:
+    """The stages of a run in parallel sessions: first a collection alone, which writes what the
+    whole run plans (an interrupted run then knows what it did not run, as with one session);
+    then ``jobs`` sessions side by side, then the last one (:mod:`rehearsal.parts`)."""
+    run, loaded, sites, *rest = args
+    cmd = pytest_command(run, loaded, sites, *rest)
+    *side, last = parts.split(sites or [s.id for s in loaded.plan.sites], jobs)
+    return [
+        [[*cmd, "--collect-only"]],
+        [[*cmd, "--rehearsal-part", str(part)] for part in side],
+        [[*cmd, "--rehearsal-part", str(last)]],
+    ]
+
+
+def _start(
+    stage: list[list[str]], root: Path, env: dict[str, str] | None, log: _RedactedLog | None, lock: Any
+) -> list[subprocess.Popen[bytes]]:
+    """The stage's sessions, started. Each gets SIGTERM when this thread ends, kill -9 included, and
+    then takes its own children (Chromium, Locust) down with it (rehearsal.lifetime)."""
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for cmd in stage:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=root,
+                env={**os.environ, **(env or {})},
+                stdout=cast("IO[Any] | None", log),  # it has the fileno() Popen uses; shared, line by line
+                stderr=subprocess.STDOUT if log else None,
+                pass_fds=(lock.fd,),
+                preexec_fn=lifetime.die_with_parent(signal.SIGTERM),
+            )
+            lock.note_child(proc.pid)
+            children.append(proc)
+    except BaseException:
+        _stop(children)
+        raise
+    return children
+
+
+def _wait(children: list[subprocess.Popen[bytes]]) -> tuple[bool, list[int]]:
+    """Every session's exit code, and whether the run was stopped from outside meanwhile (each
+    session then gets SIGINT: it writes what it found and ends, or is killed after 30 s)."""
+    try:
+        with _terminate_raises():
+            return False, [proc.wait() for proc in children]
+    except (KeyboardInterrupt, Interrupted):
+        return True, _stop(children)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> list[int]:
+    for proc in children:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    codes = []
+    for proc in children:
+        try:
+            codes.append(proc.wait(timeout=30))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes.append(proc.wait())
+    return codes
+
+
+def _exit_code(codes: list[int]) -> int | None:
+    """One pytest exit code for the run's sessions: the first that is not a finished session's,
+    else 1 when any test failed, 0 when any ran, 5 when none collected anything."""
+    if not codes:
+        return None
+    broken = [c for c in codes if c not in FINISHED]
+    if broken:
+        return broken[0]
+    return 1 if 1 in codes else 0 if 0 in codes else 5
+
+
 def execute(
     reports_root: Path,
     loaded: LoadedPlan,
@@ -171,10 +245,12 @@ def execute(
     paths: list[str] | None = None,
     chosen: Selection = EVERYTHING,
     probe: str | None = None,
+    jobs: int = 1,
 ) -> Outcome:
     """Run the plan's content into a new run folder, finished even when interrupted.
 
     ``chosen`` narrows it below site and aspect (:mod:`rehearsal.selection`), recorded in run.json.
+    ``jobs`` above 1 runs the sites' tests in that many sessions side by side (:func:`_parallel`).
     """
     for site in sites or []:
         loaded.plan.site(site)
@@ -186,51 +262,31 @@ def execute(
     inherited = [r.dir / attest.FILE for r in (chain(parent) if parent else [])]
     given = run.copies("attestations")  # the copies kept in the run folder: what it used is what it shows
     files = [*given, *inherited]
-    cmd = pytest_command(
-        run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen, probe
-    )
+    args = (run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen, probe)
+    stages = [[pytest_command(*args)]] if jobs <= 1 or interactive or probe else _parallel(args, jobs)
     secrets = redact.for_plan(loaded.plan, {**os.environ, **(env or {})})
     log = None if interactive else _RedactedLog(run.dir / "pytest.log", secrets)
     interrupted = False
-    rc: int | None = None
-    lock = lifetime.RunLock(run.dir).acquire()  # held by the child too: "still running" until both are gone
+    codes: list[int] = []
+    lock = lifetime.RunLock(run.dir).acquire()  # held by the children too: "still running" until all are gone
     # The run folder is shown before the child starts; progress is read from it, never from the child.
     watch = contextlib.ExitStack()
     if not interactive:  # an interactive run has the terminal: its questions are not interleaved
         watch.enter_context(progress.watching(run, secrets.text))
-    # The child gets SIGTERM when this thread ends, kill -9 included; it then takes its own
-    # children (Chromium, Locust) down with it (rehearsal.lifetime).
     try:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=root,
-            env={**os.environ, **(env or {})},
-            stdout=cast("IO[Any] | None", log),  # it has the fileno() Popen uses
-            stderr=subprocess.STDOUT if log else None,
-            pass_fds=(lock.fd,),
-            preexec_fn=lifetime.die_with_parent(signal.SIGTERM),
-        )
-    except BaseException:
-        watch.close()
-        raise
-    lock.note_child(proc.pid)
-    try:
-        with _terminate_raises():
-            rc = proc.wait()
-    except (KeyboardInterrupt, Interrupted):
-        interrupted = True
-        proc.send_signal(signal.SIGINT)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
+        for stage in stages:
+            children = _start(stage, root, env, log, lock)
+            interrupted, done = _wait(children)
+            codes += done
+            if interrupted or any(c not in FINISHED for c in done):
+                break  # what is left of the run is not started: its tests stay planned, not run
     finally:
         if log:
             log.close()
         watch.close()  # one last look: what landed just before the end is shown before the verdict
         try:
             discard_partial(run)  # a write the child never finished (killed, disk full) is no result
+            rc = _exit_code(codes)
             run = finish_run(run, complete=not interrupted and rc in FINISHED)
         finally:
             lock.release()

@@ -10,10 +10,16 @@ adds anything; when a system does not answer, the local clock (a second early) s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from rehearsal.adapters import monitoring
+from rehearsal.adapters.monitoring import Reading
 from rehearsal.clients.fhir import FhirClient, fhir_instant
 from rehearsal.errors import TargetError
 from rehearsal.plan import Plan
@@ -57,3 +63,67 @@ def open_window(plan: Plan) -> Window:
     except TargetError:
         pass
     return Window(fhir_since=fhir_since, monitoring=mark, local_since=local)
+
+
+WINDOW_FILE = "window.json"  # in the run folder: the first session's window, for the run's others
+
+
+def shared_window(plan: Plan, run_dir: Path) -> Window:
+    """The run's window: the one a session of this run already took (``--jobs`` runs sessions side
+    by side, then the region-wide one), else one opened now and kept for the others.
+
+    The first to write it wins (a hard link cannot replace a file), so every session of a run
+    looks from the same moment, and the test-identity guard, run last in a session of its own,
+    still sees what the first scenario wrote. A mark that cannot be written down (a third-party
+    monitoring adapter's own object) is not shared: that session keeps its own window.
+    """
+    path = Path(run_dir) / WINDOW_FILE
+    if (found := _read(path)) is not None:
+        return found
+    window = open_window(plan)
+    try:
+        text = json.dumps(_encode(window), default=repr)
+    except TypeError:
+        return window
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.link(tmp, path)
+    except FileExistsError:
+        return _read(path) or window
+    except OSError:
+        return window  # a folder that refuses the file: this session's own window still holds
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return window
+
+
+def _encode(window: Window) -> dict[str, Any]:
+    mark = window.monitoring
+    if isinstance(mark, dict):
+        encoded: Any = {"readings": {k: asdict(v) if isinstance(v, Reading) else v for k, v in mark.items()}}
+        if not all(isinstance(v, Reading | str) for v in mark.values()):
+            raise TypeError("a mark of other values")
+    elif isinstance(mark, str):
+        encoded = {"text": mark}
+    else:
+        raise TypeError(f"a {type(mark).__name__} mark")
+    local = window.local_since.isoformat()
+    return {"fhir_since": window.fhir_since, "monitoring": encoded, "local_since": local}
+
+
+def _read(path: Path) -> Window | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        mark = data["monitoring"]
+        monitoring_mark: object = (
+            mark["text"]
+            if "text" in mark
+            else {k: Reading(**v) if isinstance(v, dict) else str(v) for k, v in mark["readings"].items()}
+        )
+        return Window(str(data["fhir_since"]), monitoring_mark, datetime.fromisoformat(data["local_since"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not one this harness wrote: this session takes its own
