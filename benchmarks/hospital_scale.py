@@ -68,9 +68,15 @@ def free_ports() -> Iterator[int]:
 
 
 def region_plan(
-    sites: int, port: Callable[[], int], folder: Path, *, layout: str = "print-server"
+    sites: int,
+    port: Callable[[], int],
+    folder: Path,
+    *,
+    layout: str = "print-server",
+    printers: tuple[tuple[str, str, int], ...] = PRINTERS,
 ) -> dict[str, Any]:
-    """The demo plan's shape with `sites` sites of ten printers each, on ports from `port()`."""
+    """The demo plan's shape with `sites` sites of `printers` each (ten by default), on ports from
+    `port()`."""
     demo = yaml.safe_load((ROOT / "plans" / "demo.yaml").read_text(encoding="utf-8"))
     env = demo["environment"]
     ehr = port()
@@ -89,7 +95,7 @@ def region_plan(
             unit.update(id=f"{sid}-u{i}", hsa_id=f"SE2321000131-E{300_000 + n * 10 + i + 1:012d}")
         server = port()  # the site's print server, for the print-server layout
         site["printers"] = []
-        for kind, name, count in PRINTERS:
+        for kind, name, count in printers:
             for i in range(1, count + 1):
                 printer: dict[str, Any] = {
                     "id": f"{sid}-{name}{i}",

@@ -109,9 +109,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--jobs",
             type=_jobs,
-            default=1,
+            default="auto",
             metavar="N",
-            help="sessions side by side, the sites dealt among them (auto: one per core; default 1)",
+            help="pytest sessions side by side, the sites dealt among them (default auto: half the cores)",
         )
 
     def attestations_arg(cmd: argparse.ArgumentParser) -> None:
@@ -312,9 +312,11 @@ def _plan_path(given: str | None, command: str = "") -> Path:
 
 
 def _jobs(text: str) -> int:
-    """``--jobs``: a whole number from 1, or ``auto`` (the cores this process may use)."""
+    """``--jobs``: a whole number from 1, or ``auto``: half the cores this process may use, since a
+    session keeps about one core busy (its Chromium, measured by benchmarks/region.py) and the
+    reference hospital or the target answers on the rest."""
     if text == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
+        return max(1, len(os.sched_getaffinity(0)) // 2)
     try:
         jobs = int(text)
     except ValueError:
