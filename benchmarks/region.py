@@ -4,13 +4,15 @@
 
 Each plan has the demo's shape and scenario set (plans/demo.yaml: its two sites taken in turn,
 each with the demo's three printers, its EHR, legacy EHR, lab, bridge, directory, load and
-runbook) with ``--sites`` sites under other names, every port a free one, and attestations
-for each site as plans/demo.attestations.yaml gives them. Per size, ``--jobs`` value and round:
-the whole ``rehearse demo`` (start of the reference hospital, the rehearsal, its report and
-go/no-go, the stop), timed from outside, with the resident memory of its process tree summed
-every 0.25 s (the peak) and the CPU seconds of each process of the tree by what it is
-(Chromium, Locust, Allure's Node, the hospital's simulators, the pytest sessions, the CLI; a
-process's last sample counts, so one shorter than a sample is missed).
+runbook) with ``--sites`` sites under other names, every port a free one, attestations for
+each site as plans/demo.attestations.yaml gives them, and the demo's load per site (five
+simulated clinicians a site, every path as often, so each site's SLOs get measurements).
+Per size, ``--jobs`` value and round: the whole ``rehearse demo`` (start of the reference
+hospital, the rehearsal, its report and go/no-go, the stop), timed from outside, with the
+resident memory of its process tree summed every 0.25 s (the peak) and the CPU seconds of each
+process of the tree by what it is (Chromium, Locust, Allure's Node, the hospital's simulators,
+the pytest sessions, the CLI; a process's last sample counts, so one shorter than a sample is
+missed).
 
 Rounds are interleaved (every size and ``--jobs`` once, then again), so a noisy minute on a
 shared machine falls on all of them. Printed: the medians per size and ``--jobs``, the slope of
@@ -118,6 +120,7 @@ class Measured:
     peak_mb: float
     cpu: dict[str, float]
     decision: str
+    lines: list[str]
     results: dict[str, list[tuple[str, list[str]]]] = field(repr=False)
 
 
@@ -126,6 +129,11 @@ def write_plan(folder: Path, sites: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     ports = free_ports()
     data = region_plan(sites, lambda: next(ports), folder, printers=DEMO_PRINTERS)
+    load = data["load"]  # the demo's five clinicians a site, each path as often: every site's SLOs measured
+    load["users"] = load["spawn_rate"] = 5 * sites
+    for path in load["paths"]:
+        path.pop("weights", None)
+        path["weight"] = 1
     path = folder / "region.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     ids = [s["id"] for s in data["sites"]]
@@ -174,8 +182,20 @@ def one_run(folder: Path, sites: int, jobs: int) -> Measured:
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{sites} sites, --jobs {jobs}: exit {proc.returncode}: {text.splitlines()[-1:]}")
     run = (reports / "latest").resolve()
-    decision = text.splitlines()[0].split(":")[0] if text else "?"
-    return Measured(wall, tree.peak_kb / 1024, tree.by_part(), decision, results(run))
+    said = text.splitlines()
+    decision = said[0].split(":")[0] if said else "?"
+    failing = [line.strip() for line in said if line.strip().startswith(("FAIL", "PENDING"))]
+    return Measured(wall, tree.peak_kb / 1024, tree.by_part(), decision, failing, results(run))
+
+
+def differences(a: Measured, b: Measured, most: int = 4) -> str:
+    """The first results (by key) whose status or evidence differ between two runs."""
+    keys = sorted(set(a.results) | set(b.results))
+    odd = [k for k in keys if a.results.get(k) != b.results.get(k)]
+    said = [
+        f"{k} {[s for s, _ in a.results.get(k, [])]} vs {[s for s, _ in b.results.get(k, [])]}" for k in odd
+    ]
+    return f"{len(odd)} differ: " + "; ".join(said[:most])
 
 
 def slope(points: list[tuple[int, float]]) -> float:
@@ -211,7 +231,7 @@ def main() -> int:
                     same = "" if first is None else f", same results as --jobs {args.jobs[0]}: "
                     if first is not None:
                         alike = m.results == first.results and m.decision == first.decision
-                        same += "yes" if alike else "NO"
+                        same += "yes" if alike else "NO: " + differences(first, m)
                         bad |= not alike
                     bad |= m.decision != "GO"
                     print(
@@ -220,6 +240,8 @@ def main() -> int:
                         flush=True,
                     )
                     first = first or m
+                    for line in m.lines[:5]:
+                        print(f"    {line}")
     print(
         f"\n{'sites':>5} {'jobs':>4} {'wall s':>7} {'peak MB':>7}  CPU s: "
         + " ".join(f"{p:>8}" for p in PARTS)
