@@ -1,9 +1,11 @@
 """``--jobs``: a run in sessions side by side gives what one session gives.
 
-The demo on free ports, once with ``--jobs 1`` and once with ``--jobs 2``, each starting its own
-reference hospital: the same results (by id and site, with their status), the same evidence per
-result (the names of its attachments, steps included) and the same go/no-go, line by line. How
-the tests are dealt into sessions (rehearsal.parts) is checked without processes.
+The demo on free ports (conftest.FEW_CRITERIA: registration, lab order, every technical check,
+the guard and the load; benchmarks/region.py compares the whole demo at 2 to 20 sites), once
+with ``--jobs 1`` and once with ``--jobs 2``, each starting its own reference hospital: the same
+results (by id and site, with their status), the same evidence per result (the names of its
+attachments, steps included) and the same go/no-go, line by line. How the tests are dealt into
+sessions (rehearsal.parts) is checked without processes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_end_to_end import SECRET, gonogo, latest, rehearse, short_load
+from test_end_to_end import SECRET, faults_plan, gonogo, latest, rehearse
 
 from rehearsal.errors import UsageError
 from rehearsal.parts import Part, split
@@ -40,7 +42,7 @@ def lines(run: Path) -> dict[tuple[str, str | None], str]:
 
 @pytest.mark.slow
 def test_two_jobs_give_the_same_results_evidence_and_decision_as_one(make_plan, tmp_path: Path) -> None:
-    plan = str(make_plan(short_load))
+    plan = str(make_plan(faults_plan))  # the whole demo's set is compared by benchmarks/region.py
     runs = {}
     for jobs in ("1", "2"):
         reports = tmp_path / f"jobs-{jobs}"
@@ -48,7 +50,8 @@ def test_two_jobs_give_the_same_results_evidence_and_decision_as_one(make_plan, 
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         runs[jobs] = latest(reports)
     one, two = results(runs["1"]), results(runs["2"])
-    assert len(one) > 50 and {"tek-login-01@sas-boras", "tek-login-01@nal-trollhattan"} <= set(one)
+    assert len(one) > 40 and {"tek-login-01@sas-boras", "tek-login-01@nal-trollhattan"} <= set(one)
+    assert "tek-test-identities-01" in one and any(k.startswith("slo:") for k in one)  # the last part's
     assert sorted(one) == sorted(two)
     differ = {key: (one[key], two[key]) for key in one if one[key] != two[key]}
     assert not differ, differ
