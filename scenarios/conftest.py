@@ -34,6 +34,7 @@ from rehearsal.workflows.traffic import Traffic
 from rehearsal.workflows.window import Window, shared_window
 
 SCENARIOS = Path(__file__).resolve().parent
+TRAFFIC_SITES = pytest.StashKey[set[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,7 +92,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _traffic_sites(session: pytest.Session) -> set[str]:
     """The sites whose test traffic this session checks, from what it runs after every deselection
     (a session of a run with ``--jobs`` has some sites' scenarios only: it sends only their traffic)."""
-    return {s.id for i in session.items if i.get_closest_marker("traffic") and (s := _site(i)) is not None}
+    if TRAFFIC_SITES not in session.stash:  # the items are final once a test runs: read them once
+        traffic = (i for i in session.items if i.get_closest_marker("traffic"))
+        session.stash[TRAFFIC_SITES] = {s.id for i in traffic if (s := _site(i)) is not None}
+    return session.stash[TRAFFIC_SITES]
 
 
 @pytest.fixture(scope="session")
