@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rehearsal import ids
 from rehearsal.errors import UsageError
 
 
@@ -39,20 +40,12 @@ class Part:
         return self.kind if self.kind == "last" else f"{self.kind}:{','.join(sorted(self.sites))}"
 
     def keeps(self, item: Any) -> bool:
-        site = site_of(item)
+        """A load SLO names its site too, but is measured region-wide: it goes with the last part.
+        A region-wide test, or a placeholder saying nothing applies, names none: the first part."""
         if is_last(item):
             return self.kind == "last"
-        if site is None:
-            return self.kind == "first"
-        return site in self.sites
-
-
-def site_of(item: Any) -> str | None:
-    """The site a per-site scenario or device check runs for; None for a region-wide test or a
-    placeholder saying nothing applies (a load SLO is judged per site but measured region-wide)."""
-    params = item.callspec.params if hasattr(item, "callspec") else {}
-    site = params.get("site")
-    return None if site is None else str(getattr(site, "id", site))
+        site = ids.item_site(item)
+        return self.kind == "first" if site is None else site in self.sites
 
 
 def is_last(item: Any) -> bool:

@@ -82,7 +82,7 @@ def shared_window(plan: Plan, run_dir: Path) -> Window:
         return found
     window = open_window(plan)
     try:
-        text = json.dumps(_encode(window), default=repr)
+        text = json.dumps(_encode(window), default=repr)  # a reading's raw answer as its repr
     except TypeError:
         return window
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -101,10 +101,8 @@ def shared_window(plan: Plan, run_dir: Path) -> Window:
 
 def _encode(window: Window) -> dict[str, Any]:
     mark = window.monitoring
-    if isinstance(mark, dict):
+    if isinstance(mark, dict) and all(isinstance(v, Reading | str) for v in mark.values()):
         encoded: Any = {"readings": {k: asdict(v) if isinstance(v, Reading) else v for k, v in mark.items()}}
-        if not all(isinstance(v, Reading | str) for v in mark.values()):
-            raise TypeError("a mark of other values")
     elif isinstance(mark, str):
         encoded = {"text": mark}
     else:
@@ -123,7 +121,5 @@ def _read(path: Path) -> Window | None:
             else {k: Reading(**v) if isinstance(v, dict) else str(v) for k, v in mark["readings"].items()}
         )
         return Window(str(data["fhir_since"]), monitoring_mark, datetime.fromisoformat(data["local_since"]))
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # not one this harness wrote: this session takes its own
+        return None  # none yet, or not one this harness wrote: this session takes its own
