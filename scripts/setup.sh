@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(chromium cups-client cups-daemon cups-ipp-utils dbus fonts-dejavu-core nodejs npm slapd)
+DEBS=(chromium chromium-headless-shell cups-client cups-daemon cups-ipp-utils dbus fonts-dejavu-core nodejs npm slapd)
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 missing=()

@@ -175,16 +175,20 @@ def test_results_at_a_site_the_plan_calls_not_applicable_are_judged(plan_with: C
     assert decision.decision == "NO-GO"
 
 
-def test_without_the_plan_saying_so_every_site_is_pending_as_before(plan_with: Callable[..., Plan]) -> None:
-    """A technical criterion says nothing about system: it applies at the legacy site too."""
+def test_without_the_plan_saying_so_the_features_routine_tags_decide(plan_with: Callable[..., Plan]) -> None:
+    """The plan's criterion says nothing about system: its scenarios' ``@system:new`` still keeps
+    them from a legacy site, so the line is not applicable with the routine's reason (not pending
+    for ever); a criterion whose scenarios run anywhere stays pending without results."""
 
     def forget(data: dict[str, Any]) -> None:
         next(c for c in data["criteria"] if c["id"] == "tech-login").pop("system")
 
     plan = plan_with(nal_legacy, forget)
-    results = green_where_it_applies(plan, skip=("tech-login", "nal-trollhattan"))
+    results = green_where_it_applies(plan, skip=("tech-directory", "nal-trollhattan"))
     decision = decision_on(plan, results)
-    assert line(decision, "tech-login", "nal-trollhattan").status == "pending"
+    login = line(decision, "tech-login", "nal-trollhattan")
+    assert (login.status, login.details) == ("not_applicable", "nal-trollhattan arbetar i legacy-journalen")
+    assert line(decision, "tech-directory", "nal-trollhattan").status == "pending"
     assert decision.decision == "NO-GO"
 
 
@@ -377,3 +381,29 @@ def test_tests_are_not_generated_where_their_criterion_cannot_apply(make_plan: C
     assert "nal-trollhattan/nal-lab-etikett1" in " ".join(printers)  # label printers: no system asked
     assert "sas-boras/sas-akut-dok1" in " ".join(printers)
     assert not [x for x in printers if "sas-lab-etikett1" in x]  # removed from the plan
+
+
+def test_with_no_unit_on_the_legacy_ehr_the_coexistence_criteria_are_not_applicable(
+    plan_with: Callable[..., Plan],
+) -> None:
+    """A region past coexistence (no legacy unit anywhere): NPÖ and cross-border referrals have no
+    other side. Their scenarios are not collected (@route:…), so the lines are not applicable with
+    the routine's reason, not pending for ever; the new EHR's own workflows still apply."""
+
+    def no_legacy(data: dict[str, Any]) -> None:
+        for site in data["sites"]:
+            site["units"] = [u for u in site.get("units", []) if u.get("system") != "legacy"]
+
+    plan = plan_with(no_legacy)
+    decision = decision_on(plan, green_where_it_applies(plan))
+    for site in ("sas-boras", "nal-trollhattan"):
+        for coexistence in ("tech-npo", "tech-referrals", "clin-referral"):
+            x = line(decision, coexistence, site)
+            assert x.status == "not_applicable", (coexistence, site)
+        assert "ingen enhet i det äldre journalsystemet" in line(decision, "tech-npo", site).details
+        assert line(decision, "clin-lab-order", site).status == "pass"
+    assert decision.decision == "GO"
+    # with the legacy unit, the same criteria apply and a missing result is pending
+    plan = load_plan(ROOT / "plans" / "demo.yaml").plan
+    decision = decision_on(plan, green_where_it_applies(plan, skip=("tech-npo", "sas-boras")))
+    assert line(decision, "tech-npo", "sas-boras").status == "pending"

@@ -10,6 +10,10 @@ ever and keep the decision NO-GO. The plan says where each criterion applies:
 - the device kinds it is about: for ``device_readiness`` the kinds it counts
   (:meth:`rehearsal.plan.Plan.device_criterion`), for others ``criteria[].device_kinds``;
   the site needs at least one device of one of them;
+- the local routines its scenarios rehearse (the feature files' ``@system:``, ``@lab_route:`` and
+  ``@route:`` tags, :mod:`rehearsal.workflows.routines`): where none of its scenarios applies
+  (no unit on the legacy EHR to refer to), nor does the criterion. A missing endpoint
+  (``@needs:``) does not make it not applicable: a plan that forgot one stays pending;
 - the plan's web UI adapter (``environment.adapters.web_ui``): a criterion of the clinical
   features that needs something the adapter declares it cannot do (``cannot``, e.g. no
   referrals: :data:`rehearsal.pages.web_ui.NEEDS`) applies nowhere, with the adapter's reason.
@@ -21,11 +25,14 @@ a line that does get results is judged on them, whatever the plan says.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
-from rehearsal import adapters
+from rehearsal import adapters, content
 from rehearsal.pages import web_ui
 from rehearsal.plan import Criterion, Plan, Site
+from rehearsal.workflows import routines
 
 _TEXT: dict[str, dict[str, Any]] = {
     "sv": {
@@ -89,7 +96,35 @@ def reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
     if kinds and not kinds & kinds_at(site):
         names = [text["kinds"].get(k, k) for k in sorted(kinds)]
         return text["devices"].format(site=site.id, kinds=text["or"].join(names))
-    return _web_ui_reason(plan, criterion, text)
+    return _web_ui_reason(plan, criterion, text) or _routine_reason(plan, criterion, site)
+
+
+#: The routine tags that depend on the site; ``needs`` (an endpoint the plan names) does not.
+SITE_ROUTINES = ("system", "lab_route", "route")
+
+
+def _routine_reason(plan: Plan, criterion: Criterion, site: Site) -> str | None:
+    """Why none of the criterion's scenarios applies at `site` (their routine tags), or None."""
+    scenarios = routine_tags(content.root() / "features").get(criterion.id, [])
+    reasons = [routines.not_applicable(plan, site, wanted) for wanted in scenarios]
+    if not reasons or not all(reasons):
+        return None
+    return "; ".join(dict.fromkeys(r for r in reasons if r))
+
+
+@functools.cache
+def routine_tags(features: Path) -> dict[str, list[dict[str, list[str]]]]:
+    """Per criterion id, the site routine tags of each of its scenarios (feature and scenario tags)."""
+    from pytest_bdd.feature import get_features  # pytest-bdd's own parser, as the scenarios use
+
+    found: dict[str, list[dict[str, list[str]]]] = {}
+    for feature in get_features(sorted(str(p) for p in features.rglob("*.feature"))):
+        for scenario in feature.scenarios.values():
+            tags = [t.partition(":") for t in (*feature.tags, *scenario.tags)]
+            wanted = {name: [v for n, sep, v in tags if sep and n == name] for name in SITE_ROUTINES}
+            for criterion_id in {v for n, sep, v in tags if sep and n == "criterion"}:
+                found.setdefault(criterion_id, []).append(wanted)
+    return found
 
 
 def _web_ui_reason(plan: Plan, criterion: Criterion, text: dict[str, Any]) -> str | None:

@@ -25,7 +25,7 @@ from rehearsal.pytest_plugin import plan_for
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any], pytestconfig: pytest.Config) -> dict:
     args = dict(browser_type_launch_args)
-    executable = os.environ.get("REHEARSAL_CHROMIUM") or shutil.which("chromium")
+    executable = os.environ.get("REHEARSAL_CHROMIUM") or debian_chromium(headless=args.get("headless", True))
     if executable and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
         args["executable_path"] = executable
     plan = plan_for(pytestconfig)
@@ -39,6 +39,26 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], pytestcon
         "--no-first-run",
     ]
     return args
+
+
+def debian_chromium(*, headless: bool) -> str | None:
+    """Debian's Chromium; for a headless run its headless shell, when installed.
+
+    The shell is what Playwright itself launches for headless runs: no GPU process, no
+    compositor for a window nobody sees. On a klinisk run of two sites it took pytest from
+    ~52 s to ~43 s and Chromium's CPU by a fifth (session 9). ``--headed`` needs the full browser.
+    """
+    if headless and (shell := shutil.which("chromium-headless-shell") or _file(HEADLESS_SHELL)):
+        return shell
+    return shutil.which("chromium")
+
+
+#: Where Debian's ``chromium-headless-shell`` puts the binary (its wrapper may not be on PATH).
+HEADLESS_SHELL = "/usr/lib/chromium/chromium-headless-shell"
+
+
+def _file(path: str) -> str | None:
+    return path if os.access(path, os.X_OK) else None
 
 
 def outside(allowed_hosts: Iterable[str]) -> re.Pattern[str]:

@@ -11,10 +11,14 @@ def rows(table: Locator) -> list[dict[str, str]]:
     Cell text is the text as stored (``text_content``), not as laid out, so a referral's
     line breaks and spaces come back exactly.
     """
-    headings = [(h or "").strip() for h in table.locator("thead th").all_text_contents()]
-    found = []
-    for row in table.locator("tbody tr").all():
-        cells = row.locator("td").all_text_contents()
-        if len(cells) == len(headings):
-            found.append(dict(zip(headings, cells, strict=True)))
-    return found
+    headings, body = table.evaluate(_READ)  # one round-trip, not one per row
+    headings = [(h or "").strip() for h in headings]
+    return [dict(zip(headings, cells, strict=True)) for cells in body if len(cells) == len(headings)]
+
+
+#: The table's headings and each body row's cells, read in the page at once.
+_READ = """table => [
+  Array.from(table.querySelectorAll(':scope > thead th'), th => th.textContent),
+  Array.from(table.querySelectorAll(':scope > tbody > tr'),
+             tr => Array.from(tr.querySelectorAll(':scope > td'), td => td.textContent)),
+]"""
