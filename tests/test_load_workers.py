@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sockets import Listener, listeners
 
-from rehearsal.load import run_load
+from rehearsal.load import ENV_REMOTE_WORKERS, ENV_WORKER_COUNTS, LOCUSTFILE, _free_port, run_load
 from rehearsal.plan import load_plan
 
 PNR_SYSTEM = "urn:oid:1.2.752.129.2.1.3.1"
@@ -128,6 +130,53 @@ def test_two_workers_merged_figures_equal_the_sum_of_the_workers(
     started = {o for o in watch.seen if o.pid != os.getpid()}
     assert started, "the master's listener was never seen"
     assert [str(o) for o in started if not o.loopback] == []
+
+
+@pytest.mark.slow
+def test_a_worker_on_another_machine_joins_a_master_the_plan_binds_elsewhere(
+    tmp_path: Path, server: CountingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load/README.md's recipe for workers on other hosts, with 127.0.0.3 standing in for the
+    rehearsal machine's address on the site network: the plan binds the master there (not on
+    127.0.0.1), the harness waits for one local and one remote worker, and the remote one is
+    started by hand exactly as the README says (its own folder, only the plan's path)."""
+    monkeypatch.setenv("REHEARSAL_THINK_TIME", "0.01")
+    monkeypatch.setenv(ENV_REMOTE_WORKERS, "1")
+    host, port = server.server_address[:2]
+    master = f"127.0.0.3:{_free_port('127.0.0.3')}"
+    plan_file = tmp_path / "plan.yaml"
+    text = PLAN.format(base=f"http://{host}:{port}/fhir").replace("workers: 2", "workers: 1")
+    plan_file.write_text(
+        text.replace("  workers: 1\n", f'  workers: 1\n  master_bind: "{master}"\n'), encoding="utf-8"
+    )
+    loaded = load_plan(plan_file)
+    remote_counts, elsewhere = tmp_path / "remote-counts", tmp_path / "machine-b"
+    remote_counts.mkdir()
+    elsewhere.mkdir()
+    address, _, master_port = master.partition(":")
+    remote_env = {**os.environ, "REHEARSAL_PLAN": str(plan_file), ENV_WORKER_COUNTS: str(remote_counts)}
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+         "--master-host", address, "--master-port", master_port],
+        cwd=elsewhere, env=remote_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        with SocketWatch() as watch:
+            result = run_load(loaded.path, loaded.plan, tmp_path / "load")
+        _, err = remote.communicate(timeout=60)  # the master tells its workers to quit at the end
+    finally:
+        remote.kill()
+    assert result.complete, err[-2000:]
+    assert f"--master-bind-host {address} --master-bind-port {master_port} " in " ".join(result.command)
+    assert "--expect-workers 2 " in " ".join(result.command)  # one local, one remote
+    theirs = [json.loads(p.read_text(encoding="utf-8")) for p in remote_counts.glob("*.json")]
+    assert len(theirs) == 1 and len(result.worker_counts) == 1, (theirs, result.worker_counts)
+    own = [w["requests"].get("patient-search", 0) for w in (*result.worker_counts, *theirs)]
+    assert all(n > 0 for n in own), own  # the remote worker did its share
+    assert result.paths["patient-search"].num_requests == sum(own)
+    listening = {(o.address, o.port) for o in watch.seen if o.pid != os.getpid()}
+    assert (address, int(master_port)) in listening, listening
+    assert not [a for a, p in listening if p == int(master_port) and a != address]
 
 
 class SocketWatch(threading.Thread):
