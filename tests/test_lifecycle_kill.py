@@ -78,11 +78,23 @@ def hospital(make_plan, tmp_path):
     rehearse(reports, "reference", "down")
 
 
-def kill_when(reports: Path, plan: Path, ready: Callable[[set[int], Path | None], bool]) -> Path:
-    """Start `rehearse run`, SIGKILL it once `ready(tree, run_dir)`, and check its whole tree is gone 5 s
-    later. Returns the run folder."""
+def ctrl_c_works() -> None:
+    """In the child: SIGINT as a terminal gives it, even under a script that started this suite in
+    the background (which ignores SIGINT, and Python then keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def kill_when(
+    reports: Path,
+    plan: Path,
+    ready: Callable[[set[int], Path | None], bool],
+    *args: str,
+    sig: signal.Signals = signal.SIGKILL,
+) -> Path:
+    """Start `rehearse run` (with `args`), send it `sig` once `ready(tree, run_dir)`, and check its whole
+    tree is gone 5 s after it ended. Returns the run folder."""
     before = set(reports.glob("*/2*"))
-    proc = subprocess.Popen(cli(reports, "run", "--plan", str(plan)), env=ENV,
+    proc = subprocess.Popen(cli(reports, "run", "--plan", str(plan), *args), env=ENV, preexec_fn=ctrl_c_works,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     seen: set[tuple[int, str]] = set()
     deadline = time.monotonic() + 300
@@ -96,8 +108,9 @@ def kill_when(reports: Path, plan: Path, ready: Callable[[set[int], Path | None]
             break
         time.sleep(0.05)
     seen |= {i for i in map(identity, descendants(proc.pid) - {proc.pid}) if i}
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err, err.decode(errors="replace")[-3000:]
     time.sleep(5)
     left = [(pid, cmdline(pid)[:120]) for pid, start in seen if identity(pid) == (pid, start)]
     assert left == [], f"{len(left)} of {len(seen)} processes of the run outlived it by 5 s: {left}"
@@ -112,6 +125,11 @@ def session_started(tree: set[int], run_dir: Path | None) -> bool:
 
 def results_coming(tree: set[int], run_dir: Path | None) -> bool:
     return run_dir is not None and len(list((run_dir / "allure-results").glob("*-result.json"))) >= 3
+
+
+def both_sessions_writing(tree: set[int], run_dir: Path | None) -> bool:
+    """``--jobs 2``: the two sessions side by side (not the one that only plans), results coming."""
+    return sum(b"-m pytest" in cmdline(p) for p in tree) >= 2 and results_coming(tree, run_dir)
 
 
 def load_running(tree: set[int], run_dir: Path | None) -> bool:
@@ -159,3 +177,22 @@ def test_kill_9_of_demo_takes_its_hospital_along(make_plan, tmp_path):
     time.sleep(5)
     left = [(pid, cmdline(pid)[:120]) for pid, start in seen if identity(pid) == (pid, start)]
     assert left == [], f"{len(left)} of {len(seen)} processes of the demo outlived it by 5 s: {left}"
+
+
+def test_jobs_2_stopped_by_kill_9_or_ctrl_c_leaves_nothing_and_rerun_completes_with_go(hospital):
+    """Sessions side by side (``--jobs 2``): a kill -9 of the CLI takes both sessions and their browsers
+    along, a Ctrl-C stops both and records the run as incomplete; what each had written is kept, and
+    a rerun with ``--jobs 2`` completes the interrupted run."""
+    reports, plan = hospital
+    killed = kill_when(reports, plan, both_sessions_writing, "--jobs", "2")
+    assert select(load_run(reports, str(killed)))[0].missing
+    interrupted = kill_when(reports, plan, both_sessions_writing, "--jobs", "2", sig=signal.SIGINT)
+    kept = {p.name for p in (interrupted / "allure-results").glob("*-result.json")}
+    selection, _ = select(load_run(reports, str(interrupted)))
+    assert kept and selection.missing, selection
+
+    rerun = rehearse(reports, "rerun", str(interrupted), "--jobs", "2")
+    decision = json.loads((reports / "latest" / "gonogo.json").read_text(encoding="utf-8"))
+    assert decision["complete"] is True and decision["parent"] == interrupted.name, rerun.stdout
+    assert kept <= {p.name for p in (interrupted / "allure-results").glob("*-result.json")}
+    assert rerun.returncode == 0 and decision["decision"] == "GO", rerun.stdout + rerun.stderr
