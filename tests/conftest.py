@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from rehearsal.browser import debian_chromium
+
 # pytest loads this file as ``conftest``; test modules import it as ``conftest`` or ``tests.conftest``.
 # One module under both names, so the whole process keeps one record of the ports it handed out.
 sys.modules.setdefault("conftest", sys.modules[__name__])
@@ -185,13 +187,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # --- a browser for the harness's own browser tests ------------------------------------------------
 
-CHROMIUM = os.environ.get("REHEARSAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("REHEARSAL_CHROMIUM") or debian_chromium(headless=True) or "/usr/bin/chromium"
 RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Any:
-    """Debian's Chromium, headless, no DNS look-ups leaving the machine (see STACK.md).
+    """Debian's Chromium (its headless shell where installed, as a rehearsal uses), headless, no DNS
+    look-ups leaving the machine (see STACK.md).
 
     Our own Playwright, closed at the end of the module: pytest-playwright's session-wide one
     (its ``page`` fixture) keeps an event loop marked running in the main thread for the rest of
