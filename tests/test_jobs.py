@@ -19,7 +19,7 @@ import pytest
 from test_end_to_end import SECRET, faults_plan, gonogo, latest, rehearse
 
 from rehearsal.errors import UsageError
-from rehearsal.parts import Part, split
+from rehearsal.parts import Part, auto_jobs, split
 from rehearsal.results import read_results
 
 
@@ -90,3 +90,10 @@ def test_jobs_must_be_a_whole_number_from_one(tmp_path: Path) -> None:
     done = rehearse(tmp_path, "run", "--plan", "plans/demo.yaml", "--jobs", "0")
     assert done.returncode == 2 and "--jobs: '0': a whole number from 1, or auto" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_auto_is_a_session_per_three_sites_at_most_one_per_core() -> None:
+    """What benchmarks/region.py measured on 2 cores: a second session gains nothing at 2 sites
+    (0.97 of one session's wall time) and a quarter from 6 sites on (0.76, 0.75 at 20)."""
+    assert [auto_jobs(sites, cores=2) for sites in (1, 2, 5, 6, 20)] == [1, 1, 1, 2, 2]
+    assert auto_jobs(20, cores=1) == 1 and auto_jobs(20, cores=8) == 6 and auto_jobs(0, cores=8) == 1

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rehearsal import attest, content, lifetime, progress
+from rehearsal import attest, content, lifetime, parts, progress
 from rehearsal.errors import ExitCode, RehearsalError, UsageError
 from rehearsal.plan import LoadedPlan, PlanError, load_plan, unset_passwords
 from rehearsal.preflight import check_reachable
@@ -111,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
             type=_jobs,
             default="auto",
             metavar="N",
-            help="pytest sessions side by side, the sites dealt among them (default auto: half the cores)",
+            help="pytest sessions side by side, the sites dealt among them (default auto: one per 3 sites, "
+            "at most one per core)",
         )
 
     def attestations_arg(cmd: argparse.ArgumentParser) -> None:
@@ -312,11 +313,10 @@ def _plan_path(given: str | None, command: str = "") -> Path:
 
 
 def _jobs(text: str) -> int:
-    """``--jobs``: a whole number from 1, or ``auto``: half the cores this process may use, since a
-    session keeps about one core busy (its Chromium, measured by benchmarks/region.py) and the
-    reference hospital or the target answers on the rest."""
+    """``--jobs``: a whole number from 1, or ``auto`` (:data:`rehearsal.parts.AUTO`): a session per
+    three sites of the run, at most one per core this process may use (:func:`rehearsal.parts.auto_jobs`)."""
     if text == "auto":
-        return max(1, len(os.sched_getaffinity(0)) // 2)
+        return parts.AUTO
     try:
         jobs = int(text)
     except ValueError:

@@ -250,7 +250,8 @@ def execute(
     """Run the plan's content into a new run folder, finished even when interrupted.
 
     ``chosen`` narrows it below site and aspect (:mod:`rehearsal.selection`), recorded in run.json.
-    ``jobs`` above 1 runs the sites' tests in that many sessions side by side (:func:`_parallel`).
+    ``jobs`` above 1 runs the sites' tests in that many sessions side by side (:func:`_parallel`);
+    :data:`rehearsal.parts.AUTO` chooses from the sites and the cores.
     """
     for site in sites or []:
         loaded.plan.site(site)
@@ -263,6 +264,8 @@ def execute(
     given = run.copies("attestations")  # the copies kept in the run folder: what it used is what it shows
     files = [*given, *inherited]
     args = (run, loaded, sites or [], aspects or [], root, files, interactive, paths, chosen, probe)
+    if jobs == parts.AUTO:
+        jobs = parts.auto_jobs(len(sites or loaded.plan.sites), len(os.sched_getaffinity(0)))
     stages = [[pytest_command(*args)]] if jobs <= 1 or interactive or probe else _parallel(args, jobs)
     secrets = redact.for_plan(loaded.plan, {**os.environ, **(env or {})})
     log = None if interactive else _RedactedLog(run.dir / "pytest.log", secrets)
