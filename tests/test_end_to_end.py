@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pictures import VIEWPORT, picture_sizes
 
 from conftest import few_criteria, plan_copy
 
@@ -94,6 +95,7 @@ def test_demo_is_go_with_report_and_gonogo_page(make_plan, tmp_path):
     for name in ("gonogo.md", "gonogo.html", "allure-report/index.html"):
         assert (run / name).is_file(), name
     assert "googletagmanager" not in (run / "allure-report/index.html").read_text(encoding="utf-8")
+    assert picture_sizes(run) == {"passed": {VIEWPORT}}  # each step as the screen shows it, not whole
 
 
 @pytest.fixture(scope="module")

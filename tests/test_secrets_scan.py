@@ -31,6 +31,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 import yaml
+from pictures import VIEWPORT, picture_sizes
 
 from conftest import free_port
 
@@ -234,6 +235,9 @@ def test_a_failing_run_leaves_the_password_nowhere(make_plan, tmp_path, hostile_
         assert b'"frame-snapshot"' in events and b'"screencast-frame"' not in events, trace.name
     shots = list((run_dir / "allure-results").glob("*-attachment.jpg"))
     assert shots and all(p.read_bytes()[:3] == b"\xff\xd8\xff" for p in shots)
+    # a failed step is pictured whole (a passed one as the screen shows it: test_end_to_end's demo)
+    failed = picture_sizes(run_dir).get("failed", set())
+    assert failed and all(w == VIEWPORT[0] and h >= VIEWPORT[1] for w, h in failed), failed
 
     wanted = forms(PASSWORD, [u["hsa_id"] for s in data["sites"] for u in s["users"]])
     hits = scan_tree(run_dir, wanted)
