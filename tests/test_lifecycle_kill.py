@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_interruption import ctrl_c_works
 
 from conftest import few_criteria
 from rehearsal.rerun import select
@@ -76,12 +77,6 @@ def hospital(make_plan, tmp_path):
     assert up.returncode == 0, up.stderr
     yield reports, plan
     rehearse(reports, "reference", "down")
-
-
-def ctrl_c_works() -> None:
-    """In the child: SIGINT as a terminal gives it, even under a script that started this suite in
-    the background (which ignores SIGINT, and Python then keeps ignoring it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_when(

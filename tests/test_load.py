@@ -726,11 +726,11 @@ def test_rehearse_load_with_slow_patient_search_is_no_go_on_the_load_criterion(
     failed = {r["name"] for r in results if r["status"] != "passed"}
     sites = [s.name for s in loaded.plan.sites]
     percentiles = ("p95 ≤ 300 ms", "p99 ≤ 600 ms")
-    slow = {f"Svarstid patientsökning {slo} – {site}" for slo in percentiles for site in sites}
+    slowed = {f"Svarstid patientsökning {slo} – {site}" for slo in percentiles for site in sites}
     # Only the slowed path is certain to fail: in this short load with real think time a path of
     # weight 1 may get no request at a site (seen twice: NÄL's referrals, all four SLOs failed,
     # no chart), and the slowed search its throughput: chance, not the fault.
-    assert slow <= failed, failed
+    assert slowed <= failed, failed
     reports_attached = 0
     for result in results:
         labels = {label["name"]: label["value"] for label in result["labels"]}

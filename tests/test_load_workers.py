@@ -145,9 +145,9 @@ def test_a_worker_on_another_machine_joins_a_master_the_plan_binds_elsewhere(
     host, port = server.server_address[:2]
     master = f"127.0.0.3:{_free_port('127.0.0.3')}"
     plan_file = tmp_path / "plan.yaml"
-    text = PLAN.format(base=f"http://{host}:{port}/fhir").replace("workers: 2", "workers: 1")
+    text = PLAN.format(base=f"http://{host}:{port}/fhir")
     plan_file.write_text(
-        text.replace("  workers: 1\n", f'  workers: 1\n  master_bind: "{master}"\n'), encoding="utf-8"
+        text.replace("  workers: 2\n", f'  workers: 1\n  master_bind: "{master}"\n'), "utf-8"
     )
     loaded = load_plan(plan_file)
     remote_counts, elsewhere = tmp_path / "remote-counts", tmp_path / "machine-b"

@@ -48,17 +48,13 @@ def debian_chromium(*, headless: bool) -> str | None:
     compositor for a window nobody sees. On a klinisk run of two sites it took pytest from
     ~52 s to ~43 s and Chromium's CPU by a fifth (session 9). ``--headed`` needs the full browser.
     """
-    if headless and (shell := shutil.which("chromium-headless-shell") or _file(HEADLESS_SHELL)):
+    if headless and (shell := shutil.which("chromium-headless-shell") or shutil.which(HEADLESS_SHELL)):
         return shell
     return shutil.which("chromium")
 
 
 #: Where Debian's ``chromium-headless-shell`` puts the binary (its wrapper may not be on PATH).
 HEADLESS_SHELL = "/usr/lib/chromium/chromium-headless-shell"
-
-
-def _file(path: str) -> str | None:
-    return path if os.access(path, os.X_OK) else None
 
 
 def outside(allowed_hosts: Iterable[str]) -> re.Pattern[str]:
