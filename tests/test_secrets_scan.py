@@ -34,6 +34,7 @@ import yaml
 from pictures import VIEWPORT, picture_sizes
 
 from conftest import free_port
+from rehearsal.results import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -227,12 +228,21 @@ def test_a_failing_run_leaves_the_password_nowhere(make_plan, tmp_path, hostile_
     assert list((run_dir / "allure-results").glob("*-attachment.zip")), "no Playwright trace was kept"
     assert HostileFhir.seen_auth > 0, "no request carried credentials to the echoing peer"
     assert (run_dir / "allure-report" / "index.html").is_file()
-    # the evidence this run kept, as rehearsal.browser and the plugin make it: traces with the page's
-    # DOM at each action and no screencast, step screenshots as JPEG
+    # the evidence this run kept, as rehearsal.browser and the plugin make it: traces of the actions
+    # and requests without a screencast or DOM snapshots, step screenshots as JPEG, the failed
+    # step's DOM as text
     for trace in (run_dir / "allure-results").glob("*-attachment.zip"):
         with zipfile.ZipFile(trace) as archive:
             events = b"".join(archive.read(n) for n in archive.namelist() if n.endswith(".trace"))
-        assert b'"frame-snapshot"' in events and b'"screencast-frame"' not in events, trace.name
+        assert b'"type":"before"' in events, f"{trace.name} records no action"
+        assert b'"frame-snapshot"' not in events and b'"screencast-frame"' not in events, trace.name
+    doms = [
+        name
+        for result in read_results(run_dir / "allure-results")
+        for name, _ in result.attachments
+        if name.startswith("Sidans DOM vid felet")
+    ]
+    assert doms, "no failed step kept its page's DOM"
     shots = list((run_dir / "allure-results").glob("*-attachment.jpg"))
     assert shots and all(p.read_bytes()[:3] == b"\xff\xd8\xff" for p in shots)
     # a failed step is pictured whole (a passed one as the screen shows it: test_end_to_end's demo)

@@ -94,32 +94,40 @@ def guard_hosts(context: Any, allowed_hosts: Iterable[str], refused: Callable[[s
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    trace_without_screencast()
+    lean_traces()
 
 
-def trace_without_screencast() -> None:
-    """Traces keep the DOM snapshots of every action, not a screencast of the whole test.
+#: What a test's trace records beside its actions, network and console: no screencast, no DOM
+#: snapshots. Both are recorded for every test while only a failed one keeps its trace.
+TRACE_OPTIONS = {"screenshots": False, "snapshots": False}
 
-    pytest-playwright starts each test's trace with ``screenshots=True``: JPEG frames of the
-    page all the test long, encoded in Chromium whether the test passes (trace dropped) or not.
-    With PNG step screenshots that was ~15 % of a klinisk run's wall time; and the frames held
-    what the patient gate never read (a number shown between two steps). The snapshots show the page at each
-    action, and each step's own screenshot (gated) is in the result beside the trace.
+
+def lean_traces() -> None:
+    """Traces keep every action, request and console line, not a screencast or the DOM at each action.
+
+    pytest-playwright starts each test's trace with ``screenshots=True, snapshots=True``: JPEG
+    frames all the test long and the page's DOM before and after every action, made in
+    Chromium whether the test passes (trace dropped) or not. The screencast was ~15 % of a
+    klinisk run's wall time with PNG step screenshots (session 9); the snapshots cost a 6-site
+    demo ~2 s of wall time per site and ~30 % of Chromium's CPU per action (session 11). Both
+    held what the patient gate never read (a number shown between two steps). What a failed
+    scenario keeps instead: each step's gated screenshot, the failed step's whole page and its
+    DOM (``pytest_plugin._screenshot``), and this trace of what was done and said.
     """
     from pytest_playwright import pytest_playwright as ppw
 
     recorder: Any = ppw.ArtifactsRecorder
-    if getattr(recorder, "_rehearsal_no_screencast", False):
+    if getattr(recorder, "_rehearsal_lean_traces", False):
         return
     original = recorder.on_did_create_browser_context
 
     def on_did_create_browser_context(self: Any, context: Any) -> None:
         start = context.tracing.start
-        context.tracing.start = lambda **options: start(**{**options, "screenshots": False})
+        context.tracing.start = lambda **options: start(**{**options, **TRACE_OPTIONS})
         try:
             original(self, context)
         finally:
             del context.tracing.start  # the instance attribute goes: Tracing.start again
 
     recorder.on_did_create_browser_context = on_did_create_browser_context
-    recorder._rehearsal_no_screencast = True
+    recorder._rehearsal_lean_traces = True

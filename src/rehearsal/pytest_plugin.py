@@ -426,10 +426,11 @@ def _close_step(request: pytest.FixtureRequest, step: Any, exc: BaseException | 
 
 
 #: Each step's picture: what a person at the screen sees, as JPEG (cheaper for Chromium to encode
-#: than PNG; text and fields stay readable at this quality). A failed step's picture is the whole
-#: page: the failure's evidence may sit below the fold. Whole pages for every step cost a site
-#: ~5 s of a ~17 s browser run (session 9, 59 steps: 97 ms against 58 ms median).
-SCREENSHOT: dict[str, Any] = {"type": "jpeg", "quality": 80}
+#: than PNG; text and fields stay readable at this quality), the text caret as it is (hiding it
+#: costs a style change and a relayout per picture, ~15 % of one). A failed step's picture is the
+#: whole page: the failure's evidence may sit below the fold. Whole pages for every step cost a
+#: site ~5 s of a ~17 s browser run (session 9, 59 steps: 97 ms against 58 ms median).
+SCREENSHOT: dict[str, Any] = {"type": "jpeg", "quality": 80, "caret": "initial"}
 
 
 def _screenshot(item: pytest.Item, page: Any, step_name: str, *, failed: bool = False) -> None:
@@ -438,12 +439,14 @@ def _screenshot(item: pytest.Item, page: Any, step_name: str, *, failed: bool = 
     The gate reads everything the picture or the trace could show (frames, field values, CSS
     generated content, attributes), before the picture and again after it, so a page that
     changes in between is not kept either. Refused: no picture, the test's trace is dropped
-    at teardown, and one masked line says why.
+    at teardown, and one masked line says why. A failed step also keeps the page's DOM as text
+    (what a trace's snapshots would have shown of it; text, so the report never renders it).
     """
     name = patient_gate.mask_all(step_name)
     try:
         seen = patient_gate.foreign_on_page(page)
         shot = page.screenshot(**SCREENSHOT, full_page=failed) if seen.clean else b""
+        dom = page.content() if seen.clean and failed else ""
         if seen.clean:
             seen = patient_gate.foreign_on_page(page)
         if not seen.clean:
@@ -451,6 +454,8 @@ def _screenshot(item: pytest.Item, page: Any, step_name: str, *, failed: bool = 
             evidence.attach_text(f"Ingen skärmbild: {name}", seen.reason())
             return
         evidence.attach_jpeg(f"Skärmbild: {name}", shot)
+        if dom:
+            evidence.attach_text(f"Sidans DOM vid felet: {name}", patient_gate.mask_all(dom))
     except Exception as shot_error:  # a dead page must not hide the step's own result
         said = str(shot_error).splitlines()[0] if str(shot_error) else ""
         evidence.attach_text("Skärmbild saknas", patient_gate.mask_all(said))

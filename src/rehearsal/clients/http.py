@@ -33,6 +33,8 @@ The answer is returned whatever its status; callers decide what a 4xx means to t
 from __future__ import annotations
 
 import contextvars
+import functools
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -183,14 +185,25 @@ class _BoundedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's verifying TLS (certifi's roots), made once for every client of the process.
+
+    Building one reads and parses the whole CA bundle: ~25 ms of CPU. Made per client (twice:
+    httpx's transport makes its own), it was a quarter of a rehearsal session's CPU, since the
+    gate, the traffic and every step open clients of their own (session 11, py-spy).
+    """
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport on bounded sockets, refusing any host outside ``allowed_hosts`` before sending."""
 
     def __init__(self, allowed_hosts: Iterable[str], field: str) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_tls(), trust_env=False)
         self._pool.close()
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_tls(),
             max_connections=10,
             keepalive_expiry=5.0,
             network_backend=_BoundedBackend(),
